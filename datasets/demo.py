@@ -1,0 +1,195 @@
+"""The offline demo benchmark: a seeded simulation of a vision-language feature space.
+
+Generative model (all randomness from ``DemoConfig.seed``):
+
+1. Text side. The text tower of the ``tiny-random`` backbone (a real open_clip text transformer with
+   seeded random weights; width 64, projection to 128 dimensions) embeds a vocabulary of M
+   pronounceable pseudo-words ("nouns", each a short token sequence) with TAC's 7-template
+   ensemble. Its outputs span a 64-dimensional "text subspace" of the 128-dimensional joint space.
+2. Classes. K of the nouns, drawn so that no two are too similar, name the classes. With
+   m_c = normalise(n_c - mean noun feature), the class name's direction once the common component
+   that all random-tower outputs share is removed, classes come in sibling pairs (c, c') like cat
+   and dog, and the concept of class c is u_c = normalise(m_c + sibling * m_c'). A noun
+   "relates" to class c when it is among the `related_per_class` nouns closest to u_c; about
+   K x related_per_class of the M nouns relate to some class, the rest do not.
+3. Image side. Image i of class y gets
+       x_i = normalise( gap * g + semantic_i + style * s_{m(i)} + noise * e_i / sqrt(D) )
+   with semantic_i = normalise(u_y + facet * f_i), f_i the centred direction of one noun drawn from
+   the class's related nouns (intra-class variety); g a fixed unit "modality gap" vector and
+   s_1..s_S unit "style" vectors (background, viewpoint: shared by all classes). g lies in the
+   orthogonal complement of the text subspace; each style has a share `style_leak` inside the text
+   subspace and the rest in the complement, so nouns describe styles only in part. e_i is
+   standard Gaussian in all D = 128 dimensions. Styles make image-only k-means split partly by
+   style rather than by class, the weakness that language guidance addresses: nouns, relations to
+   nouns and text-side centers see mostly the text subspace.
+
+Labels are balanced; the train and test splits are drawn independently from the same model.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from laicbench.backbone import TINY_RANDOM, BackboneSpec, create_model
+from laicbench.dataset import Dataset
+from laicbench.features import DatasetFeatures
+from laicbench.registry import register_dataset
+from laicbench.text_encoder import TextEncoder
+
+_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "sh", "tr")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Parameters of one simulated benchmark (see the module docstring for the model)."""
+
+    n_classes: int
+    n_train_per_class: int
+    n_test_per_class: int
+    n_nouns: int
+    related_per_class: int = 8
+    facet: float = 0.6
+    sibling: float = 0.7
+    style: float = 0.8
+    n_styles: int = 6
+    style_leak: float = 0.3
+    gap: float = 1.0
+    noise: float = 1.2
+    seed: int = 0
+
+
+def pseudo_words(n: int, rng: np.random.Generator) -> list[str]:
+    """`n` distinct pronounceable words of 2 to 3 syllables, drawn with `rng`."""
+    words: list[str] = []
+    seen: set[str] = set()
+    while len(words) < n:
+        syllables = rng.integers(2, 4)
+        word = "".join(
+            _ONSETS[rng.integers(len(_ONSETS))] + _VOWELS[rng.integers(len(_VOWELS))]
+            for _ in range(syllables)
+        )
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+    return words
+
+
+def _complement_basis(text_features: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """Orthonormal rows spanning the orthogonal complement of the text features' span."""
+    _, s, vt = np.linalg.svd(text_features, full_matrices=True)
+    rank = int((s > s[0] * 1e-5).sum())
+    basis = vt[rank:]
+    return basis[rng.permutation(len(basis))] if len(basis) else np.zeros((0, dim))
+
+
+def _unit_in(basis: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` random unit vectors inside the span of the orthonormal rows of `basis`."""
+    v = rng.standard_normal((n, basis.shape[0])) @ basis
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _pick_class_nouns(centred: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of `k` nouns drawn at random but never more similar than 0.5 (centred cosine)."""
+    chosen: list[int] = []
+    for j in rng.permutation(len(centred)):
+        if all(centred[j] @ centred[c] < 0.5 for c in chosen):
+            chosen.append(int(j))
+            if len(chosen) == k:
+                return np.array(chosen)
+    raise ValueError(f"cannot find {k} dissimilar class nouns among {len(centred)}")
+
+
+@functools.lru_cache(maxsize=4)
+def simulate(config: DemoConfig, device: str = "cpu") -> DatasetFeatures:
+    """Draw the demo benchmark described by `config` (cached per process)."""
+    rng = np.random.default_rng(config.seed)
+    model = create_model(BackboneSpec.parse(TINY_RANDOM), device)
+    import open_clip
+
+    encoder = TextEncoder(model, open_clip.get_tokenizer("laicbench-tiny"), device)
+    words = pseudo_words(config.n_nouns, rng)
+    nouns = encoder.encode_words(words).astype(np.float64)
+    dim = nouns.shape[1]
+
+    centred = _normalise(nouns - nouns.mean(axis=0))
+    class_idx = _pick_class_nouns(centred, config.n_classes, rng)
+    # classes come in sibling pairs (2c, 2c+1) that share part of their direction, like cat/dog
+    partner = np.arange(config.n_classes) ^ 1
+    partner[partner >= config.n_classes] = config.n_classes - 1
+    concepts = _normalise(centred[class_idx] + config.sibling * centred[class_idx[partner]])
+    related = np.argsort(-(concepts @ centred.T), axis=1)[:, : config.related_per_class]
+
+    complement = _complement_basis(nouns, dim, rng)
+    gap = _unit_in(complement, 1, rng)[0]
+    text_basis = np.linalg.svd(nouns - nouns.mean(axis=0), full_matrices=False)[2]
+    text_basis = text_basis[: dim - len(complement)]
+    styles = _normalise(
+        np.sqrt(1 - config.style_leak**2) * _unit_in(complement, config.n_styles, rng)
+        + config.style_leak * _unit_in(text_basis, config.n_styles, rng)
+    )
+
+    def draw(per_class: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.repeat(np.arange(config.n_classes), per_class)
+        rng.shuffle(labels)
+        facet_nouns = related[labels, rng.integers(config.related_per_class, size=len(labels))]
+        semantic = _normalise(concepts[labels] + config.facet * centred[facet_nouns])
+        style = styles[rng.integers(config.n_styles, size=len(labels))]
+        noise = rng.standard_normal((len(labels), dim)) / np.sqrt(dim)
+        x = config.gap * gap + semantic + config.style * style + config.noise * noise
+        return _normalise(x).astype(np.float32), labels.astype(np.int64)
+
+    x_train, y_train = draw(config.n_train_per_class)
+    x_test, y_test = draw(config.n_test_per_class)
+    return DatasetFeatures(
+        image_train=x_train,
+        image_test=x_test,
+        labels_train=y_train,
+        labels_test=y_test,
+        class_names=[words[i] for i in class_idx],
+        noun_features=nouns.astype(np.float32),
+        noun_words=words,
+        text_encoder=encoder,
+        info={
+            "kind": "simulated",
+            "generator": "laicbench.datasets.demo",
+            "config": asdict(config),
+            "n_train": int(len(y_train)),
+            "n_test": int(len(y_test)),
+            "n_nouns": len(words),
+            "related_nouns": int(len(np.unique(related))),
+        },
+    )
+
+
+class _Demo(Dataset):
+    config: DemoConfig
+    native_backbone = TINY_RANDOM
+
+    def load(self, backbone: BackboneSpec, device: str) -> DatasetFeatures:
+        """Simulate the benchmark in the feature space of the tiny-random backbone."""
+        del backbone  # always tiny-random (checked by Dataset.backbone_for)
+        return simulate(self.config, device)
+
+
+@register_dataset("demo-10", aliases=("demo",))
+class Demo10(_Demo):
+    """Simulated vision-language features: 10 classes, 2,000 train / 1,000 test, 1,000 nouns."""
+
+    n_classes = 10
+    config = DemoConfig(n_classes=10, n_train_per_class=200, n_test_per_class=100, n_nouns=1000)
+
+
+@register_dataset("demo-50")
+class Demo50(_Demo):
+    """Simulated vision-language features: 50 classes, 5,000 train / 2,500 test, 2,000 nouns."""
+
+    n_classes = 50
+    config = DemoConfig(n_classes=50, n_train_per_class=100, n_test_per_class=50, n_nouns=2000)

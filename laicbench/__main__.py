@@ -1,0 +1,7 @@
+"""``python -m laicbench`` runs the command line."""
+
+import sys
+
+from laicbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,232 @@
+"""The ``laicbench`` command line: ``run`` and ``list``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from laicbench import __version__, registry
+from laicbench.config import DEFAULT_RESULTS_DIR, load_config, split_list
+from laicbench.errors import UserError, did_you_mean
+from laicbench.records import ResultStore
+from laicbench.runspec import RunSpec
+
+EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and did-you-mean for unknown options."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            unknown = message.split(":", 1)[1].split()
+            options = _all_options(self)
+            for arg in unknown:
+                hint = did_you_mean(arg.split("=")[0], options) if arg.startswith("-") else ""
+                if hint:
+                    message = f"unrecognized option {arg}{hint}"
+                    break
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def _all_options(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option string of `parser` and its subcommands."""
+    options = []
+    for action in parser._actions:
+        options.extend(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                options.extend(_all_options(subparser))
+    return sorted(set(options))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``laicbench`` command."""
+    plugins = _Parser(add_help=False)
+    plugins.add_argument(
+        "--include-path", action="append", default=[], metavar="DIR",
+        help="a folder of plugin files (*.py) registering extra methods or datasets; repeatable",
+    )
+    parser = _Parser(
+        prog="laicbench",
+        description="Benchmark harness for language-assisted image clustering.",
+    )
+    parser.add_argument("--version", action="version", version=f"laicbench {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", parents=[plugins], help="run methods x datasets x seeds and store one record per run",
+        description="Run methods x datasets x seeds. With no arguments: every method on the demo "
+        "benchmark with seeds 0-2. Finished runs are skipped (resume is the default).",
+    )
+    run.add_argument("--methods", help="comma-separated method names, or 'all' (default: all)")
+    run.add_argument(
+        "--datasets", help="comma-separated dataset names, or 'all' for the eight benchmarks "
+        "(default: demo)",
+    )
+    run.add_argument("--seeds", help="seeds as N, N-M or a comma list (default: 0-2)")
+    run.add_argument(
+        "--backbone", help="open_clip ARCH:PRETRAINED or tiny-random (default: ViT-B-32:openai; "
+        "simulated datasets use their own)",
+    )
+    run.add_argument("--results-dir", help=f"where records go (default: {DEFAULT_RESULTS_DIR})")
+    run.add_argument("--config", help="a TOML file with the same fields; flags override it")
+    run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    run.add_argument(
+        "--overwrite", action="store_true", default=None, help="rerun runs that have a record"
+    )
+    run.add_argument("--dry-run", action="store_true", help="print the runs without running them")
+
+    lst = sub.add_parser(
+        "list", parents=[plugins], help="list registered methods or datasets",
+        description="List registered plugins with a one-line description and where each is "
+        "defined.",
+    )
+    lst.add_argument("kind", choices=["methods", "datasets"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``laicbench`` console script; returns the exit status."""
+    out = Console()
+    err = Console(stderr=True)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            args = build_parser().parse_args(["run", *(argv or [])])
+        for folder in args.include_path:
+            registry.methods.load_path(folder)
+            registry.datasets.load_path(folder)
+        if args.command == "list":
+            return cmd_list(args.kind, out)
+        return cmd_run(args, out, err)
+    except UserError as exc:
+        print(f"laicbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def cmd_list(kind: str, out: Console) -> int:
+    """Print the registered methods or datasets."""
+    reg = registry.methods if kind == "methods" else registry.datasets
+    table = Table(title=f"laicbench {kind}", show_lines=False)
+    table.add_column("name", style="bold")
+    table.add_column("aliases")
+    table.add_column("description")
+    table.add_column("defined in")
+    for entry in reg.entries():
+        table.add_row(
+            entry.name, ", ".join(entry.aliases), entry.description,
+            f"{entry.defined_in} ({entry.origin})",
+        )
+    out.print(table)
+    return EXIT_OK
+
+
+def _sweep_config(args: argparse.Namespace):
+    config = load_config(args.config)
+    if args.methods is not None:
+        config.methods = split_list(args.methods)
+    if args.datasets is not None:
+        config.datasets = split_list(args.datasets)
+    for name in ("seeds", "backbone", "results_dir", "device", "overwrite"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(config, name, value)
+    return config
+
+
+def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Expand, plan and execute a sweep; print the summary and the results table."""
+    from laicbench.provenance import resolve_device
+    from laicbench.sweep import expand, plan, run_local
+
+    config = _sweep_config(args)
+    specs = expand(config)
+    device = resolve_device(config.device)
+    store = ResultStore(config.results_dir)
+    sweep = plan(specs, store, overwrite=config.overwrite)
+    if args.dry_run:
+        _print_dry_run(specs, sweep, out)
+        return EXIT_OK
+    store.check_writable()
+
+    finished: list[tuple[RunSpec, dict[str, Any]]] = []
+    progress = Progress(  # on stderr, so that stdout holds only the summary and the table
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, transient=False,
+    )
+    try:
+        with progress:
+            task = progress.add_task("runs", total=len(sweep.todo))
+
+            def on_start(spec: RunSpec) -> None:
+                progress.update(task, description=spec.run_id)
+
+            def on_done(spec: RunSpec, record: dict[str, Any]) -> None:
+                finished.append((spec, record))
+                progress.advance(task)
+
+            run_local(sweep.todo, store, device, on_start=on_start, on_done=on_done)
+            progress.update(task, description="runs")
+    except OSError as exc:
+        raise UserError(f"cannot write results in {store.root}: {exc}") from exc
+    except KeyboardInterrupt:
+        err.print(
+            f"[yellow]interrupted[/]: {len(finished)} of {len(sweep.todo)} runs finished and "
+            "were stored; rerun the same command to do the rest"
+        )
+        return EXIT_INTERRUPTED
+
+    failed = [(s, r) for s, r in finished if r["status"] != "ok"]
+    out.print(
+        f"[bold]{len(finished) - len(failed)} new, {len(sweep.done)} skipped (already done), "
+        f"{len(failed)} failed[/] - records in {store.root}"
+    )
+    for spec, record in failed:
+        out.print(
+            f"[red]{record['status']}[/] {spec.run_id}: {record['error']['type']}: "
+            f"{record['error']['message'].splitlines()[0] if record['error']['message'] else ''}"
+        )
+    _print_results_table([r for _, r in sweep.done] + [r for _, r in finished], out)
+    return EXIT_FAILED_RUNS if failed else EXIT_OK
+
+
+def _print_dry_run(specs: list[RunSpec], sweep, out: Console) -> None:
+    done = {spec.run_id for spec, _ in sweep.done}
+    table = Table(title=f"{len(specs)} runs ({len(sweep.todo)} to run, {len(done)} done)")
+    for column in ("method", "dataset", "backbone", "seed", "params", "status"):
+        table.add_column(column)
+    for spec in specs:
+        params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
+        status = "done (skip)" if spec.run_id in done else "to run"
+        table.add_row(spec.method, spec.dataset, spec.backbone, str(spec.seed), params, status)
+    out.print(table)
+
+
+def _print_results_table(records: list[dict[str, Any]], out: Console) -> None:
+    from laicbench.summary import METRICS, format_mean_std, mean_std_table, records_frame
+
+    frame = records_frame(records)
+    if frame.empty:
+        return
+    summary = mean_std_table(frame)
+    table = Table(title="ACC / NMI / ARI (%), mean ± std over seeds")
+    for column in ("method", "dataset", "n", *(m.upper() for m in METRICS)):
+        table.add_column(column, justify="right" if column not in ("method", "dataset") else "left")
+    for oracle in (False, True):
+        for row in summary[summary["oracle"] == oracle].itertuples():
+            name = f"{row.method} (oracle)" if oracle else row.method
+            cells = [format_mean_std(getattr(row, f"{m}_mean"), getattr(row, f"{m}_std"))
+                     for m in METRICS]
+            table.add_row(name, row.dataset, str(row.n), *cells)
+    out.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The dataset plugin API and the resolution of ``--datasets`` entries to plugins."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from laicbench import registry
+from laicbench.backbone import BackboneSpec
+from laicbench.errors import UserError
+from laicbench.features import DatasetFeatures
+
+# The eight standard LAIC benchmarks, in the order of the papers' tables; `--datasets all`.
+BENCHMARKS: tuple[str, ...] = (
+    "cifar10",
+    "cifar20",
+    "stl10",
+    "imagenet10",
+    "imagenet-dogs",
+    "dtd",
+    "ucf101",
+    "imagenet",
+)
+
+
+class Dataset:
+    """Base class of dataset plugins.
+
+    A dataset turns a backbone into DatasetFeatures (train/test image features and labels, class
+    names and, when it has one, a noun vocabulary with its features). A dataset whose features are
+    defined in one backbone's space (the simulated demo, a features file) names it in
+    ``native_backbone``; running it with another backbone is an error.
+    """
+
+    name: ClassVar[str]  # set by the registry
+    n_classes: ClassVar[int]
+    native_backbone: ClassVar[str | None] = None
+
+    def load(self, backbone: BackboneSpec, device: str) -> DatasetFeatures:
+        """Return the features of both splits under `backbone`, computed on `device`."""
+        raise NotImplementedError
+
+    def backbone_for(self, requested: str | None, default: str) -> str:
+        """The backbone a run of this dataset uses, given the user's `requested` one (or None)."""
+        if self.native_backbone is None:
+            return requested or default
+        if requested not in (None, self.native_backbone):
+            raise UserError(
+                f"dataset {self.name!r} lives in the feature space of backbone "
+                f"{self.native_backbone!r}; drop --backbone {requested} or set it to "
+                f"{self.native_backbone}"
+            )
+        return self.native_backbone
+
+
+def resolve_dataset(name: str) -> Dataset:
+    """The dataset plugin instance for a ``--datasets`` entry (a registered name or alias)."""
+    if name in BENCHMARKS and name not in registry.datasets.names():
+        raise UserError(
+            f"benchmark dataset {name!r} is not available in this installation "
+            f"(available: {', '.join(registry.datasets.names())})"
+        )
+    return registry.datasets.get(name)()

@@ -1,0 +1,70 @@
+"""The method plugin API, in the style of scikit-learn estimators.
+
+A method stores its hyperparameters unchanged in ``__init__`` (so ``get_params()`` is the exact
+configuration that is hashed and recorded), gets all randomness from the ``seed`` of
+``fit_predict``, and declares a ``version``, its ``needs`` and its ``resources``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from laicbench.errors import UserError, did_you_mean
+from laicbench.features import FeatureBundle, Need
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run of a method asks a scheduler for: CPUs and a (fractional) GPU share."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+class Method:
+    """Base class of method plugins.
+
+    Subclasses define ``__init__`` with explicit keyword hyperparameters stored under the same
+    attribute names, and ``fit_predict``. Optional per-run artefacts (selected nouns, diagnostics)
+    go in ``self.artefacts_`` (a JSON-serialisable dict) during ``fit_predict``.
+    """
+
+    name: ClassVar[str]  # set by the registry
+    version: ClassVar[str] = "1"
+    needs: ClassVar[frozenset[Need]] = frozenset()
+    resources: ClassVar[Resources] = Resources()
+    oracle: ClassVar[bool] = False  # uses ground-truth label names: reported apart, never ranked
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The hyperparameter names: the keyword arguments of ``__init__``."""
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Method:
+        """Instantiate with `params` over the defaults; UserError naming any unknown parameter."""
+        known = cls.param_names()
+        for key in params:
+            if key not in known:
+                raise UserError(
+                    f"method {cls.name!r} has no parameter {key!r}{did_you_mean(key, known)}; "
+                    f"its parameters: {', '.join(known) or '(none)'}"
+                )
+        return cls(**params)
+
+    def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
+        """Cluster the test split: return integer labels of shape (len(features.image_test),)."""
+        raise NotImplementedError

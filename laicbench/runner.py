@@ -1,0 +1,143 @@
+"""Execute one run: features -> method.fit_predict -> metrics -> one stored record.
+
+Both executors (in-process and Ray) call ``execute_run``; nothing else writes records.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import traceback
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+
+from laicbench import kmeans, registry
+from laicbench.backbone import BackboneSpec
+from laicbench.dataset import resolve_dataset
+from laicbench.features import DatasetFeatures, FeatureBundle
+from laicbench.method import Method
+from laicbench.metrics import evaluate
+from laicbench.provenance import device_description, environment
+from laicbench.records import SCHEMA_VERSION, ResultStore
+from laicbench.runspec import RunSpec
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def load_dataset_features(dataset: str, backbone: str, device: str) -> DatasetFeatures:
+    """The features of `dataset` under `backbone` (the dataset plugin caches them)."""
+    return resolve_dataset(dataset).load(BackboneSpec.parse(backbone), device)
+
+
+class PeakMemory:
+    """Context manager sampling this process's resident memory; ``peak_mb`` after exit."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._process = psutil.Process()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
+
+
+def execute_run(spec: RunSpec, store: ResultStore, device: str) -> dict[str, Any]:
+    """Run `spec` on `device`, store its record (ok, error or oom) and return the record.
+
+    Exceptions of the method or the data become error records; KeyboardInterrupt propagates and
+    leaves nothing behind.
+    """
+    method_cls: type[Method] = registry.methods.get(spec.method)
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": spec.run_id,
+        "status": "ok",
+        "spec": spec.to_dict(),
+        "method": {
+            "name": spec.method,
+            "version": method_cls.version,
+            "params": spec.params,
+            "oracle": method_cls.oracle,
+            "needs": sorted(n.value for n in method_cls.needs),
+        },
+        "dataset": {"name": spec.dataset},
+        "backbone": spec.backbone,
+        "seed": spec.seed,
+        "device": device_description(device),
+        "kmeans": kmeans.IMPLEMENTATION,
+    }
+    y_true = y_pred = None
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    with PeakMemory() as memory:
+        try:
+            data = load_dataset_features(spec.dataset, spec.backbone, device)
+            record["dataset"].update(
+                n_classes=data.n_classes,
+                n_train=int(len(data.labels_train)),
+                n_test=int(len(data.labels_test)),
+                info=data.info,
+            )
+            method = method_cls.from_params(spec.params)
+            bundle = FeatureBundle(data, method_cls.needs, spec.dataset, device)
+            seed_everything(spec.seed)
+            t_fit = time.perf_counter()
+            y_pred = np.asarray(method.fit_predict(bundle, data.n_classes, spec.seed))
+            record["fit_time_s"] = time.perf_counter() - t_fit
+            if y_pred.shape != data.labels_test.shape:
+                raise ValueError(
+                    f"fit_predict returned labels of shape {y_pred.shape}, expected "
+                    f"{data.labels_test.shape}"
+                )
+            y_true = data.labels_test
+            record["metrics"] = evaluate(y_true, y_pred)
+            record["n_clusters"] = data.n_classes
+            record["n_clusters_found"] = int(len(np.unique(y_pred)))
+            record["artefacts"] = getattr(method, "artefacts_", {})
+        except Exception as exc:  # noqa: BLE001 - a failing run becomes an error record
+            record["status"] = "oom" if _is_oom(exc) else "error"
+            record["metrics"] = None
+            record["error"] = {
+                "type": type(exc).__name__,
+                "message": str(exc),
+                "traceback": traceback.format_exc(),
+            }
+            y_pred = None
+    record["wall_time_s"] = time.perf_counter() - t0
+    record["peak_rss_mb"] = memory.peak_mb
+    if device.startswith("cuda"):
+        record["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    record["started_at"] = started.isoformat()
+    record["finished_at"] = datetime.now(timezone.utc).isoformat()
+    record["environment"] = environment()
+    store.write(spec, record, y_true=y_true, y_pred=y_pred)
+    return record
