@@ -1,8 +1,8 @@
 """Backbones: open_clip models named ``ARCH:PRETRAINED`` or ``tiny-random``.
 
-``tiny-random`` is a tiny open_clip architecture (``laicbench-tiny``, registered with open_clip from
-this package's model_configs folder) with seeded random weights. Tests and the demo benchmark use it:
-it runs the same code paths as a real CLIP at a fraction of the cost.
+``tiny-random`` is a tiny open_clip architecture (``laicbench-tiny``, registered with open_clip
+from this package's model_configs folder) with seeded random weights. Tests and the demo benchmark
+use it: it runs the same code paths as a real CLIP at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -71,8 +71,7 @@ def create_model(spec: BackboneSpec, device: str = "cpu") -> torch.nn.Module:
     register_tiny_architecture()
     if spec.arch not in open_clip.list_models():
         raise UserError(
-            f"unknown open_clip architecture {spec.arch!r}"
-            f"{_did_you_mean_arch(spec.arch)}"
+            f"unknown open_clip architecture {spec.arch!r}{_did_you_mean_arch(spec.arch)}"
         )
     if spec.is_tiny_random:
         with torch.random.fork_rng(devices=[]), _quiet_root_logger():

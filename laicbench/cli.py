@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``laicbench`` command."""
     plugins = _Parser(add_help=False)
     plugins.add_argument(
-        "--include-path", action="append", default=[], metavar="DIR",
+        "--include-path",
+        action="append",
+        default=[],
+        metavar="DIR",
         help="a folder of plugin files (*.py) registering extra methods or datasets; repeatable",
     )
     parser = _Parser(
@@ -61,18 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     run = sub.add_parser(
-        "run", parents=[plugins], help="run methods x datasets x seeds and store one record per run",
+        "run",
+        parents=[plugins],
+        help="run methods x datasets x seeds and store one record per run",
         description="Run methods x datasets x seeds. With no arguments: every method on the demo "
         "benchmark with seeds 0-2. Finished runs are skipped (resume is the default).",
     )
     run.add_argument("--methods", help="comma-separated method names, or 'all' (default: all)")
     run.add_argument(
-        "--datasets", help="comma-separated dataset names, or 'all' for the eight benchmarks "
-        "(default: demo)",
+        "--datasets",
+        help="comma-separated dataset names, or 'all' for the eight benchmarks (default: demo)",
     )
     run.add_argument("--seeds", help="seeds as N, N-M or a comma list (default: 0-2)")
     run.add_argument(
-        "--backbone", help="open_clip ARCH:PRETRAINED or tiny-random (default: ViT-B-32:openai; "
+        "--backbone",
+        help="open_clip ARCH:PRETRAINED or tiny-random (default: ViT-B-32:openai; "
         "simulated datasets use their own)",
     )
     run.add_argument("--results-dir", help=f"where records go (default: {DEFAULT_RESULTS_DIR})")
@@ -84,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the runs without running them")
 
     lst = sub.add_parser(
-        "list", parents=[plugins], help="list registered methods or datasets",
+        "list",
+        parents=[plugins],
+        help="list registered methods or datasets",
         description="List registered plugins with a one-line description and where each is "
         "defined.",
     )
@@ -121,7 +129,9 @@ def cmd_list(kind: str, out: Console) -> int:
     table.add_column("defined in")
     for entry in reg.entries():
         table.add_row(
-            entry.name, ", ".join(entry.aliases), entry.description,
+            entry.name,
+            ", ".join(entry.aliases),
+            entry.description,
             f"{entry.defined_in} ({entry.origin})",
         )
     out.print(table)
@@ -158,8 +168,12 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     finished: list[tuple[RunSpec, dict[str, Any]]] = []
     progress = Progress(  # on stderr, so that stdout holds only the summary and the table
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
     )
     try:
         with progress:
@@ -222,8 +236,10 @@ def _print_results_table(records: list[dict[str, Any]], out: Console) -> None:
     for oracle in (False, True):
         for row in summary[summary["oracle"] == oracle].itertuples():
             name = f"{row.method} (oracle)" if oracle else row.method
-            cells = [format_mean_std(getattr(row, f"{m}_mean"), getattr(row, f"{m}_std"))
-                     for m in METRICS]
+            cells = [
+                format_mean_std(getattr(row, f"{m}_mean"), getattr(row, f"{m}_std"))
+                for m in METRICS
+            ]
             table.add_row(name, row.dataset, str(row.n), *cells)
     out.print(table)
 

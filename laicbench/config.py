@@ -61,7 +61,9 @@ def load_config(path: str | Path | None) -> SweepConfig:
             value = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
         elif key == "params":
             if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-                raise UserError(f"--config {path}: params must be tables, e.g. [params.clip-kmeans]")
+                raise UserError(
+                    f"--config {path}: params must be tables, e.g. [params.clip-kmeans]"
+                )
         elif key == "overwrite" and not isinstance(value, bool):
             raise UserError(f"--config {path}: overwrite must be true or false")
         elif key in ("backbone", "results_dir", "device") and not isinstance(value, str):

@@ -11,7 +11,7 @@ class UserError(Exception):
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ' (did you mean X?)' for the closest of `choices` to `name`, or '' when none is close."""
+    """' (did you mean X?)' for the closest of `choices` to `name`, or '' when none is close."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
     if not close:
         return ""

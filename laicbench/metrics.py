@@ -7,7 +7,9 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 
-def contingency(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def contingency(
+    y_true: np.ndarray, y_pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (classes, clusters, counts) with counts[i, j] = #samples of class i in cluster j."""
     classes, true_idx = np.unique(np.asarray(y_true), return_inverse=True)
     clusters, pred_idx = np.unique(np.asarray(y_pred), return_inverse=True)
@@ -24,7 +26,7 @@ def hungarian_match(y_true: np.ndarray, y_pred: np.ndarray) -> dict[int, int]:
     """
     classes, clusters, counts = contingency(y_true, y_pred)
     rows, cols = linear_sum_assignment(counts, maximize=True)
-    return {int(clusters[c]): int(classes[r]) for r, c in zip(rows, cols)}
+    return {int(clusters[c]): int(classes[r]) for r, c in zip(rows, cols, strict=True)}
 
 
 def cluster_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:

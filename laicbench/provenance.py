@@ -13,8 +13,15 @@ from typing import Any
 import torch
 
 LIBRARIES = (
-    "laicbench", "torch", "torchvision", "open_clip_torch", "numpy", "scipy", "scikit-learn",
-    "pandas", "ray",
+    "laicbench",
+    "torch",
+    "torchvision",
+    "open_clip_torch",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pandas",
+    "ray",
 )
 
 
@@ -37,11 +44,17 @@ def git_commit() -> str | None:
     try:
         commit = subprocess.run(
             ["git", "-C", str(source), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

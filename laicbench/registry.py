@@ -1,8 +1,8 @@
 """One small generic registry for methods and datasets.
 
-Names and aliases map to plugin classes. Built-in plugins are listed explicitly by module, third-party
-plugins arrive through an entry-point group or a folder of plugin files (``--include-path``). A
-duplicate name is an error and a miss suggests the closest names.
+Names and aliases map to plugin classes. Built-in plugins are listed explicitly by module,
+third-party plugins arrive through an entry-point group or a folder of plugin files
+(``--include-path``). A duplicate name is an error and a miss suggests the closest names.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class Registry(Generic[T]):
             self._origin = "builtin"
 
     def get(self, name: str) -> T:
-        """Return the class registered under `name` or an alias; UserError with suggestions if none."""
+        """The class registered under `name` or an alias; UserError with suggestions if none."""
         return self.entry(name).obj  # type: ignore[return-value]
 
     def entry(self, name: str) -> Entry:

@@ -55,12 +55,14 @@ _SEED_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 
 def parse_seeds(text: str) -> list[int]:
-    """Parse ``"0-2"``, ``"0,3,5"`` or ``"0-2,7"`` into sorted unique seeds; ValueError if malformed."""
+    """Parse ``"0-2"``, ``"0,3,5"`` or ``"0-2,7"`` into sorted unique seeds (ValueError if bad)."""
     seeds: set[int] = set()
     for part in str(text).split(","):
         match = _SEED_PART.match(part)
         if not match:
-            raise ValueError(f"seeds {text!r}: {part.strip()!r} is not N or N-M (e.g. 0-2 or 0,1,5)")
+            raise ValueError(
+                f"seeds {text!r}: {part.strip()!r} is not N or N-M (e.g. 0-2 or 0,1,5)"
+            )
         lo = int(match.group(1))
         hi = int(match.group(2)) if match.group(2) is not None else lo
         if hi < lo:

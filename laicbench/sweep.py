@@ -19,7 +19,9 @@ def expand_methods(names: list[str]) -> list[str]:
     """Canonical method names; 'all' is every registered method in registry order."""
     out: list[str] = []
     for name in names:
-        out.extend(registry.methods.names() if name == "all" else [registry.methods.canonical(name)])
+        out.extend(
+            registry.methods.names() if name == "all" else [registry.methods.canonical(name)]
+        )
     return list(dict.fromkeys(out))
 
 

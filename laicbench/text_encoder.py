@@ -47,7 +47,7 @@ class TextEncoder:
         return self.tokenizer(list(texts)).to(self.device)
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Unnormalised text features (n, embed_dim) of token ids, computed on the truncated length."""
+        """Unnormalised features (n, embed_dim) of token ids, computed on the truncated length."""
         eot = tokens.argmax(dim=-1)
         length = int(eot.max().item()) + 1
         return self.encode_embeddings(self.token_embedding(tokens[:, :length]), eot)
@@ -79,7 +79,10 @@ class TextEncoder:
         return out[inverse.reshape(-1)]
 
     def encode_words(
-        self, words: Sequence[str], templates: Sequence[str] = NOUN_TEMPLATES, batch_size: int = 1024
+        self,
+        words: Sequence[str],
+        templates: Sequence[str] = NOUN_TEMPLATES,
+        batch_size: int = 1024,
     ) -> np.ndarray:
         """L2-normalised features of `words`: the mean of the unnormalised template embeddings.
 
