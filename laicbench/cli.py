@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``laicbench`` console script; returns the exit status."""
-    out = Console()
+    # piped output (logs, CI) gets room for whole tables instead of rich's 80-column fallback
+    out = Console() if sys.stdout.isatty() else Console(width=200)
     err = Console(stderr=True)
     try:
         args = build_parser().parse_args(argv)
@@ -123,10 +124,10 @@ def cmd_list(kind: str, out: Console) -> int:
     """Print the registered methods or datasets."""
     reg = registry.methods if kind == "methods" else registry.datasets
     table = Table(title=f"laicbench {kind}", show_lines=False)
-    table.add_column("name", style="bold")
+    table.add_column("name", style="bold", no_wrap=True)
     table.add_column("aliases")
     table.add_column("description")
-    table.add_column("defined in")
+    table.add_column("defined in", overflow="fold")
     for entry in reg.entries():
         table.add_row(
             entry.name,
@@ -232,7 +233,8 @@ def _print_results_table(records: list[dict[str, Any]], out: Console) -> None:
     summary = mean_std_table(frame)
     table = Table(title="ACC / NMI / ARI (%), mean ± std over seeds")
     for column in ("method", "dataset", "n", *(m.upper() for m in METRICS)):
-        table.add_column(column, justify="right" if column not in ("method", "dataset") else "left")
+        justify = "left" if column in ("method", "dataset") else "right"
+        table.add_column(column, justify=justify, no_wrap=True)
     for oracle in (False, True):
         for row in summary[summary["oracle"] == oracle].itertuples():
             name = f"{row.method} (oracle)" if oracle else row.method
