@@ -37,6 +37,7 @@ from laicbench.backbone import TINY_RANDOM, BackboneSpec, create_model
 from laicbench.dataset import Dataset
 from laicbench.features import DatasetFeatures
 from laicbench.registry import register_dataset
+from laicbench.settings import DataSettings
 from laicbench.text_encoder import TextEncoder
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "sh", "tr")
@@ -154,9 +155,9 @@ def simulate(config: DemoConfig, device: str = "cpu") -> DatasetFeatures:
         labels_train=y_train,
         labels_test=y_test,
         class_names=[words[i] for i in class_idx],
-        noun_features=nouns.astype(np.float32),
         noun_words=words,
-        text_encoder=encoder,
+        noun_features_loader=lambda: nouns.astype(np.float32),
+        text_encoder_loader=lambda: encoder,
         info={
             "kind": "simulated",
             "generator": "laicbench.datasets.demo",
@@ -173,9 +174,9 @@ class _Demo(Dataset):
     config: DemoConfig
     native_backbone = TINY_RANDOM
 
-    def load(self, backbone: BackboneSpec, device: str) -> DatasetFeatures:
+    def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:
         """Simulate the benchmark in the feature space of the tiny-random backbone."""
-        del backbone  # always tiny-random (checked by Dataset.backbone_for)
+        del backbone, settings  # always tiny-random (Dataset.backbone_for); nothing on disk
         return simulate(self.config, device)
 
 

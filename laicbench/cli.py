@@ -16,6 +16,7 @@ from laicbench.config import DEFAULT_RESULTS_DIR, load_config, split_list
 from laicbench.errors import UserError, did_you_mean
 from laicbench.records import ResultStore
 from laicbench.runspec import RunSpec
+from laicbench.settings import DataSettings
 
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -56,6 +57,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a folder of plugin files (*.py) registering extra methods or datasets; repeatable",
     )
+    data = _Parser(add_help=False)
+    data.add_argument(
+        "--data-root",
+        help="folder holding the datasets (default: $LAICBENCH_DATA or ~/.cache/laicbench/data)",
+    )
+    data.add_argument(
+        "--download",
+        action="store_true",
+        default=None,
+        help="let torchvision download CIFAR/STL-10/DTD where the network allows",
+    )
+    data.add_argument(
+        "--cache-dir",
+        help="feature cache (default: $LAICBENCH_CACHE or ~/.cache/laicbench/features)",
+    )
+    data.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "fp16", "bf16"],
+        help="feature extraction precision (default auto: fp32 on CPU, fp16 on CUDA)",
+    )
+    data.add_argument(
+        "--vocabulary",
+        metavar="FILE",
+        help="noun bank: a text file with one noun per line (default: the WordNet noun list)",
+    )
+    data.add_argument("--batch-size", type=int, help="image batch size (default 256)")
+    data.add_argument("--workers", type=int, help="DataLoader workers (default 2)")
     parser = _Parser(
         prog="laicbench",
         description="Benchmark harness for language-assisted image clustering.",
@@ -65,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        parents=[plugins],
+        parents=[plugins, data],
         help="run methods x datasets x seeds and store one record per run",
         description="Run methods x datasets x seeds. With no arguments: every method on the demo "
         "benchmark with seeds 0-2. Finished runs are skipped (resume is the default).",
@@ -97,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         "defined.",
     )
     lst.add_argument("kind", choices=["methods", "datasets"])
+
+    from laicbench import cli_data
+
+    cli_data.add_commands(sub, plugins, data)
+    from laicbench import cli_bench
+
+    cli_bench.add_commands(sub)
     return parser
 
 
@@ -109,12 +144,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             args = build_parser().parse_args(["run", *(argv or [])])
-        for folder in args.include_path:
+        for folder in getattr(args, "include_path", []):
             registry.methods.load_path(folder)
             registry.datasets.load_path(folder)
         if args.command == "list":
             return cmd_list(args.kind, out)
-        return cmd_run(args, out, err)
+        if args.command == "run":
+            return cmd_run(args, out, err)
+        if args.command == "bench":
+            from laicbench import cli_bench
+
+            return cli_bench.dispatch(args, out)
+        from laicbench import cli_data
+
+        return cli_data.dispatch(args, out, err)
     except UserError as exc:
         print(f"laicbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -152,6 +195,23 @@ def _sweep_config(args: argparse.Namespace):
     return config
 
 
+def data_settings(args: argparse.Namespace) -> DataSettings:
+    """DataSettings from the data flags (defaults for those not given)."""
+    given = {
+        "data_root": args.data_root,
+        "download": args.download,
+        "cache_dir": args.cache_dir,
+        "precision": args.precision,
+        "vocabulary": args.vocabulary,
+        "batch_size": args.batch_size,
+        "num_workers": args.workers,
+    }
+    for name in ("batch_size", "num_workers"):
+        if given[name] is not None and given[name] < (1 if name == "batch_size" else 0):
+            raise UserError(f"--{name.replace('_', '-')} must be positive")
+    return DataSettings(**{k: v for k, v in given.items() if v is not None})
+
+
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Expand, plan and execute a sweep; print the summary and the results table."""
     from laicbench.provenance import resolve_device
@@ -160,6 +220,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     config = _sweep_config(args)
     specs = expand(config)
     device = resolve_device(config.device)
+    settings = data_settings(args)
     store = ResultStore(config.results_dir)
     sweep = plan(specs, store, overwrite=config.overwrite)
     if args.dry_run:
@@ -187,7 +248,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 finished.append((spec, record))
                 progress.advance(task)
 
-            run_local(sweep.todo, store, device, on_start=on_start, on_done=on_done)
+            run_local(sweep.todo, store, device, settings, on_start=on_start, on_done=on_done)
             progress.update(task, description="runs")
     except OSError as exc:
         raise UserError(f"cannot write results in {store.root}: {exc}") from exc

@@ -8,6 +8,7 @@ from laicbench import registry
 from laicbench.backbone import BackboneSpec
 from laicbench.errors import UserError
 from laicbench.features import DatasetFeatures
+from laicbench.settings import DataSettings
 
 # The eight standard LAIC benchmarks, in the order of the papers' tables; `--datasets all`.
 BENCHMARKS: tuple[str, ...] = (
@@ -35,14 +36,14 @@ class Dataset:
     n_classes: ClassVar[int]
     native_backbone: ClassVar[str | None] = None
 
-    def load(self, backbone: BackboneSpec, device: str) -> DatasetFeatures:
+    def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:
         """Return the features of both splits under `backbone`, computed on `device`."""
         raise NotImplementedError
 
     def backbone_for(self, requested: str | None, default: str) -> str:
         """The backbone a run of this dataset uses, given the user's `requested` one (or None)."""
         if self.native_backbone is None:
-            return requested or default
+            return str(BackboneSpec.parse(requested or default))
         if requested not in (None, self.native_backbone):
             raise UserError(
                 f"dataset {self.name!r} lives in the feature space of backbone "
@@ -52,11 +53,17 @@ class Dataset:
         return self.native_backbone
 
 
-def resolve_dataset(name: str) -> Dataset:
-    """The dataset plugin instance for a ``--datasets`` entry (a registered name or alias)."""
-    if name in BENCHMARKS and name not in registry.datasets.names():
-        raise UserError(
-            f"benchmark dataset {name!r} is not available in this installation "
-            f"(available: {', '.join(registry.datasets.names())})"
-        )
-    return registry.datasets.get(name)()
+def resolve_dataset(name: str, settings: DataSettings | None = None) -> Dataset:
+    """The dataset plugin for a ``--datasets`` entry: a registered name or alias, or a path to a
+    ``.npz`` features file."""
+    if name.endswith(".npz"):
+        from laicbench.features_file import FeaturesFile
+
+        return FeaturesFile(name)
+    cls = registry.datasets.get(name)
+    from laicbench.image_dataset import ImageDataset
+
+    if issubclass(cls, ImageDataset):
+        settings = settings or DataSettings()
+        return cls(root=settings.data_root, download=settings.download)
+    return cls()

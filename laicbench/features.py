@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -24,8 +25,10 @@ class Need(str, Enum):
 class DatasetFeatures:
     """Everything a dataset provides for one backbone: features, labels, vocabulary, provenance.
 
-    Image features are float32 (n, d), not necessarily normalised. ``info`` describes how the
-    features were made (counts, generator parameters, source paths, cache key) for the run record.
+    Image features are float32 (n, d), not necessarily normalised. Noun features and the text
+    encoder are built on first access (through their loaders), so runs of methods that need
+    neither never pay for them. ``info`` describes how the features were made (counts, generator
+    parameters, source paths, cache keys) for the run record.
     """
 
     image_train: np.ndarray
@@ -33,10 +36,20 @@ class DatasetFeatures:
     labels_train: np.ndarray
     labels_test: np.ndarray
     class_names: Sequence[str]
-    noun_features: np.ndarray | None = None
     noun_words: Sequence[str] | None = None
-    text_encoder: TextEncoder | None = None
+    noun_features_loader: Callable[[], np.ndarray] | None = None
+    text_encoder_loader: Callable[[], TextEncoder] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def noun_features(self) -> np.ndarray | None:
+        """L2-normalised noun features (M, d), or None without a vocabulary."""
+        return None if self.noun_features_loader is None else self.noun_features_loader()
+
+    @functools.cached_property
+    def text_encoder(self) -> TextEncoder | None:
+        """The backbone's frozen text tower, or None when the features have no backbone."""
+        return None if self.text_encoder_loader is None else self.text_encoder_loader()
 
     @property
     def n_classes(self) -> int:
@@ -63,12 +76,13 @@ class FeatureBundle:
         self._data = data
         self._needs = needs
 
-    def _granted(self, need: Need, value):
+    def _granted(self, need: Need, attribute: str):
         if need not in self._needs:
             raise UndeclaredNeedError(
                 f"this method did not declare Need.{need.name} in its `needs`, so the feature "
                 f"bundle does not give it {need.value}"
             )
+        value = getattr(self._data, attribute)
         if value is None:
             raise UndeclaredNeedError(f"dataset {self.dataset!r} provides no {need.value}")
         return value
@@ -76,19 +90,19 @@ class FeatureBundle:
     @property
     def noun_features(self) -> np.ndarray:
         """L2-normalised noun-bank features (M, d); requires Need.NOUNS."""
-        return self._granted(Need.NOUNS, self._data.noun_features)
+        return self._granted(Need.NOUNS, "noun_features")
 
     @property
     def noun_words(self) -> Sequence[str]:
         """The M noun strings; requires Need.NOUNS."""
-        return self._granted(Need.NOUNS, self._data.noun_words)
+        return self._granted(Need.NOUNS, "noun_words")
 
     @property
     def text_encoder(self) -> TextEncoder:
         """The backbone's frozen text tower; requires Need.TEXT_ENCODER."""
-        return self._granted(Need.TEXT_ENCODER, self._data.text_encoder)
+        return self._granted(Need.TEXT_ENCODER, "text_encoder")
 
     @property
     def class_names(self) -> Sequence[str]:
         """Ground-truth class names; requires Need.CLASS_NAMES (oracle methods only)."""
-        return self._granted(Need.CLASS_NAMES, self._data.class_names)
+        return self._granted(Need.CLASS_NAMES, "class_names")

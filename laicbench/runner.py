@@ -17,7 +17,6 @@ import psutil
 import torch
 
 from laicbench import kmeans, registry
-from laicbench.backbone import BackboneSpec
 from laicbench.dataset import resolve_dataset
 from laicbench.features import DatasetFeatures, FeatureBundle
 from laicbench.method import Method
@@ -25,6 +24,7 @@ from laicbench.metrics import evaluate
 from laicbench.provenance import device_description, environment
 from laicbench.records import SCHEMA_VERSION, ResultStore
 from laicbench.runspec import RunSpec
+from laicbench.settings import DataSettings
 
 
 def seed_everything(seed: int) -> None:
@@ -34,9 +34,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_dataset_features(dataset: str, backbone: str, device: str) -> DatasetFeatures:
+def load_dataset_features(
+    dataset: str, backbone: str, device: str, settings: DataSettings
+) -> DatasetFeatures:
     """The features of `dataset` under `backbone` (the dataset plugin caches them)."""
-    return resolve_dataset(dataset).load(BackboneSpec.parse(backbone), device)
+    return resolve_dataset(dataset, settings).load(backbone, device, settings)
 
 
 class PeakMemory:
@@ -68,12 +70,15 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
 
 
-def execute_run(spec: RunSpec, store: ResultStore, device: str) -> dict[str, Any]:
+def execute_run(
+    spec: RunSpec, store: ResultStore, device: str, settings: DataSettings | None = None
+) -> dict[str, Any]:
     """Run `spec` on `device`, store its record (ok, error or oom) and return the record.
 
     Exceptions of the method or the data become error records; KeyboardInterrupt propagates and
     leaves nothing behind.
     """
+    settings = settings or DataSettings()
     method_cls: type[Method] = registry.methods.get(spec.method)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -100,7 +105,7 @@ def execute_run(spec: RunSpec, store: ResultStore, device: str) -> dict[str, Any
         torch.cuda.reset_peak_memory_stats()
     with PeakMemory() as memory:
         try:
-            data = load_dataset_features(spec.dataset, spec.backbone, device)
+            data = load_dataset_features(spec.dataset, spec.backbone, device, settings)
             record["dataset"].update(
                 n_classes=data.n_classes,
                 n_train=int(len(data.labels_train)),

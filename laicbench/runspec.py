@@ -37,8 +37,10 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """A stable identifier, also the record's path below the results dir (without suffix)."""
-        backbone = re.sub(r"[^A-Za-z0-9._-]+", "_", self.backbone)
-        return f"{self.method}/{self.dataset}/{backbone}/seed{self.seed}-{self.params_hash}"
+        dataset, backbone = (
+            re.sub(r"[^A-Za-z0-9._-]+", "_", s) for s in (self.dataset, self.backbone)
+        )
+        return f"{self.method}/{dataset.strip('_')}/{backbone}/seed{self.seed}-{self.params_hash}"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form stored in records."""

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from laicbench import registry
-from laicbench.backbone import DEFAULT_BACKBONE, BackboneSpec
+from laicbench.backbone import DEFAULT_BACKBONE
 from laicbench.config import SweepConfig
 from laicbench.dataset import BENCHMARKS, resolve_dataset
 from laicbench.errors import UserError
 from laicbench.records import ResultStore
 from laicbench.runspec import RunSpec, parse_seeds
+from laicbench.settings import DataSettings
 
 
 def expand_methods(names: list[str]) -> list[str]:
@@ -56,7 +57,6 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     for dataset in datasets:
         ds = resolve_dataset(dataset)
         backbone = ds.backbone_for(config.backbone, DEFAULT_BACKBONE)
-        backbone = str(BackboneSpec.parse(backbone))
         for method in methods:
             for seed in seeds:
                 specs.append(RunSpec(method, dataset, backbone, seed, params[method]))
@@ -102,6 +102,7 @@ def run_local(
     specs: list[RunSpec],
     store: ResultStore,
     device: str,
+    settings: DataSettings,
     on_start: Callable[[RunSpec], None] = lambda spec: None,
     on_done: Callable[[RunSpec, dict[str, Any]], None] = lambda spec, record: None,
 ) -> list[tuple[RunSpec, dict[str, Any]]]:
@@ -111,7 +112,7 @@ def run_local(
     results = []
     for spec in specs:
         on_start(spec)
-        record = execute_run(spec, store, device)
+        record = execute_run(spec, store, device, settings)
         results.append((spec, record))
         on_done(spec, record)
     return results
