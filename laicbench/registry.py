@@ -166,7 +166,7 @@ class Registry(Generic[T]):
 methods: Registry = Registry(
     "method",
     "laicbench.methods",
-    builtin_modules=("laicbench.methods.clip_kmeans",),
+    builtin_modules=("laicbench.methods.clip_kmeans", "laicbench.methods.tac"),
 )
 datasets: Registry = Registry(
     "dataset",
