@@ -79,11 +79,21 @@ class ResultStore:
         """The stored record of `spec`, or None when absent or unreadable."""
         return read_record(self.record_path(spec))
 
-    def write(self, spec: RunSpec, record: dict[str, Any], y_true=None, y_pred=None) -> Path:
-        """Store `record` (and the predictions, when given) for `spec`; return the record path."""
+    def write(
+        self,
+        spec: RunSpec,
+        record: dict[str, Any],
+        y_true=None,
+        y_pred=None,
+        arrays: dict[str, np.ndarray] | None = None,
+    ) -> Path:
+        """Store `record` for `spec`, and the predictions (with any extra diagnostic `arrays`)
+        when given; return the record path."""
         if y_pred is not None:
             buf = io.BytesIO()
-            np.savez_compressed(buf, y_true=np.asarray(y_true), y_pred=np.asarray(y_pred))
+            np.savez_compressed(
+                buf, y_true=np.asarray(y_true), y_pred=np.asarray(y_pred), **(arrays or {})
+            )
             data = buf.getvalue()
             path = self.predictions_path(spec)
             atomic_write_bytes(path, data)
@@ -115,11 +125,11 @@ def read_record(path: Path) -> dict[str, Any] | None:
     return record
 
 
-def load_predictions(record_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The (y_true, y_pred) stored beside a record."""
+def load_arrays(record_path: Path) -> dict[str, np.ndarray]:
+    """The arrays stored beside a record: y_true, y_pred and any diagnostic arrays."""
     stem = str(record_path)[: -len(RECORD_SUFFIX)]
     with np.load(stem + PREDICTIONS_SUFFIX) as data:
-        return data["y_true"], data["y_pred"]
+        return {key: data[key] for key in data.files}
 
 
 def _json_default(value: Any) -> Any:

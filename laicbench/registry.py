@@ -166,7 +166,12 @@ class Registry(Generic[T]):
 methods: Registry = Registry(
     "method",
     "laicbench.methods",
-    builtin_modules=("laicbench.methods.clip_kmeans", "laicbench.methods.tac"),
+    builtin_modules=(
+        "laicbench.methods.clip_kmeans",
+        "laicbench.methods.tac",
+        "laicbench.methods.ours",
+        "laicbench.methods.zeroshot",
+    ),
 )
 datasets: Registry = Registry(
     "dataset",

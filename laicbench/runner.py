@@ -18,6 +18,7 @@ import torch
 
 from laicbench import kmeans, registry
 from laicbench.dataset import resolve_dataset
+from laicbench.diagnostics import label_diagnostics
 from laicbench.features import DatasetFeatures, FeatureBundle
 from laicbench.method import Method
 from laicbench.metrics import evaluate
@@ -101,6 +102,7 @@ def execute_run(
         "kmeans": kmeans.IMPLEMENTATION,
     }
     y_true = y_pred = None
+    arrays: dict[str, np.ndarray] = {}
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     with PeakMemory() as memory:
@@ -128,6 +130,9 @@ def execute_run(
             record["n_clusters"] = data.n_classes
             record["n_clusters_found"] = int(len(np.unique(y_pred)))
             record["artefacts"] = getattr(method, "artefacts_", {})
+            record["diagnostics"], arrays = label_diagnostics(
+                getattr(method, "diagnostics_", {}), data, y_pred, spec.seed, device
+            )
         except Exception as exc:  # noqa: BLE001 - a failing run becomes an error record
             record["status"] = "oom" if _is_oom(exc) else "error"
             record["metrics"] = None
@@ -144,5 +149,5 @@ def execute_run(
     record["started_at"] = started.isoformat()
     record["finished_at"] = datetime.now(timezone.utc).isoformat()
     record["environment"] = environment()
-    store.write(spec, record, y_true=y_true, y_pred=y_pred)
+    store.write(spec, record, y_true=y_true, y_pred=y_pred, arrays=arrays)
     return record

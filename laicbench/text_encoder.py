@@ -93,3 +93,16 @@ class TextEncoder:
             total += self.encode([template.format(w) for w in words], batch_size=batch_size)
         mean = torch.from_numpy(total / len(templates)).float()
         return F.normalize(mean, dim=-1).numpy()
+
+
+def _openai_templates() -> tuple[str, ...]:
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    return tuple(template("{}") for template in OPENAI_IMAGENET_TEMPLATES)
+
+
+# Prompt ensembles for zero-shot classification: CLIP's 80 ImageNet templates, or TAC's 7.
+ENSEMBLE_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "openai": _openai_templates(),
+    "simple": NOUN_TEMPLATES,
+}

@@ -27,59 +27,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from laicbench.features import FeatureBundle, Need
+from laicbench.features import FeatureBundle
 from laicbench.kmeans import spherical_kmeans
 from laicbench.knn import cosine_knn
-from laicbench.method import Method, Resources
-from laicbench.nouns import default_semantic_centers, normalise, select_nouns, text_counterparts
+from laicbench.method import Resources
+from laicbench.nouns import NounSelectingMethod, normalise, text_counterparts
 from laicbench.registry import register_method
 
 LARGE_CLUSTER_DATASETS = ("ucf101", "imagenet")
 
 
-class _TacNouns(Method):
-    """Shared noun selection and counterpart retrieval of the TAC variants."""
-
-    needs = frozenset({Need.NOUNS})
-
-    def _semantic_centers(self, features: FeatureBundle, n_clusters: int) -> int:
-        if self.n_semantic_centers is not None:
-            return self.n_semantic_centers
-        return default_semantic_centers(features.dataset, len(features.image_train), n_clusters)
-
-    def _select(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
-        """Selected noun features (|S|, d); records the selection in ``artefacts_``."""
-        k_s = self._semantic_centers(features, n_clusters)
-        selection = select_nouns(
-            features.image_train,
-            features.noun_features,
-            k_s,
-            self.gamma,
-            seed=seed,
-            n_init=self.select_n_init,
-            max_iter=self.max_iter,
-            points_per_centroid=self.points_per_centroid,
-            device=features.device,
-        )
-        words = features.noun_words
-        self.artefacts_: dict[str, Any] = {
-            "resolved": {"n_semantic_centers": k_s},
-            "selected_nouns": [words[i] for i in selection.indices],
-        }
-        self._selected_words = [words[i] for i in selection.indices]
-        return np.asarray(features.noun_features)[selection.indices]
-
-    def _cluster_nouns(self, labels: np.ndarray, nearest: np.ndarray, top: int = 5) -> dict:
-        """For each cluster, its most frequent retrieved nouns with counts."""
-        out = {}
-        for cluster in np.unique(labels):
-            counts = Counter(self._selected_words[i] for i in nearest[labels == cluster])
-            out[str(int(cluster))] = [[w, c] for w, c in counts.most_common(top)]
-        return out
-
-
 @register_method("tac-notrain", aliases=("tac_notrain", "tac-nt"))
-class TacNoTrain(_TacNouns):
+class TacNoTrain(NounSelectingMethod):
     """TAC without training: k-means on [image; retrieved-noun counterpart] of the test split."""
 
     version = "1"
@@ -192,7 +151,7 @@ def tac_loss(
 
 
 @register_method("tac")
-class Tac(_TacNouns):
+class Tac(NounSelectingMethod):
     """TAC with its text and image cluster heads trained by cross-modal mutual distillation."""
 
     version = "1"

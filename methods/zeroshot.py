@@ -1,0 +1,44 @@
+"""CLIP zero-shot classification with the ground-truth class names: an oracle reference.
+
+It reads the class names, so it is not a clustering method: reports keep it apart and never rank
+it with the methods that see no labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from laicbench.features import FeatureBundle, Need
+from laicbench.method import Method, Resources
+from laicbench.registry import register_method
+from laicbench.text_encoder import ENSEMBLE_TEMPLATES
+
+
+@register_method("zeroshot", aliases=("zero-shot", "clip-zeroshot"))
+class ZeroShot(Method):
+    """CLIP zero-shot with class names and the 80 OpenAI templates (oracle: uses label names)."""
+
+    version = "1"
+    oracle = True
+    needs = frozenset({Need.CLASS_NAMES, Need.TEXT_ENCODER})
+    resources = Resources(cpus=1, gpus=0.25)
+
+    def __init__(self, templates: str = "openai"):
+        self.templates = templates
+
+    def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
+        """Each test image's most similar class text (mean of normalised template features)."""
+        if self.templates not in ENSEMBLE_TEMPLATES:
+            raise ValueError(f"templates must be one of {sorted(ENSEMBLE_TEMPLATES)}")
+        templates = ENSEMBLE_TEMPLATES[self.templates]
+        encoder = features.text_encoder
+        names = [name.replace("_", " ") for name in features.class_names]
+        classes = []
+        for name in names:
+            raw = torch.as_tensor(encoder.encode([t.format(name) for t in templates]))
+            classes.append(F.normalize(F.normalize(raw, dim=1).mean(dim=0), dim=0))
+        text = torch.stack(classes).to(features.device)
+        x = F.normalize(torch.as_tensor(np.asarray(features.image_test)), dim=1)
+        return (x.to(features.device) @ text.T).argmax(dim=1).cpu().numpy()
