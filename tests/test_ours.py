@@ -94,10 +94,7 @@ def test_ours_and_zeroshot_through_the_cli(tmp_path, capsys):
     assert 0 < pseudo["kept_fraction"] < 1 and pseudo["acc_after"] >= pseudo["acc_before"]
     assert len(ours["cluster_to_class"]) == 10
     for name in ("ours", "ours-notrain"):
-        assert (
-            records[name]["metrics"]["acc"]
-            > records.get("clip-kmeans", {}).get("metrics", {"acc": 0})["acc"]
-        )
+        assert records[name]["metrics"]["acc"] > 60  # clip-kmeans scores about 50 here
         arrays = np.load(next(tmp_path.glob(f"{name}/**/*.pred.npz")))
         assert arrays["relations_sample"].shape[0] == arrays["relations_sample_labels"].shape[0]
 
