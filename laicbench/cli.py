@@ -215,7 +215,7 @@ def data_settings(args: argparse.Namespace) -> DataSettings:
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Expand, plan and execute a sweep; print the summary and the results table."""
     from laicbench.provenance import resolve_device
-    from laicbench.sweep import expand, plan, run_local
+    from laicbench.sweep import check_datasets, expand, plan, run_local
 
     config = _sweep_config(args)
     specs = expand(config)
@@ -227,6 +227,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         _print_dry_run(specs, sweep, out)
         return EXIT_OK
     store.check_writable()
+    check_datasets(sweep.todo, settings)
 
     finished: list[tuple[RunSpec, dict[str, Any]]] = []
     progress = Progress(  # on stderr, so that stdout holds only the summary and the table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 
 from rich.console import Console
@@ -62,8 +63,9 @@ def _image_datasets(names: str, settings):
     from laicbench.config import split_list
     from laicbench.dataset import resolve_dataset
     from laicbench.image_dataset import ImageDataset
+    from laicbench.sweep import expand_datasets
 
-    datasets = [resolve_dataset(name, settings) for name in split_list(names)]
+    datasets = [resolve_dataset(name, settings) for name in expand_datasets(split_list(names))]
     for ds in datasets:
         if not isinstance(ds, ImageDataset):
             raise UserError(f"dataset {ds.name!r} is not read from image files; nothing to do")
@@ -137,7 +139,7 @@ def cmd_validate(args: argparse.Namespace, settings, out: Console, err: Console)
             report = ds.validate()
         except DatasetMissingError as exc:
             failed += 1
-            err.print(f"[red]{ds.name}[/]: {exc}", highlight=False)
+            print(f"{ds.name}: {exc}", file=sys.stderr)
             continue
         table.add_row(
             ds.name,

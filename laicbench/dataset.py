@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 from laicbench import registry
@@ -40,6 +41,9 @@ class Dataset:
         """Return the features of both splits under `backbone`, computed on `device`."""
         raise NotImplementedError
 
+    def check_available(self) -> None:
+        """Raise a UserError naming what is missing when the dataset cannot be read."""
+
     def backbone_for(self, requested: str | None, default: str) -> str:
         """The backbone a run of this dataset uses, given the user's `requested` one (or None)."""
         if self.native_backbone is None:
@@ -55,7 +59,13 @@ class Dataset:
 
 def resolve_dataset(name: str, settings: DataSettings | None = None) -> Dataset:
     """The dataset plugin for a ``--datasets`` entry: a registered name or alias, or a path to a
-    ``.npz`` features file."""
+    ``.npz`` features file. One instance per (name, settings) and process, so that what an
+    instance has read (split listings, decoded batches) is read once."""
+    return _dataset_instance(name, settings or DataSettings())
+
+
+@functools.lru_cache(maxsize=32)
+def _dataset_instance(name: str, settings: DataSettings) -> Dataset:
     if name.endswith(".npz"):
         from laicbench.features_file import FeaturesFile
 
@@ -64,6 +74,5 @@ def resolve_dataset(name: str, settings: DataSettings | None = None) -> Dataset:
     from laicbench.image_dataset import ImageDataset
 
     if issubclass(cls, ImageDataset):
-        settings = settings or DataSettings()
         return cls(root=settings.data_root, download=settings.download)
     return cls()

@@ -55,6 +55,7 @@ class ImageDataset(Dataset):
     expected_counts: ClassVar[dict[str, int]]
     resize_ratio: ClassVar[float] = 1.0
     layout: ClassVar[str] = ""
+    downloadable: ClassVar[bool] = False  # torchvision can fetch it (--download)
 
     def __init__(
         self,
@@ -78,7 +79,8 @@ class ImageDataset(Dataset):
         """The error for absent or unreadable files: names the dataset, root and layout."""
         return DatasetMissingError(
             f"dataset {self.name!r} not found under {self.root}: {what}. Expected layout: "
-            f"{self.layout}" + ("" if self.download else " (or pass --download where supported)")
+            f"{self.layout}"
+            + (" (or pass --download)" if self.downloadable and not self.download else "")
         )
 
     def split(self, split: str) -> ImageSplit:
@@ -99,6 +101,11 @@ class ImageDataset(Dataset):
                 f"{self.n_classes})"
             )
         return data
+
+    def check_available(self) -> None:
+        """Both splits are on disk with the expected counts (DatasetMissingError otherwise)."""
+        for split in SPLITS:
+            self.split(split)
 
     def validate(self) -> dict[str, Any]:
         """Check both splits and the class list; return counts per split and per class."""

@@ -176,7 +176,14 @@ methods: Registry = Registry(
 datasets: Registry = Registry(
     "dataset",
     "laicbench.datasets",
-    builtin_modules=("laicbench.datasets.demo",),
+    builtin_modules=(
+        "laicbench.datasets.demo",
+        "laicbench.datasets.cifar",
+        "laicbench.datasets.stl10",
+        "laicbench.datasets.imagenet",
+        "laicbench.datasets.dtd",
+        "laicbench.datasets.ucf101",
+    ),
 )
 
 register_method = methods.register

@@ -63,6 +63,12 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     return specs
 
 
+def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
+    """Fail with one UserError before any run when a dataset of `specs` is missing or incomplete."""
+    for name in dict.fromkeys(spec.dataset for spec in specs):
+        resolve_dataset(name, settings).check_available()
+
+
 def _params_for(config: SweepConfig, method: str) -> dict[str, Any]:
     for name, values in config.params.items():
         if registry.methods.canonical(name) == method:
