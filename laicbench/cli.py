@@ -141,12 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console() if sys.stdout.isatty() else Console(width=200)
     err = Console(stderr=True)
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+            argv = ["run", *argv]  # `laicbench [run options]` is `laicbench run [run options]`
         args = build_parser().parse_args(argv)
-        if args.command is None:
-            args = build_parser().parse_args(["run", *(argv or [])])
         for folder in getattr(args, "include_path", []):
-            registry.methods.load_path(folder)
-            registry.datasets.load_path(folder)
+            registry.load_plugin_folder(folder)
         if args.command == "list":
             return cmd_list(args.kind, out)
         if args.command == "run":

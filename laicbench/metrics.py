@@ -37,9 +37,9 @@ def cluster_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_true = np.asarray(y_true)
     if y_true.size == 0:
         raise ValueError("cluster_accuracy of an empty labelling")
-    mapping = hungarian_match(y_true, y_pred)
-    mapped = np.array([mapping.get(int(p), -1) for p in np.asarray(y_pred)])
-    return float(np.mean(mapped == y_true))
+    _, _, counts = contingency(y_true, y_pred)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / y_true.size)
 
 
 def evaluate(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:

@@ -7,6 +7,7 @@ third-party plugins arrive through an entry-point group or a folder of plugin fi
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -99,35 +100,6 @@ class Registry(Generic[T]):
         finally:
             self._origin = "builtin"
 
-    def load_path(self, folder: str | Path) -> None:
-        """Import every ``*.py`` file of `folder` (not starting with '_') as a plugin module."""
-        self.load_builtins()
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise UserError(f"--include-path {folder}: not a directory")
-        self._origin = f"include-path {folder}"
-        try:
-            for path in sorted(folder.glob("*.py")):
-                if path.name.startswith("_"):
-                    continue
-                module_name = f"laicbench_plugins.{path.stem}"
-                if module_name in sys.modules:
-                    continue
-                spec = importlib.util.spec_from_file_location(module_name, path)
-                if spec is None or spec.loader is None:
-                    raise UserError(f"cannot import plugin file {path}")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[module_name] = module
-                try:
-                    spec.loader.exec_module(module)
-                except UserError:
-                    raise
-                except Exception as exc:
-                    del sys.modules[module_name]
-                    raise UserError(f"plugin file {path} failed to import: {exc!r}") from exc
-        finally:
-            self._origin = "builtin"
-
     def get(self, name: str) -> T:
         """The class registered under `name` or an alias; UserError with suggestions if none."""
         return self.entry(name).obj  # type: ignore[return-value]
@@ -188,3 +160,46 @@ datasets: Registry = Registry(
 
 register_method = methods.register
 register_dataset = datasets.register
+
+
+def load_plugin_folder(folder: str | Path) -> None:
+    """Import every ``*.py`` file of `folder` (not starting with '_') as a plugin module.
+
+    A file may register methods, datasets or both; each registry records the folder as the
+    origin. Files are imported once per process under a name derived from their full path, so
+    equal file names in different folders do not collide.
+    """
+    for registry in (methods, datasets):
+        registry.load_builtins()
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"--include-path {folder}: not a directory")
+    for registry in (methods, datasets):
+        registry._origin = f"include-path {folder}"
+    try:
+        for path in sorted(folder.glob("*.py")):
+            if not path.name.startswith("_"):
+                _import_plugin_file(path)
+    finally:
+        for registry in (methods, datasets):
+            registry._origin = "builtin"
+
+
+def _import_plugin_file(path: Path) -> None:
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
+    module_name = f"laicbench_plugins.{path.stem}_{digest}"
+    if module_name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise UserError(f"cannot import plugin file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except UserError:
+        del sys.modules[module_name]
+        raise
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise UserError(f"plugin file {path} failed to import: {exc!r}") from exc
