@@ -91,31 +91,65 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"laicbench {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
-    run = sub.add_parser(
-        "run",
-        parents=[plugins, data],
-        help="run methods x datasets x seeds and store one record per run",
-        description="Run methods x datasets x seeds. With no arguments: every method on the demo "
-        "benchmark with seeds 0-2. Finished runs are skipped (resume is the default).",
+    selection = _Parser(add_help=False)
+    selection.add_argument(
+        "--methods", help="comma-separated method names, or 'all' (default: all)"
     )
-    run.add_argument("--methods", help="comma-separated method names, or 'all' (default: all)")
-    run.add_argument(
+    selection.add_argument(
         "--datasets",
         help="comma-separated dataset names, or 'all' for the eight benchmarks (default: demo)",
     )
-    run.add_argument("--seeds", help="seeds as N, N-M or a comma list (default: 0-2)")
-    run.add_argument(
+    selection.add_argument("--seeds", help="seeds as N, N-M or a comma list (default: 0-2)")
+    selection.add_argument(
         "--backbone",
         help="open_clip ARCH:PRETRAINED or tiny-random (default: ViT-B-32:openai; "
         "simulated datasets use their own)",
     )
-    run.add_argument("--results-dir", help=f"where records go (default: {DEFAULT_RESULTS_DIR})")
-    run.add_argument("--config", help="a TOML file with the same fields; flags override it")
+    selection.add_argument(
+        "--results-dir", help=f"where records go (default: {DEFAULT_RESULTS_DIR})"
+    )
+    selection.add_argument("--config", help="a TOML file with the same fields; flags override it")
+    selection.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="METHOD.PARAM=V1,V2",
+        help="sweep a hyperparameter (repeatable; points multiply); each point is its own run",
+    )
+
+    run = sub.add_parser(
+        "run",
+        parents=[plugins, data, selection],
+        help="run methods x datasets x seeds and store one record per run",
+        description="Run methods x datasets x seeds. With no arguments: every method on the demo "
+        "benchmark with seeds 0-2. Finished runs are skipped (resume is the default).",
+    )
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     run.add_argument(
         "--overwrite", action="store_true", default=None, help="rerun runs that have a record"
     )
     run.add_argument("--dry-run", action="store_true", help="print the runs without running them")
+    run.add_argument(
+        "--executor",
+        choices=["ray", "local"],
+        help="ray (default; $LAICBENCH_EXECUTOR overrides): runs in parallel as Ray Tune trials; "
+        "local: one after another in this process, for debugging",
+    )
+    run.add_argument(
+        "--address",
+        help="attach to a Ray cluster (auto or HOST:PORT) started with ray start --head",
+    )
+    run.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
+    run.add_argument("--num-gpus", type=int, help="GPUs of a local Ray (default: all visible)")
+
+    status = sub.add_parser(
+        "status",
+        parents=[plugins, selection],
+        help="done / missing / error counts per method x dataset of a sweep",
+        description="Count, for the runs the same selection would run, those done (ok record of "
+        "the current method version), failed (error or oom record), outdated and missing.",
+    )
+    status.set_defaults(dry_run=False)
 
     lst = sub.add_parser(
         "list",
@@ -151,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_list(args.kind, out)
         if args.command == "run":
             return cmd_run(args, out, err)
+        if args.command == "status":
+            return cmd_status(args, out)
         if args.command == "bench":
             from laicbench import cli_bench
 
@@ -188,10 +224,17 @@ def _sweep_config(args: argparse.Namespace):
         config.methods = split_list(args.methods)
     if args.datasets is not None:
         config.datasets = split_list(args.datasets)
-    for name in ("seeds", "backbone", "results_dir", "device", "overwrite"):
-        value = getattr(args, name)
+    for name in ("seeds", "backbone", "results_dir", "device", "overwrite", "executor"):
+        value = getattr(args, name, None)
         if value is not None:
             setattr(config, name, value)
+    for item in getattr(args, "grid", []):
+        key, sep, values = item.partition("=")
+        if not sep:
+            raise UserError(f"--grid {item}: expected METHOD.PARAM=V1,V2,...")
+        config.grid[key.strip()] = values
+    if config.executor not in ("ray", "local"):
+        raise UserError(f"executor {config.executor!r}: expected ray or local")
     return config
 
 
@@ -215,7 +258,7 @@ def data_settings(args: argparse.Namespace) -> DataSettings:
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Expand, plan and execute a sweep; print the summary and the results table."""
     from laicbench.provenance import resolve_device
-    from laicbench.sweep import check_datasets, expand, plan, run_local
+    from laicbench.sweep import check_datasets, expand, plan, prepare_features, run_local
 
     config = _sweep_config(args)
     specs = expand(config)
@@ -249,7 +292,24 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 finished.append((spec, record))
                 progress.advance(task)
 
-            run_local(sweep.todo, store, device, settings, on_start=on_start, on_done=on_done)
+            if config.executor == "local" or not sweep.todo:
+                run_local(sweep.todo, store, device, settings, on_start=on_start, on_done=on_done)
+            else:
+                from laicbench.ray_executor import run_ray
+
+                progress.update(task, description="features")
+                prepare_features(sweep.todo, device, settings)
+                progress.update(task, description=f"runs (Ray, {len(sweep.todo)} trials)")
+                run_ray(
+                    sweep.todo,
+                    store,
+                    settings,
+                    address=args.address,
+                    num_cpus=args.num_cpus,
+                    num_gpus=args.num_gpus,
+                    include_paths=tuple(args.include_path),
+                    on_done=on_done,
+                )
             progress.update(task, description="runs")
     except OSError as exc:
         raise UserError(f"cannot write results in {store.root}: {exc}") from exc
@@ -272,6 +332,28 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         )
     _print_results_table([r for _, r in sweep.done] + [r for _, r in finished], out)
     return EXIT_FAILED_RUNS if failed else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, out: Console) -> int:
+    """Print done / failed / outdated / missing counts per method x dataset."""
+    from laicbench.sweep import expand, run_state
+
+    config = _sweep_config(args)
+    store = ResultStore(config.results_dir)
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    states = ("done", "failed", "outdated", "missing")
+    for spec in expand(config):
+        cell = counts.setdefault((spec.method, spec.dataset), dict.fromkeys(states, 0))
+        cell[run_state(store.read(spec))] += 1
+    table = Table(title=f"sweep status in {store.root}")
+    for column in ("method", "dataset", *states):
+        table.add_column(column, justify="left" if column in ("method", "dataset") else "right")
+    for (method, dataset), cell in counts.items():
+        table.add_row(method, dataset, *(str(cell[s]) for s in states))
+    out.print(table)
+    totals = {s: sum(c[s] for c in counts.values()) for s in states}
+    out.print(", ".join(f"{totals[s]} {s}" for s in states))
+    return EXIT_OK
 
 
 def _print_dry_run(specs: list[RunSpec], sweep, out: Console) -> None:

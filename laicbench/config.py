@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -28,7 +29,9 @@ class SweepConfig:
     results_dir: str = DEFAULT_RESULTS_DIR
     device: str = "auto"
     overwrite: bool = False
+    executor: str = field(default_factory=lambda: os.environ.get("LAICBENCH_EXECUTOR", "ray"))
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    grid: dict[str, list[Any] | str] = field(default_factory=dict)
 
 
 def split_list(value: str | list[str]) -> list[str]:
@@ -64,9 +67,16 @@ def load_config(path: str | Path | None) -> SweepConfig:
                 raise UserError(
                     f"--config {path}: params must be tables, e.g. [params.clip-kmeans]"
                 )
+        elif key == "grid":
+            if not isinstance(value, dict):
+                raise UserError(
+                    f'--config {path}: grid must be a table, e.g. [grid] "ours.eta" = [0.7, 0.9]'
+                )
         elif key == "overwrite" and not isinstance(value, bool):
             raise UserError(f"--config {path}: overwrite must be true or false")
-        elif key in ("backbone", "results_dir", "device") and not isinstance(value, str):
+        elif key in ("backbone", "results_dir", "device", "executor") and not isinstance(
+            value, str
+        ):
             raise UserError(f"--config {path}: {key} must be a string")
         setattr(config, key, value)
     return config

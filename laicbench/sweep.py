@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from laicbench import registry
 from laicbench.backbone import DEFAULT_BACKBONE
@@ -50,23 +57,82 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     for name in config.params:
         if registry.methods.canonical(name) not in methods:
             raise UserError(f"params given for method {name!r}, which this sweep does not run")
-    params = {
-        m: registry.methods.get(m).from_params(_params_for(config, m)).get_params() for m in methods
-    }
+    grids = parse_grid(config.grid, methods)
+    params = {m: _param_points(m, _params_for(config, m), grids.get(m, {})) for m in methods}
     specs = []
     for dataset in datasets:
         ds = resolve_dataset(dataset)
         backbone = ds.backbone_for(config.backbone, DEFAULT_BACKBONE)
         for method in methods:
-            for seed in seeds:
-                specs.append(RunSpec(method, dataset, backbone, seed, params[method]))
+            for point in params[method]:
+                for seed in seeds:
+                    specs.append(RunSpec(method, dataset, backbone, seed, point))
     return specs
+
+
+def parse_value(text: str) -> Any:
+    """A grid value: a TOML literal (1, 0.5, true, "x") or else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()
+
+
+def parse_grid(
+    grid: dict[str, list[Any] | str], methods: list[str]
+) -> dict[str, dict[str, list[Any]]]:
+    """{'method.param': values} -> {canonical method: {param: values}}; UserError when bad."""
+    out: dict[str, dict[str, list[Any]]] = {}
+    for key, values in grid.items():
+        method, sep, param = key.partition(".")
+        if not sep or not param:
+            raise UserError(f"--grid {key}: expected METHOD.PARAM=V1,V2,...")
+        canonical = registry.methods.canonical(method)
+        if canonical not in methods:
+            raise UserError(f"--grid {key}: method {method!r} is not in this sweep")
+        if isinstance(values, str):
+            values = [parse_value(v) for v in values.split(",") if v.strip()]
+        if not values:
+            raise UserError(f"--grid {key}: no values")
+        out.setdefault(canonical, {})[param] = list(values)
+    return out
+
+
+def _param_points(
+    method: str, base: dict[str, Any], grid: dict[str, list[Any]]
+) -> list[dict[str, Any]]:
+    """Full parameter dicts of `method`: `base` overrides, times the grid's product."""
+    cls = registry.methods.get(method)
+    names = list(grid)
+    return [
+        cls.from_params({**base, **dict(zip(names, values, strict=True))}).get_params()
+        for values in itertools.product(*(grid[n] for n in names))
+    ]
 
 
 def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
     """Fail with one UserError before any run when a dataset of `specs` is missing or incomplete."""
     for name in dict.fromkeys(spec.dataset for spec in specs):
         resolve_dataset(name, settings).check_available()
+
+
+def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) -> None:
+    """Extract (or verify cached) features of every (dataset, backbone) of `specs`, and the noun
+    features when a method needs them, so that parallel trials only read the cache."""
+    from laicbench.features import Need
+    from laicbench.image_dataset import ImageDataset
+
+    pairs: dict[tuple[str, str], bool] = {}
+    for spec in specs:
+        needs_nouns = Need.NOUNS in registry.methods.get(spec.method).needs
+        key = (spec.dataset, spec.backbone)
+        pairs[key] = pairs.get(key, False) or needs_nouns
+    for (dataset, backbone), needs_nouns in pairs.items():
+        ds = resolve_dataset(dataset, settings)
+        if isinstance(ds, ImageDataset):
+            data = ds.load(backbone, device, settings)
+            if needs_nouns:
+                _ = data.noun_features
 
 
 def _params_for(config: SweepConfig, method: str) -> dict[str, Any]:
@@ -76,12 +142,19 @@ def _params_for(config: SweepConfig, method: str) -> dict[str, Any]:
     return {}
 
 
+def run_state(record: dict[str, Any] | None) -> str:
+    """'missing', 'failed' (error or oom), 'outdated' (older method version) or 'done'."""
+    if record is None:
+        return "missing"
+    if record.get("status") != "ok":
+        return "failed"
+    method = registry.methods.get(record["method"]["name"])
+    return "done" if record["method"].get("version") == method.version else "outdated"
+
+
 def is_done(record: dict[str, Any] | None) -> bool:
     """A stored record counts as done when it is ok and made by the current method version."""
-    if record is None or record.get("status") != "ok":
-        return False
-    method = registry.methods.get(record["method"]["name"])
-    return record["method"].get("version") == method.version
+    return run_state(record) == "done"
 
 
 @dataclass

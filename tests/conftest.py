@@ -18,6 +18,12 @@ PLUGIN_MODULE_PREFIX = "laicbench_plugins."
 
 
 @pytest.fixture(autouse=True)
+def local_executor(monkeypatch):
+    """Run sweeps in-process unless a test asks for Ray (starting Ray costs seconds per test)."""
+    monkeypatch.setenv("LAICBENCH_EXECUTOR", "local")
+
+
+@pytest.fixture(autouse=True)
 def isolated_registries(monkeypatch):
     """Give every test its own copy of the global method and dataset registries.
 

@@ -1,0 +1,163 @@
+"""Sweeps on Ray Tune give the local executor's records, resume from records, and survive
+failing runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from laicbench.cli import main  # noqa: E402
+
+SWEEP = ["--methods", "clip-kmeans,tac-notrain", "--datasets", "demo-10,demo-50", "--seeds", "0-1"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    yield
+    ray.shutdown()
+
+
+def _metrics(results):
+    return {
+        p.relative_to(results).as_posix(): json.loads(p.read_text())["metrics"]
+        for p in results.rglob("*.json")
+        if "_ray" not in p.parts
+    }
+
+
+def test_ray_sweep_equals_local_and_resumes(tmp_path, capsys):
+    ray_dir, local_dir = tmp_path / "ray", tmp_path / "local"
+    ray_args = [
+        "run",
+        *SWEEP,
+        "--executor",
+        "ray",
+        "--num-cpus",
+        "2",
+        "--results-dir",
+        str(ray_dir),
+    ]
+    assert main(ray_args) == 0
+    assert main(["run", *SWEEP, "--executor", "local", "--results-dir", str(local_dir)]) == 0
+    ray_metrics, local_metrics = _metrics(ray_dir), _metrics(local_dir)
+    assert len(ray_metrics) == 8
+    assert ray_metrics == local_metrics
+    assert (ray_dir / "_ray").is_dir()  # Tune's own storage lives under the results dir
+
+    victim = sorted(ray_dir.glob("tac-notrain/demo-50/**/*.json"))[0]
+    victim.unlink()
+    capsys.readouterr()
+    assert main(ray_args) == 0
+    assert "1 new, 7 skipped" in capsys.readouterr().out
+    assert victim.exists()
+
+
+def test_a_raising_method_becomes_an_error_record_and_the_rest_complete(
+    tmp_path, write_plugin, capsys
+):
+    plugins = write_plugin(
+        """
+        from laicbench.method import Method
+        from laicbench.registry import register_method
+
+        @register_method("ray-raiser")
+        class Raiser(Method):
+            \"\"\"Always fails.\"\"\"
+
+            def fit_predict(self, features, n_clusters, seed):
+                raise RuntimeError("boom from a trial")
+        """
+    )
+    results = tmp_path / "runs"
+    argv = [
+        "run",
+        "--methods",
+        "ray-raiser,clip-kmeans",
+        "--datasets",
+        "demo",
+        "--seeds",
+        "0-1",
+        "--executor",
+        "ray",
+        "--include-path",
+        str(plugins),
+        "--results-dir",
+        str(results),
+    ]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "2 new, 0 skipped (already done), 2 failed" in out
+    records = [json.loads(p.read_text()) for p in results.rglob("*.json") if "_ray" not in p.parts]
+    by_status = sorted((r["method"]["name"], r["status"]) for r in records)
+    assert by_status == [
+        ("clip-kmeans", "ok"),
+        ("clip-kmeans", "ok"),
+        ("ray-raiser", "error"),
+        ("ray-raiser", "error"),
+    ]
+    error = next(r for r in records if r["status"] == "error")["error"]
+    assert error["type"] == "RuntimeError" and "boom from a trial" in error["message"]
+
+
+def test_grid_points_are_separate_runs_and_status_counts_them(tmp_path, capsys):
+    results = tmp_path / "runs"
+    argv = [
+        "run",
+        "--methods",
+        "clip-kmeans",
+        "--datasets",
+        "demo",
+        "--seeds",
+        "0",
+        "--grid",
+        "clip-kmeans.n_init=1,3",
+        "--results-dir",
+        str(results),
+    ]
+    assert main(argv) == 0
+    params = sorted(
+        json.loads(p.read_text())["method"]["params"]["n_init"] for p in results.rglob("*.json")
+    )
+    assert params == [1, 3]
+    capsys.readouterr()
+    status = [
+        "status",
+        "--methods",
+        "clip-kmeans",
+        "--datasets",
+        "demo",
+        "--seeds",
+        "0-1",
+        "--grid",
+        "clip-kmeans.n_init=1,3",
+        "--results-dir",
+        str(results),
+    ]
+    assert main(status) == 0
+    assert "2 done, 0 failed, 0 outdated, 2 missing" in capsys.readouterr().out
+
+
+def test_grid_errors_are_one_line(tmp_path, capsys):
+    for grid, needle in [
+        ("clip-kmeans.n_inti=1,2", "n_inti"),
+        ("tac.epochs=1", "not in this sweep"),
+        ("clip-kmeans", "METHOD.PARAM"),
+    ]:
+        argv = [
+            "run",
+            "--methods",
+            "clip-kmeans",
+            "--datasets",
+            "demo",
+            "--grid",
+            grid,
+            "--results-dir",
+            str(tmp_path / "r"),
+        ]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "r").exists()
