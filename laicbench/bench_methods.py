@@ -1,0 +1,279 @@
+"""Wall time and peak memory of the methods on synthetic features (``laicbench bench methods``).
+
+``cifar10`` size: 50,000 train / 10,000 test 512-d features in K = 10 clusters, the 146,347-noun
+bank, every registered method run end to end (the prompt learning of ``ours`` for a stated number
+of epochs, extrapolated linearly to its default). ``imagenet`` size: 1,281,167 x 512 train,
+50,000 test, K = 1,000, k_s = 4,271: the steps that dominate each method are timed at full size
+on a measured slice and extrapolated, with the factor stated. Each measurement runs in a fresh
+process, so its peak resident memory is its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+SIZES = {
+    "cifar10": {"n_train": 50_000, "n_test": 10_000, "k": 10, "dataset": "cifar10"},
+    "imagenet": {"n_train": 1_281_167, "n_test": 50_000, "k": 1000, "dataset": "imagenet"},
+}
+N_NOUNS = 146_347
+DIM = 512
+
+
+def synthetic(n: int, k: int, seed: int, dim: int = DIM) -> tuple[np.ndarray, np.ndarray]:
+    """`n` unit vectors around `k` random centers (float32) and their labels."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((k, dim)).astype(np.float32)
+    labels = rng.integers(k, size=n)
+    x = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 65536):
+        y = labels[start : start + 65536]
+        block = centers[y] + 1.5 * rng.standard_normal((len(y), dim)).astype(np.float32)
+        x[start : start + len(y)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return x, labels
+
+
+@dataclass
+class Measurement:
+    """One timed step: seconds measured, estimated full-size seconds, peak RSS (MiB), how."""
+
+    name: str
+    measured_s: float
+    estimated_s: float
+    peak_rss_mb: float
+    note: str = ""
+
+
+def _child(conn, fn: Callable[[], tuple[float, float, str]]) -> None:
+    import resource
+
+    try:
+        measured, estimated, note = fn()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        conn.send((measured, estimated, note, peak, None))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        conn.send((0.0, 0.0, "", 0.0, repr(exc)))
+
+
+def measure(name: str, fn: Callable[[], tuple[float, float, str]]) -> Measurement:
+    """Run `fn` in a fresh process; it returns (seconds measured, seconds estimated at full
+    size, how the estimate was made). Adds the process's peak resident memory."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child, args=(child, fn))
+    proc.start()
+    measured, estimated, note, peak, error = parent.recv()
+    proc.join()
+    if error:
+        return Measurement(name, measured, estimated, peak, f"failed: {error}")
+    return Measurement(name, measured, estimated, peak, note)
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _bundle(size: str, device: str, text_encoder: bool):
+    from laicbench.features import DatasetFeatures, FeatureBundle, Need
+    from laicbench.vocab import wordnet_nouns
+
+    cfg = SIZES[size]
+    x_train, y_train = synthetic(cfg["n_train"], cfg["k"], 0)
+    x_test, y_test = synthetic(cfg["n_test"], cfg["k"], 1)
+    nouns, _ = synthetic(N_NOUNS, 4 * cfg["k"], 2)
+
+    def encoder():
+        from laicbench.backbone import BackboneSpec, load_backbone
+
+        return load_backbone(BackboneSpec.parse("ViT-B-32:random"), device).text_encoder
+
+    data = DatasetFeatures(
+        x_train,
+        x_test,
+        y_train,
+        y_test,
+        [f"class {i}" for i in range(cfg["k"])],
+        noun_words=list(wordnet_nouns()),
+        noun_features_loader=lambda: nouns,
+        text_encoder_loader=encoder if text_encoder else None,
+    )
+    return FeatureBundle(data, frozenset(Need), cfg["dataset"], device), cfg["k"]
+
+
+class _RunMethod:
+    """Picklable job: run one method end to end on cifar10-size synthetic features."""
+
+    def __init__(self, method: str, device: str, params: dict[str, Any], factor: float):
+        self.method, self.device, self.params, self.factor = method, device, params, factor
+
+    def __call__(self) -> tuple[float, float, str]:
+        from laicbench import registry
+
+        cls = registry.methods.get(self.method)
+        bundle, k = _bundle("cifar10", self.device, text_encoder=True)
+        method = cls.from_params(self.params)
+        seconds = _timed(lambda: method.fit_predict(bundle, k, seed=0))
+        note = "end to end" + (
+            f" with {self.params}, x {self.factor:g} for the default epochs" if self.params else ""
+        )
+        return seconds, seconds * self.factor, note
+
+
+def cifar10_jobs(methods: list[str], device: str, ours_epochs: int) -> list[tuple[str, Callable]]:
+    """End-to-end jobs per method at CIFAR-10 size."""
+    from laicbench import registry
+
+    jobs = []
+    for name in methods:
+        params: dict[str, Any] = {}
+        factor = 1.0
+        if name == "ours":
+            default = registry.methods.get(name)().get_params()["epochs"]
+            params = {"epochs": ours_epochs}
+            factor = default / ours_epochs  # dominated by prompt learning, linear in epochs
+        jobs.append((name, _RunMethod(name, device, params, factor)))
+    return jobs
+
+
+class _Step:
+    """Picklable job: one dominant step at ImageNet size, timed and extrapolated."""
+
+    def __init__(self, step: str, device: str):
+        self.step, self.device = step, device
+
+    def __call__(self) -> tuple[float, float, str]:
+        return getattr(self, "_" + self.step)()
+
+    @staticmethod
+    def _train() -> np.ndarray:
+        return synthetic(SIZES["imagenet"]["n_train"], SIZES["imagenet"]["k"], 0)[0]
+
+    def _kmeans(self, x: np.ndarray, k: int, n_init: int, label: str) -> tuple[float, float, str]:
+        from laicbench.kmeans import spherical_kmeans
+
+        sample = min(len(x), 256 * k)
+        kw = dict(seed=0, device=self.device, sample_size=sample if sample < len(x) else None)
+        t_init = _timed(lambda: spherical_kmeans(x, k, n_init=1, max_iter=0, **kw))
+        t_one = _timed(lambda: spherical_kmeans(x, k, n_init=1, max_iter=1, **kw))
+        t_iter = max(t_one - t_init, 1e-9)
+        estimate = n_init * (t_init + 300 * t_iter)
+        note = (
+            f"{label}: k-means++ init {t_init:.0f} s + {t_iter:.1f} s per Lloyd iteration on "
+            f"{sample:,} points; x {n_init} restarts x (init + 300 iterations), an upper bound"
+        )
+        return t_one, estimate, note
+
+    def _kmeans_select(self):
+        return self._kmeans(self._train(), 4271, 10, "k_s = 4,271")
+
+    def _kmeans_pseudo(self):
+        return self._kmeans(self._train(), 1000, 20, "K = 1,000")
+
+    def _noun_assignment(self):
+        import torch
+
+        from laicbench.nouns import normalise
+
+        nouns, _ = synthetic(N_NOUNS, 4000, 2)
+        centers = normalise(synthetic(4271, 4271, 3)[0], self.device)
+
+        def assign():
+            for start in range(0, N_NOUNS, 16384):
+                block = normalise(nouns[start : start + 16384], self.device)
+                torch.softmax(centers @ block.T, dim=0).max(dim=0)
+
+        seconds = _timed(assign)
+        return seconds, seconds, "softmax over 4,271 centers for all 146,347 nouns, chunked"
+
+    def _counterparts(self):
+        from laicbench.nouns import text_counterparts
+
+        x = self._train()
+        selected, _ = synthetic(21_355, 1000, 3)
+        seconds = _timed(lambda: text_counterparts(x, selected, device=self.device))
+        return seconds, seconds, "all 1.28M train images against 21,355 selected nouns"
+
+    def _knn(self):
+        from laicbench.knn import cosine_knn
+
+        x = self._train()
+        q = 8192
+        seconds = _timed(lambda: cosine_knn(x[:q], 50, keys=x, device=self.device))
+        factor = len(x) / q
+        note = (
+            f"50-NN of {q:,} queries against all 1.28M; x {factor:.0f} for all queries, x 2 "
+            "spaces for TAC"
+        )
+        return seconds, seconds * factor * 2, note
+
+    def _tac_heads(self):
+        import torch
+
+        from laicbench.methods.tac import ClusterHead, tac_loss
+
+        heads = (ClusterHead(DIM, 1000).to(self.device), ClusterHead(DIM, 1000).to(self.device))
+        opt = torch.optim.Adam([p for h in heads for p in h.parameters()], betas=(0.9, 0.99))
+        steps = 10
+
+        def train():
+            for _ in range(steps):
+                batch = tuple(torch.randn(8192, DIM, device=self.device) for _ in range(4))
+                loss, _ = tac_loss(heads, batch, 5.0, 5.0)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+        seconds = _timed(train)
+        return seconds, seconds * 15_600 / steps, f"{steps} steps of batch 8,192; x 15,600 steps"
+
+    def _prompt_steps(self):
+        import torch
+
+        from laicbench.backbone import BackboneSpec, load_backbone
+        from laicbench.prompts import PromptLearner
+
+        encoder = load_backbone(BackboneSpec.parse("ViT-B-32:random"), self.device).text_encoder
+        learner = PromptLearner(encoder, [f"a photo of a noun{i}." for i in range(1000)], 4)
+        opt = torch.optim.SGD([learner.ctx], lr=0.002, momentum=0.9)
+        x = torch.randn(256, DIM, device=self.device)
+        y = torch.randint(1000, (256,), device=self.device)
+        steps = 2
+
+        def train():
+            for _ in range(steps):
+                loss = torch.nn.functional.cross_entropy(x @ learner().T / 0.01, y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+        seconds = _timed(train)
+        total = 50 * -(-1_281_167 // 256)
+        note = (
+            f"{steps} steps (all 1,000 prompts through the text tower, batch 256); "
+            f"x {total:,} steps (50 epochs, everything kept: an upper bound)"
+        )
+        return seconds, seconds * total / steps, note
+
+
+IMAGENET_STEPS = {
+    "tac-notrain / tac / ours: noun-selection k-means": "kmeans_select",
+    "tac-notrain / tac / ours: noun assignment": "noun_assignment",
+    "tac-notrain / tac: text counterparts": "counterparts",
+    "tac / ours: exact k-NN": "knn",
+    "tac: cluster-head training": "tac_heads",
+    "clip-kmeans / ours: k-means K=1000": "kmeans_pseudo",
+    "ours: prompt learning": "prompt_steps",
+}
+
+
+def imagenet_jobs(device: str) -> list[tuple[str, Callable]]:
+    """The dominant steps at ImageNet-1K size."""
+    return [(name, _Step(step, device)) for name, step in IMAGENET_STEPS.items()]

@@ -1,0 +1,83 @@
+"""Local executor vs Ray on this machine (``laicbench bench sweep``).
+
+N CPU-bound demo runs (clip-kmeans on demo-50 with n_init calibrated so that one run takes the
+requested seconds) are executed once in-process, one after another, and once as Ray Tune trials
+(Ray started beforehand, so its start-up is reported apart). Ray's per-trial overhead is the
+wall time Ray needs beyond the runs' own time spread over the available CPUs, per trial.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Any
+
+from laicbench.records import ResultStore
+from laicbench.runspec import RunSpec
+from laicbench.settings import DataSettings
+
+DATASET = "demo-50"
+
+
+def _specs(n_runs: int, n_init: int) -> list[RunSpec]:
+    from laicbench import registry
+
+    params = registry.methods.get("clip-kmeans").from_params({"n_init": n_init}).get_params()
+    return [RunSpec("clip-kmeans", DATASET, "tiny-random", seed, params) for seed in range(n_runs)]
+
+
+def calibrate(seconds: float) -> int:
+    """The n_init that makes one clip-kmeans run on demo-50 take about `seconds` (1 thread)."""
+    import torch
+
+    from laicbench.runner import execute_run
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            record = execute_run(_specs(1, 10)[0], ResultStore(tmp), "cpu")
+        per_init = record["fit_time_s"] / 10
+    finally:
+        torch.set_num_threads(threads)
+    return max(10, round(seconds / per_init))
+
+
+def bench_sweep(n_runs: int = 8, seconds: float = 5.0, cpus: int | None = None) -> dict[str, Any]:
+    """Wall times of the same `n_runs` runs with the local executor and with Ray."""
+    from laicbench.ray_executor import run_ray, start_ray
+    from laicbench.sweep import run_local
+
+    cpus = cpus or os.cpu_count() or 1
+    n_init = calibrate(seconds)
+    specs = _specs(n_runs, n_init)
+    settings = DataSettings()
+    with tempfile.TemporaryDirectory() as local_dir, tempfile.TemporaryDirectory() as ray_dir:
+        t = time.perf_counter()
+        local = run_local(specs, ResultStore(local_dir), "cpu", settings)
+        local_s = time.perf_counter() - t
+        t = time.perf_counter()
+        start_ray(None, cpus, 0)
+        ray_start_s = time.perf_counter() - t
+        t = time.perf_counter()
+        on_ray = run_ray(specs, ResultStore(ray_dir), settings)
+        ray_s = time.perf_counter() - t
+    local_run_s = sum(r["wall_time_s"] for _, r in local)
+    ray_run_s = sum(r["wall_time_s"] for _, r in on_ray)
+    same = sorted((s.run_id, r["metrics"]) for s, r in local) == sorted(
+        (s.run_id, r["metrics"]) for s, r in on_ray
+    )
+    return {
+        "runs": n_runs,
+        "cpus": cpus,
+        "n_init": n_init,
+        "local_wall_s": local_s,
+        "local_mean_run_s": local_run_s / n_runs,
+        "ray_start_s": ray_start_s,
+        "ray_wall_s": ray_s,
+        "ray_mean_run_s": ray_run_s / n_runs,
+        "speedup": local_s / ray_s,
+        "ray_overhead_per_trial_s": max(0.0, ray_s * cpus - ray_run_s) / n_runs,
+        "same_metrics": same,
+    }
