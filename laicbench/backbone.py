@@ -155,27 +155,29 @@ def _needs_quick_gelu(spec: BackboneSpec, is_file: bool) -> bool:
     return False
 
 
-def weights_identity(spec: BackboneSpec) -> dict[str, Any]:
-    """What identifies the weights of `spec` for cache keys and records."""
+def weights_identity(spec: BackboneSpec, cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """What identifies the weights of `spec` for cache keys and records (a checkpoint's SHA-256
+    is remembered in `cache_dir`, default the feature cache's)."""
     import open_clip
 
+    register_tiny_architecture()
     if spec.is_random:
         return {"random_seed": TINY_SEED, "config": open_clip.get_model_config(spec.arch)}
     path = Path(str(spec.pretrained)).expanduser()
     if path.is_file():
-        return {"file": str(path.resolve()), "sha256": _cached_file_sha256(path)}
+        return {"file": str(path.resolve()), "sha256": _cached_file_sha256(path, cache_dir)}
     return {
         "tag": spec.pretrained,
         "pretrained_cfg": open_clip.get_pretrained_cfg(spec.arch, spec.pretrained),
     }
 
 
-def _cached_file_sha256(path: Path) -> str:
-    """SHA-256 of a checkpoint, remembered per (path, size, mtime) beside the feature cache."""
+def _cached_file_sha256(path: Path, cache_dir: str | Path | None) -> str:
+    """SHA-256 of a checkpoint, remembered per (path, size, mtime) in the feature cache."""
     from laicbench.cache import default_cache_dir, file_sha256
 
     stat = path.stat()
-    memo_file = default_cache_dir().parent / "weights_sha256.json"
+    memo_file = Path(cache_dir or default_cache_dir()) / "weights_sha256.json"
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     try:
         memo = json.loads(memo_file.read_text())

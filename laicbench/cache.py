@@ -82,10 +82,11 @@ class FeatureCache:
     def problems(self, key: str, checksums: bool = True) -> list[str]:
         """What is wrong with entry `key` (empty when it is complete and intact)."""
         entry = self.entry(key)
-        if entry.manifest is None:
+        manifest = entry.manifest
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("arrays"), dict):
             return ["no readable manifest"]
         found = []
-        for name, meta in entry.manifest["arrays"].items():
+        for name, meta in manifest["arrays"].items():
             file = entry.path / f"{name}.npy"
             if not file.is_file():
                 found.append(f"{file.name} is missing")

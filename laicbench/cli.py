@@ -166,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     from laicbench import cli_bench
 
     cli_bench.add_commands(sub)
+    from laicbench import cli_report
+
+    cli_report.add_commands(sub)
     return parser
 
 
@@ -191,6 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from laicbench import cli_bench
 
             return cli_bench.dispatch(args, out)
+        if args.command == "report":
+            from laicbench import cli_report
+
+            return cli_report.dispatch(args, out)
         from laicbench import cli_data
 
         return cli_data.dispatch(args, out, err)
@@ -331,6 +338,12 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             f"{record['error']['message'].splitlines()[0] if record['error']['message'] else ''}"
         )
     _print_results_table([r for _, r in sweep.done] + [r for _, r in finished], out)
+    out.print(
+        f"regenerate the report: laicbench report --results-dir {store.root}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     return EXIT_FAILED_RUNS if failed else EXIT_OK
 
 
@@ -374,14 +387,15 @@ def _print_results_table(records: list[dict[str, Any]], out: Console) -> None:
     frame = records_frame(records)
     if frame.empty:
         return
-    summary = mean_std_table(frame)
+    summary = mean_std_table(frame, by=("method", "variant", "dataset"))
     table = Table(title="ACC / NMI / ARI (%), mean ± std over seeds")
     for column in ("method", "dataset", "n", *(m.upper() for m in METRICS)):
         justify = "left" if column in ("method", "dataset") else "right"
         table.add_column(column, justify=justify, no_wrap=True)
     for oracle in (False, True):
         for row in summary[summary["oracle"] == oracle].itertuples():
-            name = f"{row.method} (oracle)" if oracle else row.method
+            name = f"{row.method} [{row.variant}]" if row.variant else row.method
+            name = f"{name} (oracle)" if oracle else name
             cells = [
                 format_mean_std(getattr(row, f"{m}_mean"), getattr(row, f"{m}_std"))
                 for m in METRICS

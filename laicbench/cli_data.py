@@ -111,7 +111,7 @@ def cmd_cache(action: str, keys: list[str], cache: FeatureCache, out: Console) -
     for entry in entries:
         problems = cache.problems(entry.key, checksums=action == "verify")
         bad += bool(problems)
-        manifest = entry.manifest or {}
+        manifest = entry.manifest if isinstance(entry.manifest, dict) else {}
         created = manifest.get("created_at", "")
         table.add_row(
             entry.key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -9,7 +10,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMPLEMENTATION = "laicbench.kmeans.spherical_kmeans (torch, greedy k-means++ init, Lloyd)"
+from laicbench.tensors import unit_rows
+
+IMPLEMENTATION = (
+    "laicbench.kmeans.spherical_kmeans (torch, greedy k-means++ init, Lloyd; 1 CPU thread below "
+    "2^28 multiply-adds per iteration)"
+)
+# Below this many multiply-adds per Lloyd iteration one CPU thread is faster than several (thread
+# start-up dominates, and oversubscribed cores make OpenMP spin) and the result cannot depend on
+# the machine's thread count.
+SINGLE_THREAD_BELOW = 2**28
+
+
+@contextlib.contextmanager
+def _cpu_threads(n: int | None):
+    """Run the block with torch using `n` CPU threads (None: leave as is)."""
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)
@@ -44,7 +68,24 @@ def spherical_kmeans(
     are fitted on a seeded random subsample of that many rows (as faiss does) and every row is then
     assigned. All randomness comes from `seed`.
     """
-    data = F.normalize(torch.as_tensor(np.asarray(x), dtype=torch.float32).to(device), dim=1)
+    data = unit_rows(x, device)
+    small = data.numel() * n_clusters < SINGLE_THREAD_BELOW
+    with _cpu_threads(1 if small and data.device.type == "cpu" else None):
+        return _spherical_kmeans(
+            data, n_clusters, n_init, max_iter, tol, seed, sample_size, chunk_size
+        )
+
+
+def _spherical_kmeans(
+    data: torch.Tensor,
+    n_clusters: int,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+    seed: int,
+    sample_size: int | None,
+    chunk_size: int,
+) -> KMeansResult:
     n = data.shape[0]
     if not 1 <= n_clusters <= n:
         raise ValueError(f"n_clusters={n_clusters} must be between 1 and the {n} samples")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from laicbench.tensors import unit_rows
 
 
 def cosine_knn(
@@ -24,9 +25,9 @@ def cosine_knn(
     tie with it. Returns (indices (n, k) int64, similarities (n, k) float32), most similar first.
     Memory is bounded by query_chunk x key_chunk similarities at a time.
     """
-    q = F.normalize(torch.as_tensor(np.asarray(queries), dtype=torch.float32), dim=1)
+    q = unit_rows(queries)
     same = keys is None
-    kv = q if same else F.normalize(torch.as_tensor(np.asarray(keys), dtype=torch.float32), dim=1)
+    kv = q if same else unit_rows(keys)
     n, m = q.shape[0], kv.shape[0]
     available = m - 1 if (same and exclude_self) else m
     if not 0 < k <= available:

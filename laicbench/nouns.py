@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from laicbench.features import FeatureBundle, Need
 from laicbench.kmeans import spherical_kmeans
 from laicbench.method import Method
+from laicbench.tensors import unit_rows
 
 # TAC's number of semantic centers per benchmark (its filter_nouns.py comment); others use the rule.
 TAC_SEMANTIC_CENTERS = {
@@ -43,7 +44,7 @@ def default_semantic_centers(dataset: str, n_train: int, n_clusters: int) -> int
 
 def normalise(x: np.ndarray | torch.Tensor, device: str = "cpu") -> torch.Tensor:
     """Rows of `x` as an L2-normalised float32 tensor on `device`."""
-    return F.normalize(torch.as_tensor(np.asarray(x), dtype=torch.float32).to(device), dim=1)
+    return unit_rows(x, device)
 
 
 @dataclass(frozen=True)

@@ -38,18 +38,24 @@ def _versions() -> dict[str, str]:
     }
 
 
-def backbone_fields(backbone: Backbone) -> dict[str, Any]:
+def backbone_fields(backbone: Backbone, cache_dir: str | None = None) -> dict[str, Any]:
     """Cache-key fields of the backbone's weights."""
-    return {"arch": backbone.spec.arch, "weights": weights_identity(backbone.spec)}
+    return {"arch": backbone.spec.arch, "weights": weights_identity(backbone.spec, cache_dir)}
 
 
 def image_key_fields(
-    backbone: Backbone, dataset: ImageDataset, split: str, sample_ids: list[str], precision: str
+    backbone: Backbone,
+    dataset: ImageDataset,
+    split: str,
+    sample_ids: list[str],
+    precision: str,
+    cache_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Cache-key fields of one split's image features."""
+    """Cache-key fields of one split's image features (`cache_dir` only locates the memo of
+    checkpoint checksums; it is not part of the key)."""
     return {
         "kind": "image",
-        **backbone_fields(backbone),
+        **backbone_fields(backbone, cache_dir),
         "preprocess": {
             **backbone.preprocess_cfg,
             "resize_ratio": dataset.resize_ratio,
@@ -65,11 +71,13 @@ def image_key_fields(
     }
 
 
-def text_key_fields(backbone: Backbone, words: list[str], precision: str) -> dict[str, Any]:
+def text_key_fields(
+    backbone: Backbone, words: list[str], precision: str, cache_dir: str | None = None
+) -> dict[str, Any]:
     """Cache-key fields of a vocabulary's text features."""
     return {
         "kind": "text",
-        **backbone_fields(backbone),
+        **backbone_fields(backbone, cache_dir),
         "precision": precision,
         "vocabulary_sha256": vocabulary_hash(words),
         "n": len(words),
@@ -90,7 +98,9 @@ def split_features(
     """(cache key, features, labels) of one split, extracted once and then read from the cache."""
     data = dataset.split(split)
     precision = settings.resolved_precision(device)
-    fields = image_key_fields(backbone, dataset, split, data.sample_ids, precision)
+    fields = image_key_fields(
+        backbone, dataset, split, data.sample_ids, precision, settings.cache_dir
+    )
 
     def build() -> dict[str, np.ndarray]:
         features = encode_images(
@@ -114,7 +124,7 @@ def vocabulary_features(
 ) -> tuple[str, np.ndarray]:
     """(cache key, L2-normalised TAC-ensemble features) of `words`, cached."""
     precision = settings.resolved_precision(device)
-    fields = text_key_fields(backbone, words, precision)
+    fields = text_key_fields(backbone, words, precision, settings.cache_dir)
 
     def build() -> dict[str, np.ndarray]:
         encoder = backbone.text_encoder
@@ -170,6 +180,6 @@ def image_dataset_features(
             "cache_keys": keys,
             "cache_dir": str(cache.root),
             "precision": settings.resolved_precision(device),
-            "weights": weights_identity(spec),
+            "weights": weights_identity(spec, settings.cache_dir),
         },
     )

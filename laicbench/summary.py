@@ -10,11 +10,25 @@ import pandas as pd
 METRICS = ("acc", "nmi", "ari")
 
 
+def variant(method: str, params: dict[str, Any]) -> str:
+    """'' for a method's default parameters, else 'name=value, ...' of those that differ."""
+    from laicbench import registry
+    from laicbench.errors import UserError
+
+    try:
+        defaults = registry.methods.get(method)().get_params()
+    except UserError:
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in params.items() if defaults.get(k, v) != v)
+
+
 def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """One row per ok record: method, dataset, backbone, seed, oracle, acc, nmi, ari."""
+    """One row per ok record: method, variant (non-default params), dataset, backbone, seed,
+    oracle, acc, nmi, ari."""
     rows = [
         {
             "method": r["method"]["name"],
+            "variant": variant(r["method"]["name"], r["method"].get("params", {})),
             "dataset": r["dataset"]["name"],
             "backbone": r["backbone"],
             "seed": r["seed"],
@@ -24,13 +38,16 @@ def records_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         for r in records
         if r.get("status") == "ok" and r.get("metrics")
     ]
-    columns = ["method", "dataset", "backbone", "seed", "oracle", *METRICS]
+    columns = ["method", "variant", "dataset", "backbone", "seed", "oracle", *METRICS]
     return pd.DataFrame(rows, columns=columns)
 
 
-def mean_std_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, dataset): n seeds and mean/std (sample std, 0 for one seed) of each metric."""
-    grouped = frame.groupby(["method", "dataset"], sort=False)
+def mean_std_table(
+    frame: pd.DataFrame, by: tuple[str, ...] = ("method", "dataset")
+) -> pd.DataFrame:
+    """Per group of `by` columns: n seeds and mean/std (sample std, 0 for one seed) of each
+    metric."""
+    grouped = frame.groupby(list(by), sort=False)
     out = grouped[list(METRICS)].agg(["mean", "std"]).fillna(0.0)
     out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
     out.insert(0, "n", grouped.size())

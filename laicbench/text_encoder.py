@@ -8,7 +8,7 @@ result equals the full 77-token computation at a fraction of the cost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -69,13 +69,27 @@ class TextEncoder:
         return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
 
     @torch.no_grad()
-    def encode(self, texts: Sequence[str], batch_size: int = 1024) -> np.ndarray:
-        """Unnormalised float32 features (n, embed_dim) of `texts`; each distinct string once."""
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 1024,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Unnormalised float32 features (n, embed_dim) of `texts`; each distinct string once.
+
+        Prompts are sorted by token length, so that each batch is truncated as far as possible;
+        `on_batch(k)` is called after each batch of k distinct strings.
+        """
         unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+        tokens = self.tokenize(unique.tolist())
+        order = torch.argsort(tokens.argmax(dim=-1).cpu(), stable=True)
         out = np.empty((len(unique), self.embed_dim), dtype=np.float32)
         for start in range(0, len(unique), batch_size):
-            tokens = self.tokenize(unique[start : start + batch_size].tolist())
-            out[start : start + len(tokens)] = self.encode_tokens(tokens).float().cpu().numpy()
+            idx = order[start : start + batch_size]
+            features = self.encode_tokens(tokens[idx.to(tokens.device)])
+            out[idx.numpy()] = features.float().cpu().numpy()
+            if on_batch is not None:
+                on_batch(len(idx))
         return out[inverse.reshape(-1)]
 
     def encode_words(
@@ -83,6 +97,7 @@ class TextEncoder:
         words: Sequence[str],
         templates: Sequence[str] = NOUN_TEMPLATES,
         batch_size: int = 1024,
+        on_batch: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """L2-normalised features of `words`: the mean of the unnormalised template embeddings.
 
@@ -90,7 +105,8 @@ class TextEncoder:
         """
         total = np.zeros((len(words), self.embed_dim), dtype=np.float64)
         for template in templates:
-            total += self.encode([template.format(w) for w in words], batch_size=batch_size)
+            prompts = [template.format(w) for w in words]
+            total += self.encode(prompts, batch_size=batch_size, on_batch=on_batch)
         mean = torch.from_numpy(total / len(templates)).float()
         return F.normalize(mean, dim=-1).numpy()
 

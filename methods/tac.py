@@ -85,10 +85,14 @@ class TacNoTrain(NounSelectingMethod):
 
 
 class ClusterHead(nn.Module):
-    """Linear -> BatchNorm -> ReLU -> Linear -> Softmax, weights trunc_normal(std 0.02)."""
+    """Linear -> BatchNorm -> ReLU -> Linear -> Softmax, weights trunc_normal(std 0.02).
 
-    def __init__(self, in_dim: int, n_clusters: int, hidden: int = 512):
+    The hidden width defaults to the input width, as in TAC's code (512 for ViT-B/32).
+    """
+
+    def __init__(self, in_dim: int, n_clusters: int, hidden: int | None = None):
         super().__init__()
+        hidden = hidden or in_dim
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden),
             nn.BatchNorm1d(hidden),
@@ -154,7 +158,7 @@ def tac_loss(
 class Tac(NounSelectingMethod):
     """TAC with its text and image cluster heads trained by cross-modal mutual distillation."""
 
-    version = "1"
+    version = "2"  # 2: hidden width = input width, as TAC's code
     resources = Resources(cpus=1, gpus=0.25)
 
     def __init__(
@@ -171,7 +175,7 @@ class Tac(NounSelectingMethod):
         temperature: float | None = None,
         entropy_weight: float = 5.0,
         lr: float = 1e-3,
-        hidden: int = 512,
+        hidden: int | None = None,
     ):
         self.n_semantic_centers = n_semantic_centers
         self.gamma = gamma
