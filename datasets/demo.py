@@ -170,14 +170,78 @@ def simulate(config: DemoConfig, device: str = "cpu") -> DatasetFeatures:
     )
 
 
+# Bump when the generator changes what it draws, so that cached demo features are redrawn.
+GENERATOR_VERSION = "1"
+
+
+@functools.lru_cache(maxsize=4)
+def cached_simulation(config: DemoConfig, cache_dir: str | None, device: str) -> DatasetFeatures:
+    """The benchmark of `config`, drawn once and kept in the feature cache (so that parallel
+    workers read it in milliseconds instead of drawing it again)."""
+    from importlib.metadata import version
+
+    from laicbench.cache import FeatureCache
+
+    fields = {
+        "kind": "demo",
+        "config": asdict(config),
+        "generator": GENERATOR_VERSION,
+        "versions": {p: version(p) for p in ("torch", "open_clip_torch", "numpy")},
+    }
+
+    def build() -> dict[str, np.ndarray]:
+        data = simulate(config)
+        return {
+            "image_train": data.image_train,
+            "image_test": data.image_test,
+            "labels_train": data.labels_train,
+            "labels_test": data.labels_test,
+            "noun_features": np.asarray(data.noun_features),
+            "noun_words": np.array(data.noun_words),
+            "class_names": np.array(data.class_names),
+            "related_nouns": np.array([data.info["related_nouns"]]),
+        }
+
+    key, arrays = FeatureCache(cache_dir).get_or_build(fields, build, f"demo {config.n_classes}")
+    nouns = arrays["noun_features"]
+    return DatasetFeatures(
+        image_train=arrays["image_train"],
+        image_test=arrays["image_test"],
+        labels_train=np.asarray(arrays["labels_train"]),
+        labels_test=np.asarray(arrays["labels_test"]),
+        class_names=[str(c) for c in arrays["class_names"]],
+        noun_words=[str(w) for w in arrays["noun_words"]],
+        noun_features_loader=lambda: nouns,
+        text_encoder_loader=lambda: _tiny_text_encoder(device),
+        info={
+            "kind": "simulated",
+            "generator": "laicbench.datasets.demo",
+            "generator_version": GENERATOR_VERSION,
+            "config": asdict(config),
+            "n_train": len(arrays["labels_train"]),
+            "n_test": len(arrays["labels_test"]),
+            "n_nouns": len(arrays["noun_words"]),
+            "related_nouns": int(arrays["related_nouns"][0]),
+            "cache_keys": {"demo": key},
+        },
+    )
+
+
+def _tiny_text_encoder(device: str) -> TextEncoder:
+    from laicbench.backbone import load_backbone
+
+    return load_backbone(BackboneSpec.parse(TINY_RANDOM), device).text_encoder
+
+
 class _Demo(Dataset):
     config: DemoConfig
     native_backbone = TINY_RANDOM
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:
-        """Simulate the benchmark in the feature space of the tiny-random backbone."""
-        del backbone, settings  # always tiny-random (Dataset.backbone_for); nothing on disk
-        return simulate(self.config, device)
+        """The simulated benchmark in the feature space of the tiny-random backbone (drawn on the
+        CPU, so that it is the same on every device; cached); the text encoder is on `device`."""
+        del backbone  # always tiny-random (Dataset.backbone_for)
+        return cached_simulation(self.config, settings.cache_dir, device)
 
 
 @register_dataset("demo-10", aliases=("demo",))

@@ -121,14 +121,19 @@ class Registry(Generic[T]):
         return self.entry(name).name
 
     def names(self) -> list[str]:
-        """Canonical names in registration order (built-ins first, in their listed order)."""
-        self.load_builtins()
-        return list(self._entries)
+        """Canonical names: built-ins in the order of their listed modules, then the others in
+        registration order."""
+        return [entry.name for entry in self.entries()]
 
     def entries(self) -> list[Entry]:
-        """All entries in registration order."""
+        """All entries, ordered as ``names``: the order never depends on what was imported first."""
         self.load_builtins()
-        return list(self._entries.values())
+        rank = {module: i for i, module in enumerate(self.builtin_modules)}
+        order = {name: i for i, name in enumerate(self._entries)}
+        return sorted(
+            self._entries.values(),
+            key=lambda e: (rank.get(e.obj.__module__, len(rank)), order[e.name]),
+        )
 
     def classes(self) -> list[type]:
         """The registered classes (without triggering loading)."""

@@ -17,6 +17,20 @@ from laicbench.cli import main
 PLUGIN_MODULE_PREFIX = "laicbench_plugins."
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_feature_cache(tmp_path_factory):
+    """Keep the tests' feature cache (demo features included) out of the user's home."""
+    import os
+
+    previous = os.environ.get("LAICBENCH_CACHE")
+    os.environ["LAICBENCH_CACHE"] = str(tmp_path_factory.mktemp("feature-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("LAICBENCH_CACHE", None)
+    else:
+        os.environ["LAICBENCH_CACHE"] = previous
+
+
 @pytest.fixture(autouse=True)
 def local_executor(monkeypatch):
     """Run sweeps in-process unless a test asks for Ray (starting Ray costs seconds per test)."""
