@@ -66,7 +66,7 @@ def measure(name: str, fn: Callable[[], tuple[float, float, str]]) -> Measuremen
     size, how the estimate was made). Adds the process's peak resident memory."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child, args=(child, fn))
+    proc = ctx.Process(target=_child, args=(child, fn), daemon=True)  # dies with the parent
     proc.start()
     measured, estimated, note, peak, error = parent.recv()
     proc.join()
