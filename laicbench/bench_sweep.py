@@ -3,7 +3,8 @@
 N CPU-bound demo runs (clip-kmeans on demo-50 with n_init calibrated so that one run takes the
 requested seconds) are executed once in-process, one after another, and once as Ray Tune trials
 (Ray started beforehand, so its start-up is reported apart). Ray's per-trial overhead is the
-wall time Ray needs beyond the runs' own time spread over the available CPUs, per trial.
+wall time Ray needs beyond the runs' own time spread over the available CPUs, per trial: once in
+all, and once without Tune's fixed start-up (the time until the first trial starts).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from datetime import datetime
 from typing import Any
 
 from laicbench.records import ResultStore
@@ -35,13 +37,15 @@ def calibrate(seconds: float) -> int:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    n_init = 10
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            record = execute_run(_specs(1, 10)[0], ResultStore(tmp), "cpu")
-        per_init = record["fit_time_s"] / 10
+        for _ in range(2):  # a first guess, then one correction at the guessed size
+            with tempfile.TemporaryDirectory() as tmp:
+                record = execute_run(_specs(1, n_init)[0], ResultStore(tmp), "cpu")
+            n_init = max(10, round(n_init * seconds / record["wall_time_s"]))
     finally:
         torch.set_num_threads(threads)
-    return max(10, round(seconds / per_init))
+    return n_init
 
 
 def bench_sweep(n_runs: int = 8, seconds: float = 5.0, cpus: int | None = None) -> dict[str, Any]:
@@ -60,9 +64,11 @@ def bench_sweep(n_runs: int = 8, seconds: float = 5.0, cpus: int | None = None) 
         t = time.perf_counter()
         start_ray(None, cpus, 0)
         ray_start_s = time.perf_counter() - t
-        t = time.perf_counter()
+        t, t_epoch = time.perf_counter(), time.time()
         on_ray = run_ray(specs, ResultStore(ray_dir), settings)
         ray_s = time.perf_counter() - t
+    first_start = min(datetime.fromisoformat(r["started_at"]).timestamp() for _, r in on_ray)
+    tune_start_s = first_start - t_epoch
     local_run_s = sum(r["wall_time_s"] for _, r in local)
     ray_run_s = sum(r["wall_time_s"] for _, r in on_ray)
     same = sorted((s.run_id, r["metrics"]) for s, r in local) == sorted(
@@ -78,6 +84,9 @@ def bench_sweep(n_runs: int = 8, seconds: float = 5.0, cpus: int | None = None) 
         "ray_wall_s": ray_s,
         "ray_mean_run_s": ray_run_s / n_runs,
         "speedup": local_s / ray_s,
+        "tune_start_s": tune_start_s,
         "ray_overhead_per_trial_s": max(0.0, ray_s * cpus - ray_run_s) / n_runs,
+        "ray_overhead_per_trial_after_start_s": max(0.0, (ray_s - tune_start_s) * cpus - ray_run_s)
+        / n_runs,
         "same_metrics": same,
     }

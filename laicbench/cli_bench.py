@@ -56,7 +56,9 @@ def add_commands(sub) -> None:
         "speedup and Ray's overhead per trial.",
     )
     sweep.add_argument("--runs", type=int, default=8, help="number of runs (default 8)")
-    sweep.add_argument("--seconds", type=float, default=5.0, help="seconds per run (default 5)")
+    sweep.add_argument(
+        "--seconds", type=float, default=5.5, help="seconds per run (default 5.5: at least 5)"
+    )
     sweep.add_argument("--cpus", type=int, help="CPUs for Ray (default: all)")
     sweep.add_argument("--out", help="also write the figures as JSON to this file")
 
@@ -139,7 +141,12 @@ def _sweep(args: argparse.Namespace, out: Console) -> int:
         ("Ray wall time", f"{result['ray_wall_s']:.1f} s"),
         ("mean run time, in a Ray trial", f"{result['ray_mean_run_s']:.1f} s"),
         ("speedup local / Ray", f"{result['speedup']:.2f}x"),
-        ("Ray overhead per trial", f"{result['ray_overhead_per_trial_s']:.2f} s"),
+        ("Tune start-up (until the first trial)", f"{result['tune_start_s']:.1f} s"),
+        ("Ray overhead per trial, all in", f"{result['ray_overhead_per_trial_s']:.2f} s"),
+        (
+            "Ray overhead per trial after start-up",
+            f"{result['ray_overhead_per_trial_after_start_s']:.2f} s",
+        ),
         ("same metrics both ways", str(result["same_metrics"])),
     ]:
         table.add_row(label, value)

@@ -111,14 +111,13 @@ class TextEncoder:
         return F.normalize(mean, dim=-1).numpy()
 
 
-def _openai_templates() -> tuple[str, ...]:
-    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+def ensemble_templates(name: str) -> tuple[str, ...]:
+    """A prompt ensemble for zero-shot classification: "openai" (CLIP's 80 ImageNet templates,
+    from open_clip) or "simple" (TAC's 7)."""
+    if name == "simple":
+        return NOUN_TEMPLATES
+    if name == "openai":
+        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
-    return tuple(template("{}") for template in OPENAI_IMAGENET_TEMPLATES)
-
-
-# Prompt ensembles for zero-shot classification: CLIP's 80 ImageNet templates, or TAC's 7.
-ENSEMBLE_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "openai": _openai_templates(),
-    "simple": NOUN_TEMPLATES,
-}
+        return tuple(template("{}") for template in OPENAI_IMAGENET_TEMPLATES)
+    raise ValueError(f"templates must be 'openai' or 'simple', not {name!r}")

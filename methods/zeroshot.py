@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from laicbench.features import FeatureBundle, Need
 from laicbench.method import Method, Resources
 from laicbench.registry import register_method
-from laicbench.text_encoder import ENSEMBLE_TEMPLATES
+from laicbench.text_encoder import ensemble_templates
 
 
 @register_method("zeroshot", aliases=("zero-shot", "clip-zeroshot"))
@@ -30,9 +30,7 @@ class ZeroShot(Method):
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Each test image's most similar class text (mean of normalised template features)."""
-        if self.templates not in ENSEMBLE_TEMPLATES:
-            raise ValueError(f"templates must be one of {sorted(ENSEMBLE_TEMPLATES)}")
-        templates = ENSEMBLE_TEMPLATES[self.templates]
+        templates = ensemble_templates(self.templates)
         encoder = features.text_encoder
         names = [name.replace("_", " ") for name in features.class_names]
         classes = []
