@@ -49,23 +49,7 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray"
             raise UserError(f"cannot start or reach {where}: {exc}") from exc
-        if not address:
-            _warm_workers(int(ray.cluster_resources().get("CPU", 1)))
     return ray.cluster_resources()
-
-
-def _warm_workers(n: int) -> None:
-    """Start `n` worker processes with laicbench's imports done, once per Ray session, so that
-    trials (whose actors take idle workers) do not each pay for importing torch and open_clip."""
-    import ray
-
-    @ray.remote(num_cpus=1)
-    def warm() -> int:
-        import laicbench.runner  # noqa: F401 - the import is the point
-
-        return os.getpid()
-
-    ray.get([warm.remote() for _ in range(max(1, n))])
 
 
 def trial_resources(method: str, cluster_gpus: float) -> dict[str, float]:
