@@ -56,6 +56,7 @@ def spherical_kmeans(
     seed: int = 0,
     device: str = "cpu",
     sample_size: int | None = None,
+    points_per_centroid: int | None = None,
     chunk_size: int = 16384,
 ) -> KMeansResult:
     """Cluster the rows of `x` by cosine similarity (rows are L2-normalised here).
@@ -66,8 +67,12 @@ def spherical_kmeans(
     less than `tol` relative, or `max_iter`. The restart with the highest objective wins. Empty
     clusters are re-seeded with the points farthest from their centers. With `sample_size`, centers
     are fitted on a seeded random subsample of that many rows (as faiss does) and every row is then
-    assigned. All randomness comes from `seed`.
+    assigned; `points_per_centroid` sets it to that many times `n_clusters` (faiss's
+    max_points_per_centroid). A sample at least as large as the data means all rows. All
+    randomness comes from `seed`.
     """
+    if points_per_centroid:
+        sample_size = points_per_centroid * n_clusters
     data = unit_rows(x, device)
     small = data.numel() * n_clusters < SINGLE_THREAD_BELOW
     with _cpu_threads(1 if small and data.device.type == "cpu" else None):

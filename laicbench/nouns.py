@@ -72,7 +72,6 @@ def select_nouns(
     """TAC's discriminative noun selection (tac.md section 3, step A)."""
     x = normalise(images, device)
     n_centers = min(n_centers, len(x))
-    sample = points_per_centroid * n_centers if points_per_centroid else None
     result = spherical_kmeans(
         x,
         n_centers,
@@ -80,7 +79,7 @@ def select_nouns(
         max_iter=max_iter,
         seed=seed,
         device=device,
-        sample_size=sample if sample and sample < len(x) else None,
+        points_per_centroid=points_per_centroid,
     )
     labels = torch.as_tensor(result.labels, device=device)
     centers = torch.zeros(n_centers, x.shape[1], device=device).index_add_(0, labels, x)

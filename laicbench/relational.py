@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ class RidgeRelations:
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Rows x L of L2-normalised images (n, d): same Gram matrix as the rows of C."""
-        x = F.normalize(torch.as_tensor(np.asarray(images), dtype=torch.float64), dim=1).numpy()
+        x = _unit_rows(images)
         return (x @ self.isometry).astype(np.float32)
 
     def representation(self, images: np.ndarray) -> np.ndarray:
@@ -47,5 +45,11 @@ class RidgeRelations:
 
     def relations(self, images: np.ndarray) -> np.ndarray:
         """The explicit relation rows C = X B T^T (n, M), for small samples (figures, tests)."""
-        x = F.normalize(torch.as_tensor(np.asarray(images), dtype=torch.float64), dim=1).numpy()
+        x = _unit_rows(images)
         return x @ self.ridge @ self.nouns.T
+
+
+def _unit_rows(images: np.ndarray) -> np.ndarray:
+    """Rows of `images` L2-normalised, in float64 (read-only cache arrays are not written)."""
+    x = np.asarray(images, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -155,31 +155,25 @@ def select_runs(
 ) -> list[Run]:
     """The runs of the given methods and datasets (names or aliases; None: all); UserError
     naming a method or dataset that has no record."""
-    if methods:
-        have = sorted({r.method for r in runs}, key=method_order)
-        wanted = set()
-        for name in methods:
-            canonical = _canonical(registry.methods, name)
-            if canonical not in have:
-                raise UserError(
-                    f"--methods: no records of method {name!r}{did_you_mean(name, have)}; "
-                    f"methods with records: {', '.join(have)}"
-                )
-            wanted.add(canonical)
-        runs = [r for r in runs if r.method in wanted]
-    if datasets:
-        have = sorted({r.dataset for r in runs}, key=dataset_order)
-        wanted = set()
-        for name in datasets:
-            canonical = _canonical(registry.datasets, name)
-            if canonical not in have:
-                raise UserError(
-                    f"--datasets: no records of dataset {name!r}{did_you_mean(name, have)}; "
-                    f"datasets with records: {', '.join(have)}"
-                )
-            wanted.add(canonical)
-        runs = [r for r in runs if r.dataset in wanted]
-    return runs
+    runs = _only(runs, methods, "method", registry.methods, method_order)
+    return _only(runs, datasets, "dataset", registry.datasets, dataset_order)
+
+
+def _only(runs: list[Run], names, kind: str, reg: registry.Registry, order) -> list[Run]:
+    """The runs whose `kind` ("method" or "dataset") is one of `names` (all when None)."""
+    if not names:
+        return runs
+    have = sorted({getattr(r, kind) for r in runs}, key=order)
+    wanted = set()
+    for name in names:
+        canonical = _canonical(reg, name)
+        if canonical not in have:
+            raise UserError(
+                f"--{kind}s: no records of {kind} {name!r}{did_you_mean(name, have)}; "
+                f"{kind}s with records: {', '.join(have)}"
+            )
+        wanted.add(canonical)
+    return [r for r in runs if getattr(r, kind) in wanted]
 
 
 def _canonical(reg: registry.Registry, name: str) -> str:

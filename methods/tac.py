@@ -70,7 +70,6 @@ class TacNoTrain(NounSelectingMethod):
             x, selected, self.tau, device=features.device, return_nearest=True
         )
         z = np.concatenate([x, t], axis=1)
-        sample = self.points_per_centroid * n_clusters if self.points_per_centroid else None
         labels = spherical_kmeans(
             z,
             n_clusters,
@@ -78,7 +77,7 @@ class TacNoTrain(NounSelectingMethod):
             max_iter=self.max_iter,
             seed=seed,
             device=features.device,
-            sample_size=sample if sample and sample < len(z) else None,
+            points_per_centroid=self.points_per_centroid,
         ).labels
         self.artefacts_["cluster_nouns"] = self._cluster_nouns(labels, nearest)
         return labels

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from laicbench.features import FeatureBundle, Need
 from laicbench.method import Method, Resources
 from laicbench.registry import register_method
+from laicbench.tensors import unit_rows
 from laicbench.text_encoder import ensemble_templates
 
 
@@ -38,5 +39,5 @@ class ZeroShot(Method):
             raw = torch.as_tensor(encoder.encode([t.format(name) for t in templates]))
             classes.append(F.normalize(F.normalize(raw, dim=1).mean(dim=0), dim=0))
         text = torch.stack(classes).to(features.device)
-        x = F.normalize(torch.as_tensor(np.asarray(features.image_test)), dim=1)
-        return (x.to(features.device) @ text.T).argmax(dim=1).cpu().numpy()
+        x = unit_rows(features.image_test, features.device)
+        return (x @ text.T).argmax(dim=1).cpu().numpy()
