@@ -19,7 +19,6 @@ LIBRARIES = (
     "open_clip_torch",
     "numpy",
     "scipy",
-    "scikit-learn",
     "pandas",
     "ray",
 )

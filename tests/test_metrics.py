@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from laicbench.metrics import cluster_accuracy, evaluate, hungarian_match
+from laicbench.metrics import (
+    adjusted_rand_index,
+    cluster_accuracy,
+    evaluate,
+    hungarian_match,
+    normalized_mutual_info,
+)
 
 
 def brute_force_acc(y_true, y_pred) -> float:
@@ -156,6 +162,54 @@ def test_evaluate_is_x100_and_matches_sklearn(seed):
     assert 1 < scores["acc"] <= 100
     assert 1 < scores["nmi"] <= 100
     assert all(isinstance(v, float) for v in scores.values())
+
+
+EDGE_LABELLINGS = [
+    ([0, 0, 0, 0], [0, 0, 0, 0]),  # one group each
+    ([0, 0, 0, 0], [0, 1, 2, 3]),  # one group vs singletons
+    ([0, 1, 2, 3], [0, 1, 2, 3]),  # singletons both
+    ([0, 1, 2, 3], [5, 5, 5, 5]),
+    ([0, 0, 1, 1], [1, 1, 0, 0]),
+    ([7], [3]),  # one sample: no pairs
+    ([0, 1], [0, 0]),
+    ([1, 1, 1], [0, 1, 0]),
+]
+
+
+def _assert_nmi_and_ari_like_sklearn(y_true, y_pred) -> None:
+    assert normalized_mutual_info(y_true, y_pred) == pytest.approx(
+        normalized_mutual_info_score(y_true, y_pred), abs=1e-12
+    )
+    assert adjusted_rand_index(y_true, y_pred) == pytest.approx(
+        adjusted_rand_score(y_true, y_pred), abs=1e-12
+    )
+
+
+@pytest.mark.parametrize(("y_true", "y_pred"), EDGE_LABELLINGS)
+def test_nmi_and_ari_edge_cases_match_sklearn(y_true, y_pred):
+    _assert_nmi_and_ari_like_sklearn(y_true, y_pred)
+
+
+def test_nmi_and_ari_match_sklearn_on_random_labellings():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(2, 400))
+        y_true = rng.integers(0, int(rng.integers(1, 15)), n)
+        y_pred = rng.integers(0, int(rng.integers(1, 15)), n) * 3 - 4
+        if rng.random() < 0.5:  # correlated: mostly a relabelled copy of y_true
+            y_pred = np.where(rng.random(n) < 0.2, y_pred, y_true * 2 + 1)
+        _assert_nmi_and_ari_like_sklearn(y_true, y_pred)
+
+
+def test_ari_exact_at_imagenet_size():
+    # 1.28M samples: the pair counts' products exceed int64
+    rng = np.random.default_rng(1)
+    y_true = rng.integers(0, 1000, 1_281_167)
+    y_pred = np.where(rng.random(y_true.size) < 0.3, rng.integers(0, 1000, y_true.size), y_true)
+    assert adjusted_rand_index(y_true, y_pred) == pytest.approx(
+        adjusted_rand_score(y_true, y_pred), abs=1e-12
+    )
+    assert 0.4 < adjusted_rand_index(y_true, y_pred) < 0.6
 
 
 def test_evaluate_rejects_mismatched_shapes():
