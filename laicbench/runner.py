@@ -6,14 +6,12 @@ Both executors (in-process and Ray) call ``execute_run``; nothing else writes re
 from __future__ import annotations
 
 import random
-import threading
 import time
 import traceback
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-import psutil
 import torch
 
 from laicbench import kmeans, registry
@@ -22,6 +20,7 @@ from laicbench.diagnostics import label_diagnostics
 from laicbench.features import DatasetFeatures, FeatureBundle
 from laicbench.method import Method
 from laicbench.metrics import evaluate
+from laicbench.peak_memory import PeakMemory
 from laicbench.provenance import device_description, environment
 from laicbench.records import SCHEMA_VERSION, ResultStore
 from laicbench.runspec import RunSpec
@@ -40,31 +39,6 @@ def load_dataset_features(
 ) -> DatasetFeatures:
     """The features of `dataset` under `backbone` (the dataset plugin caches them)."""
     return resolve_dataset(dataset, settings).load(backbone, device, settings)
-
-
-class PeakMemory:
-    """Context manager sampling this process's resident memory; ``peak_mb`` after exit."""
-
-    def __init__(self, interval: float = 0.02):
-        self.interval = interval
-        self.peak_mb = 0.0
-        self._stop = threading.Event()
-        self._process = psutil.Process()
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
 
 
 def _is_oom(exc: BaseException) -> bool:
