@@ -1,8 +1,9 @@
 """Local executor vs Ray on this machine (``laicbench bench sweep``).
 
 N CPU-bound demo runs (clip-kmeans on demo-50 with n_init calibrated so that one run takes the
-requested seconds) are executed once in-process, one after another, and once as Ray Tune trials
-(Ray started beforehand, so its start-up is reported apart). Ray's per-trial overhead is the
+requested seconds) are executed in-process, one after another, and then as Ray Tune trials on a
+freshly started local Ray (its start-up is reported apart, and once more counted in); the pair is
+repeated and medians reported. Ray's per-trial overhead is the
 wall time Ray needs beyond the runs' own time spread over the available CPUs, per trial: once in
 all, and once without Tune's fixed start-up (the time until the first trial starts).
 """
@@ -10,6 +11,7 @@ all, and once without Tune's fixed start-up (the time until the first trial star
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 import time
 from datetime import datetime
@@ -48,14 +50,13 @@ def calibrate(seconds: float) -> int:
     return n_init
 
 
-def bench_sweep(n_runs: int = 8, seconds: float = 5.0, cpus: int | None = None) -> dict[str, Any]:
-    """Wall times of the same `n_runs` runs with the local executor and with Ray."""
+def _one_comparison(specs: list[RunSpec], cpus: int) -> dict[str, Any]:
+    """Wall times of `specs` with the local executor, then on a freshly started local Ray."""
+    import ray
+
     from laicbench.ray_executor import run_ray, start_ray
     from laicbench.sweep import run_local
 
-    cpus = cpus or os.cpu_count() or 1
-    n_init = calibrate(seconds)
-    specs = _specs(n_runs, n_init)
     settings = DataSettings()
     with tempfile.TemporaryDirectory() as local_dir, tempfile.TemporaryDirectory() as ray_dir:
         t = time.perf_counter()
@@ -64,9 +65,13 @@ def bench_sweep(n_runs: int = 8, seconds: float = 5.0, cpus: int | None = None) 
         t = time.perf_counter()
         start_ray(None, cpus, 0)
         ray_start_s = time.perf_counter() - t
-        t, t_epoch = time.perf_counter(), time.time()
-        on_ray = run_ray(specs, ResultStore(ray_dir), settings)
-        ray_s = time.perf_counter() - t
+        try:
+            t, t_epoch = time.perf_counter(), time.time()
+            on_ray = run_ray(specs, ResultStore(ray_dir), settings)
+            ray_s = time.perf_counter() - t
+        finally:
+            ray.shutdown()  # the next repeat starts from a cold Ray, as a user's run does
+    n_runs = len(specs)
     first_start = min(datetime.fromisoformat(r["started_at"]).timestamp() for _, r in on_ray)
     tune_start_s = first_start - t_epoch
     local_run_s = sum(r["wall_time_s"] for _, r in local)
@@ -75,18 +80,37 @@ def bench_sweep(n_runs: int = 8, seconds: float = 5.0, cpus: int | None = None) 
         (s.run_id, r["metrics"]) for s, r in on_ray
     )
     return {
-        "runs": n_runs,
-        "cpus": cpus,
-        "n_init": n_init,
         "local_wall_s": local_s,
         "local_mean_run_s": local_run_s / n_runs,
         "ray_start_s": ray_start_s,
         "ray_wall_s": ray_s,
         "ray_mean_run_s": ray_run_s / n_runs,
         "speedup": local_s / ray_s,
+        "speedup_with_ray_start": local_s / (ray_start_s + ray_s),
         "tune_start_s": tune_start_s,
         "ray_overhead_per_trial_s": max(0.0, ray_s * cpus - ray_run_s) / n_runs,
         "ray_overhead_per_trial_after_start_s": max(0.0, (ray_s - tune_start_s) * cpus - ray_run_s)
         / n_runs,
         "same_metrics": same,
     }
+
+
+def bench_sweep(
+    n_runs: int = 8, seconds: float = 5.0, cpus: int | None = None, repeats: int = 3
+) -> dict[str, Any]:
+    """Compare the same `n_runs` runs with the local executor and with Ray, `repeats` times.
+
+    Returns the settings, every repeat's figures (``repeats``) and, per figure, the median over
+    the repeats (``median``): single measurements on a shared 2-core machine vary by 5-10%.
+    """
+    cpus = cpus or os.cpu_count() or 1
+    n_init = calibrate(seconds)
+    specs = _specs(n_runs, n_init)
+    results = [_one_comparison(specs, cpus) for _ in range(repeats)]
+    median = {
+        key: statistics.median(r[key] for r in results)
+        for key in results[0]
+        if key != "same_metrics"
+    }
+    median["same_metrics"] = all(r["same_metrics"] for r in results)
+    return {"runs": n_runs, "cpus": cpus, "n_init": n_init, "repeats": results, "median": median}

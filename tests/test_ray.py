@@ -161,3 +161,23 @@ def test_grid_errors_are_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_bench_sweep_compares_local_and_ray_runs(tmp_path, capsys):
+    out = tmp_path / "sweep.json"
+    argv = ["bench", "sweep", "--runs", "2", "--seconds", "0.3", "--repeats", "1", "--cpus", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    (one,) = result["repeats"]
+    assert result["median"]["same_metrics"] is True
+    assert one["local_mean_run_s"] > 0 and one["ray_mean_run_s"] > 0
+    assert 0 < one["tune_start_s"] < one["ray_wall_s"]
+    assert one["speedup"] == pytest.approx(one["local_wall_s"] / one["ray_wall_s"])
+    assert one["speedup_with_ray_start"] < one["speedup"]
+    assert "speedup local / Ray" in capsys.readouterr().out
+
+
+def test_bench_sweep_rejects_zero_repeats(capsys):
+    assert main(["bench", "sweep", "--repeats", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--repeats" in err[0]
