@@ -269,7 +269,9 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     config = _sweep_config(args)
     specs = expand(config)
-    device = resolve_device(config.device)
+    remote_ray = config.executor == "ray" and args.address
+    # the driver only extracts features; with a remote cluster the trials' GPUs are the cluster's
+    device = resolve_device("auto" if remote_ray and config.device != "cpu" else config.device)
     settings = data_settings(args)
     store = ResultStore(config.results_dir)
     sweep = plan(specs, store, overwrite=config.overwrite)
@@ -315,6 +317,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
                     num_cpus=args.num_cpus,
                     num_gpus=args.num_gpus,
                     include_paths=tuple(args.include_path),
+                    device=config.device,
                     on_done=on_done,
                 )
             progress.update(task, description="runs")

@@ -24,6 +24,15 @@ class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
 
+    def device_for(self, requested: str) -> str:
+        """The device a run uses given the sweep's resolved `requested` device (cpu, cuda[:N]).
+
+        Only methods that ask for a GPU share run on the GPU; the others run on the CPU with
+        either executor (a Ray trial without a GPU share has none), so records do not depend on
+        the executor.
+        """
+        return requested if self.gpus > 0 else "cpu"
+
 
 class Method:
     """Base class of method plugins.

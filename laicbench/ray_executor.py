@@ -138,9 +138,14 @@ def run_ray(
     num_cpus: int | None = None,
     num_gpus: int | None = None,
     include_paths: tuple[str, ...] = (),
+    device: str = "auto",
     on_done: Callable[[RunSpec, dict[str, Any]], None] = lambda spec, record: None,
 ) -> list[tuple[RunSpec, dict[str, Any]]]:
     """Execute `specs` as Tune trials; return (spec, record) pairs, read back from the store.
+
+    `device` is the sweep's request: ``cpu`` keeps every trial off the cluster's GPUs, ``auto``
+    gives methods that ask for a GPU share one where the cluster has GPUs, ``cuda[:N]`` requires
+    the cluster to have GPUs (Ray picks which).
 
     A trial that dies without writing a record (killed for memory, a crashed worker) gets an
     error or oom record written here from Tune's error.
@@ -152,7 +157,9 @@ def run_ray(
         check_shared_storage(
             [store.root] + ([Path(settings.cache_dir)] if settings.cache_dir else [])
         )
-    gpus = resources.get("GPU", 0.0)
+    gpus = 0.0 if device == "cpu" else resources.get("GPU", 0.0)
+    if device.startswith("cuda") and not gpus:
+        raise UserError(f"--device {device}: the Ray cluster has no GPU; use --device cpu or auto")
     trainable = tune.with_resources(
         _trial,
         lambda config: tune.PlacementGroupFactory(

@@ -50,11 +50,13 @@ def execute_run(
 ) -> dict[str, Any]:
     """Run `spec` on `device`, store its record (ok, error or oom) and return the record.
 
+    A method without a GPU share runs on the CPU whatever `device` says (Resources.device_for).
     Exceptions of the method or the data become error records; KeyboardInterrupt propagates and
     leaves nothing behind.
     """
     settings = settings or DataSettings()
     method_cls: type[Method] = registry.methods.get(spec.method)
+    device = method_cls.resources.device_for(device)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     record: dict[str, Any] = {

@@ -10,7 +10,10 @@ import pytest
 from laicbench import registry
 from laicbench.errors import UserError
 from laicbench.features import DatasetFeatures, FeatureBundle, Need, UndeclaredNeedError
-from laicbench.method import Method
+from laicbench.method import Method, Resources
+from laicbench.records import ResultStore
+from laicbench.runner import execute_run
+from laicbench.runspec import RunSpec
 
 
 class Toy(Method):
@@ -182,3 +185,20 @@ def test_undeclared_need_becomes_an_error_record(cli, method_plugin, tmp_path):
     assert record["status"] == "error"
     assert record["error"]["type"] == "UndeclaredNeedError"
     assert "Need.NOUNS" in record["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("gpus", "requested", "used"),
+    [(0, "cuda", "cpu"), (0, "cuda:1", "cpu"), (0.25, "cuda:1", "cuda:1"), (0.5, "cpu", "cpu")],
+)
+def test_only_methods_with_a_gpu_share_use_the_gpu(gpus, requested, used):
+    assert Resources(cpus=1, gpus=gpus).device_for(requested) == used
+
+
+def test_a_cpu_method_asked_for_cuda_runs_on_the_cpu(tmp_path):
+    # no GPU here: were the request passed on, the run would fail on its first CUDA tensor
+    record = execute_run(
+        RunSpec("clip-kmeans", "demo", "tiny-random", 0, {}), ResultStore(tmp_path), "cuda"
+    )
+    assert record["status"] == "ok", record.get("error")
+    assert record["device"].startswith("cpu")

@@ -181,3 +181,19 @@ def test_bench_sweep_rejects_zero_repeats(capsys):
     assert main(["bench", "sweep", "--repeats", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--repeats" in err[0]
+
+
+def test_cuda_on_a_cluster_without_gpus_is_a_user_error(tmp_path):
+    from laicbench.errors import UserError
+    from laicbench.ray_executor import run_ray
+    from laicbench.records import ResultStore
+    from laicbench.runspec import RunSpec
+    from laicbench.settings import DataSettings
+
+    spec = RunSpec("tac-notrain", "demo", "tiny-random", 0, {})
+    ray.shutdown()  # a local Ray without GPUs, also on a machine that has one
+    with pytest.raises(UserError, match="no GPU"):
+        run_ray(
+            [spec], ResultStore(tmp_path), DataSettings(), num_cpus=2, num_gpus=0, device="cuda"
+        )
+    assert not list(tmp_path.rglob("*.json"))
