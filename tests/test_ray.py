@@ -197,3 +197,31 @@ def test_cuda_on_a_cluster_without_gpus_is_a_user_error(tmp_path):
             [spec], ResultStore(tmp_path), DataSettings(), num_cpus=2, num_gpus=0, device="cuda"
         )
     assert not list(tmp_path.rglob("*.json"))
+
+
+def test_a_trial_uses_as_many_torch_threads_as_its_cpu_share(tmp_path, write_plugin):
+    # trial processes import torch before Ray assigns them a task; without care each would
+    # start one thread per core and two concurrent trials would oversubscribe the CPUs
+    plugins = write_plugin(
+        """
+        import numpy as np
+        import torch
+
+        from laicbench.method import Method
+        from laicbench.registry import register_method
+
+        @register_method("ray-threads")
+        class Threads(Method):
+            \"\"\"Predicts one cluster and records torch's thread count.\"\"\"
+
+            def fit_predict(self, features, n_clusters, seed):
+                self.artefacts_ = {"torch_threads": torch.get_num_threads()}
+                return np.zeros(len(features.image_test), dtype=np.int64)
+        """
+    )
+    results = tmp_path / "runs"
+    argv = ["run", "--methods", "ray-threads", "--datasets", "demo", "--seeds", "0-3"]
+    argv += ["--executor", "ray", "--num-cpus", "2", "--include-path", str(plugins)]
+    assert main([*argv, "--results-dir", str(results)]) == 0
+    records = [json.loads(p.read_text()) for p in results.rglob("*.json") if "_ray" not in p.parts]
+    assert [r["artefacts"]["torch_threads"] for r in records] == [1, 1, 1, 1]
