@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -44,9 +45,22 @@ _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
 
 
+class Simulation(Protocol):
+    """Parameters of a simulated benchmark: a frozen dataclass that draws its features."""
+
+    generator: ClassVar[str]  # the generator's name: part of the feature-cache key
+    version: ClassVar[str]  # bump when what it draws changes (cached draws are redone)
+    n_classes: int
+
+    def draw(self) -> DatasetFeatures: ...
+
+
 @dataclass(frozen=True)
 class DemoConfig:
     """Parameters of one simulated benchmark (see the module docstring for the model)."""
+
+    generator: ClassVar[str] = "demo"
+    version: ClassVar[str] = "1"
 
     n_classes: int
     n_train_per_class: int
@@ -61,6 +75,10 @@ class DemoConfig:
     gap: float = 1.0
     noise: float = 1.2
     seed: int = 0
+
+    def draw(self) -> DatasetFeatures:
+        """Draw this benchmark (use ``simulate``, which caches the draw per process)."""
+        return _draw_demo(self)
 
 
 def pseudo_words(n: int, rng: np.random.Generator) -> list[str]:
@@ -79,7 +97,7 @@ def pseudo_words(n: int, rng: np.random.Generator) -> list[str]:
     return words
 
 
-def _complement_basis(text_features: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
+def complement_basis(text_features: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
     """Orthonormal rows spanning the orthogonal complement of the text features' span."""
     _, s, vt = np.linalg.svd(text_features, full_matrices=True)
     rank = int((s > s[0] * 1e-5).sum())
@@ -87,13 +105,13 @@ def _complement_basis(text_features: np.ndarray, dim: int, rng: np.random.Genera
     return basis[rng.permutation(len(basis))] if len(basis) else np.zeros((0, dim))
 
 
-def _unit_in(basis: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def unit_in(basis: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """`n` random unit vectors inside the span of the orthonormal rows of `basis`."""
     v = rng.standard_normal((n, basis.shape[0])) @ basis
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def _normalise(v: np.ndarray) -> np.ndarray:
+def normalise_rows(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
@@ -108,44 +126,54 @@ def _pick_class_nouns(centred: np.ndarray, k: int, rng: np.random.Generator) -> 
     raise ValueError(f"cannot find {k} dissimilar class nouns among {len(centred)}")
 
 
-@functools.lru_cache(maxsize=4)
-def simulate(config: DemoConfig, device: str = "cpu") -> DatasetFeatures:
-    """Draw the demo benchmark described by `config` (cached per process)."""
-    rng = np.random.default_rng(config.seed)
-    model = create_model(BackboneSpec.parse(TINY_RANDOM), device)
+def tiny_text_encoder_cpu() -> TextEncoder:
+    """The text tower of the tiny-random backbone on the CPU, as the simulations use it."""
     import open_clip
 
-    encoder = TextEncoder(model, open_clip.get_tokenizer("laicbench-tiny"), device)
+    model = create_model(BackboneSpec.parse(TINY_RANDOM), "cpu")
+    return TextEncoder(model, open_clip.get_tokenizer("laicbench-tiny"), "cpu")
+
+
+@functools.lru_cache(maxsize=4)
+def simulate(config: Simulation) -> DatasetFeatures:
+    """Draw the benchmark described by `config` (cached per process)."""
+    return config.draw()
+
+
+def _draw_demo(config: DemoConfig) -> DatasetFeatures:
+    """The demo's generative model (module docstring) for `config`."""
+    rng = np.random.default_rng(config.seed)
+    encoder = tiny_text_encoder_cpu()
     words = pseudo_words(config.n_nouns, rng)
     nouns = encoder.encode_words(words).astype(np.float64)
     dim = nouns.shape[1]
 
-    centred = _normalise(nouns - nouns.mean(axis=0))
+    centred = normalise_rows(nouns - nouns.mean(axis=0))
     class_idx = _pick_class_nouns(centred, config.n_classes, rng)
     # classes come in sibling pairs (2c, 2c+1) that share part of their direction, like cat/dog
     partner = np.arange(config.n_classes) ^ 1
     partner[partner >= config.n_classes] = config.n_classes - 1
-    concepts = _normalise(centred[class_idx] + config.sibling * centred[class_idx[partner]])
+    concepts = normalise_rows(centred[class_idx] + config.sibling * centred[class_idx[partner]])
     related = np.argsort(-(concepts @ centred.T), axis=1)[:, : config.related_per_class]
 
-    complement = _complement_basis(nouns, dim, rng)
-    gap = _unit_in(complement, 1, rng)[0]
+    complement = complement_basis(nouns, dim, rng)
+    gap = unit_in(complement, 1, rng)[0]
     text_basis = np.linalg.svd(nouns - nouns.mean(axis=0), full_matrices=False)[2]
     text_basis = text_basis[: dim - len(complement)]
-    styles = _normalise(
-        np.sqrt(1 - config.style_leak**2) * _unit_in(complement, config.n_styles, rng)
-        + config.style_leak * _unit_in(text_basis, config.n_styles, rng)
+    styles = normalise_rows(
+        np.sqrt(1 - config.style_leak**2) * unit_in(complement, config.n_styles, rng)
+        + config.style_leak * unit_in(text_basis, config.n_styles, rng)
     )
 
     def draw(per_class: int) -> tuple[np.ndarray, np.ndarray]:
         labels = np.repeat(np.arange(config.n_classes), per_class)
         rng.shuffle(labels)
         facet_nouns = related[labels, rng.integers(config.related_per_class, size=len(labels))]
-        semantic = _normalise(concepts[labels] + config.facet * centred[facet_nouns])
+        semantic = normalise_rows(concepts[labels] + config.facet * centred[facet_nouns])
         style = styles[rng.integers(config.n_styles, size=len(labels))]
         noise = rng.standard_normal((len(labels), dim)) / np.sqrt(dim)
         x = config.gap * gap + semantic + config.style * style + config.noise * noise
-        return _normalise(x).astype(np.float32), labels.astype(np.int64)
+        return normalise_rows(x).astype(np.float32), labels.astype(np.int64)
 
     x_train, y_train = draw(config.n_train_per_class)
     x_test, y_test = draw(config.n_test_per_class)
@@ -161,6 +189,7 @@ def simulate(config: DemoConfig, device: str = "cpu") -> DatasetFeatures:
         info={
             "kind": "simulated",
             "generator": "laicbench.datasets.demo",
+            "generator_version": config.version,
             "config": asdict(config),
             "n_train": int(len(y_train)),
             "n_test": int(len(y_test)),
@@ -170,12 +199,8 @@ def simulate(config: DemoConfig, device: str = "cpu") -> DatasetFeatures:
     )
 
 
-# Bump when the generator changes what it draws, so that cached demo features are redrawn.
-GENERATOR_VERSION = "1"
-
-
 @functools.lru_cache(maxsize=4)
-def cached_simulation(config: DemoConfig, cache_dir: str | None, device: str) -> DatasetFeatures:
+def cached_simulation(config: Simulation, cache_dir: str | None, device: str) -> DatasetFeatures:
     """The benchmark of `config`, drawn once and kept in the feature cache (so that parallel
     workers read it in milliseconds instead of drawing it again)."""
     from importlib.metadata import version
@@ -183,9 +208,9 @@ def cached_simulation(config: DemoConfig, cache_dir: str | None, device: str) ->
     from laicbench.cache import FeatureCache
 
     fields = {
-        "kind": "demo",
+        "kind": config.generator,
         "config": asdict(config),
-        "generator": GENERATOR_VERSION,
+        "generator": config.version,
         "versions": {p: version(p) for p in ("torch", "open_clip_torch", "numpy")},
     }
 
@@ -202,7 +227,7 @@ def cached_simulation(config: DemoConfig, cache_dir: str | None, device: str) ->
             "related_nouns": np.array([data.info["related_nouns"]]),
         }
 
-    key, arrays = FeatureCache(cache_dir).get_or_build(fields, build, f"demo {config.n_classes}")
+    key, arrays = FeatureCache(cache_dir).get_or_build(fields, build, config.generator)
     nouns = arrays["noun_features"]
     return DatasetFeatures(
         image_train=arrays["image_train"],
@@ -215,8 +240,8 @@ def cached_simulation(config: DemoConfig, cache_dir: str | None, device: str) ->
         text_encoder_loader=lambda: _tiny_text_encoder(device),
         info={
             "kind": "simulated",
-            "generator": "laicbench.datasets.demo",
-            "generator_version": GENERATOR_VERSION,
+            "generator": f"laicbench.datasets.{config.generator.replace('-', '_')}",
+            "generator_version": config.version,
             "config": asdict(config),
             "n_train": len(arrays["labels_train"]),
             "n_test": len(arrays["labels_test"]),
@@ -233,8 +258,11 @@ def _tiny_text_encoder(device: str) -> TextEncoder:
     return load_backbone(BackboneSpec.parse(TINY_RANDOM), device).text_encoder
 
 
-class _Demo(Dataset):
-    config: DemoConfig
+class SimulatedDataset(Dataset):
+    """Base of the simulated benchmarks: features drawn from ``config`` in the tiny-random
+    backbone's space."""
+
+    config: Simulation
     native_backbone = TINY_RANDOM
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:
@@ -245,7 +273,7 @@ class _Demo(Dataset):
 
 
 @register_dataset("demo-10", aliases=("demo",))
-class Demo10(_Demo):
+class Demo10(SimulatedDataset):
     """Simulated vision-language features: 10 classes, 2,000 train / 1,000 test, 1,000 nouns."""
 
     n_classes = 10
@@ -253,7 +281,7 @@ class Demo10(_Demo):
 
 
 @register_dataset("demo-50")
-class Demo50(_Demo):
+class Demo50(SimulatedDataset):
     """Simulated vision-language features: 50 classes, 5,000 train / 2,500 test, 2,000 nouns."""
 
     n_classes = 50

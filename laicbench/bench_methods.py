@@ -24,6 +24,7 @@ SIZES = {
 }
 N_NOUNS = 146_347
 DIM = 512
+BENCH_PROMPT_BATCH = 256  # images per timed prompt-learning step (their cost is negligible)
 
 
 def synthetic(n: int, k: int, seed: int, dim: int = DIM) -> tuple[np.ndarray, np.ndarray]:
@@ -127,19 +128,24 @@ class _RunMethod:
         return seconds, seconds * self.factor, note
 
 
-def cifar10_jobs(methods: list[str], device: str, ours_epochs: int) -> list[tuple[str, Callable]]:
-    """End-to-end jobs per method at CIFAR-10 size."""
+def cifar10_jobs(
+    methods: list[str], device: str, ours_epochs: int | None
+) -> list[tuple[str, Callable]]:
+    """End-to-end jobs per method at CIFAR-10 size, and the per-step timing of ``ours``'s prompt
+    learning; with `ours_epochs`, ``ours`` runs that many epochs, extrapolated to its default."""
     from laicbench import registry
 
-    jobs = []
+    jobs: list[tuple[str, Callable]] = []
     for name in methods:
         params: dict[str, Any] = {}
         factor = 1.0
-        if name == "ours":
+        if name == "ours" and ours_epochs is not None:
             default = registry.methods.get(name)().get_params()["epochs"]
             params = {"epochs": ours_epochs}
             factor = default / ours_epochs  # dominated by prompt learning, linear in epochs
         jobs.append((name, _RunMethod(name, device, params, factor)))
+        if name == "ours":
+            jobs.append(("ours: prompt-learning step", _PromptStepJob(device)))
     return jobs
 
 
@@ -250,32 +256,94 @@ class _Step:
         return seconds, seconds * 15_600 / steps, f"{steps} steps of batch 8,192; x 15,600 steps"
 
     def _prompt_steps(self):
-        import torch
-
-        from laicbench.backbone import BackboneSpec, load_backbone
-        from laicbench.prompts import PromptLearner
-
-        encoder = load_backbone(BackboneSpec.parse("ViT-B-32:random"), self.device).text_encoder
-        learner = PromptLearner(encoder, [f"a photo of a noun{i}." for i in range(1000)], 4)
-        opt = torch.optim.SGD([learner.ctx], lr=0.002, momentum=0.9)
-        x = torch.randn(256, DIM, device=self.device)
-        y = torch.randint(1000, (256,), device=self.device)
-        steps = 2
-
-        def train():
-            for _ in range(steps):
-                loss = torch.nn.functional.cross_entropy(x @ learner().T / 0.01, y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-
-        seconds = _timed(train)
-        total = 50 * -(-1_281_167 // 256)
+        k = SIZES["imagenet"]["k"]
+        timing = prompt_step_timing(self.device, k, batch=BENCH_PROMPT_BATCH, steps=2)
+        steps = _ours_steps(SIZES["imagenet"]["n_train"])
         note = (
-            f"{steps} steps (all 1,000 prompts through the text tower, batch 256); "
-            f"x {total:,} steps (50 epochs, everything kept: an upper bound)"
+            f"{timing.describe()}; all {k:,} prompts through the text tower per step; "
+            f"x {steps:,} steps (ours's default epochs and batch, everything kept: an upper bound)"
         )
-        return seconds, seconds * total / steps, note
+        return timing.seconds, timing.step_s * steps, note
+
+
+@dataclass
+class PromptStepTiming:
+    """Seconds per prompt-learning step and the parts spent in the text tower."""
+
+    seconds: float  # all timed steps
+    step_s: float
+    forward_s: float
+    backward_s: float
+
+    def describe(self) -> str:
+        """'per step X ms (text tower forward a%, backward b%)'."""
+        return (
+            f"{1000 * self.step_s:.0f} ms per step (text tower forward "
+            f"{100 * self.forward_s / self.step_s:.0f}%, backward "
+            f"{100 * self.backward_s / self.step_s:.0f}%)"
+        )
+
+
+def prompt_step_timing(device: str, k: int, batch: int, steps: int) -> PromptStepTiming:
+    """Time `steps` prompt-learning steps of ``ours`` (K = `k` prompts through the ViT-B-32
+    text tower, `batch` images), after one warm-up step; forward and backward timed apart."""
+    import torch
+
+    from laicbench.backbone import BackboneSpec, load_backbone
+    from laicbench.prompts import PromptLearner
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+
+    encoder = load_backbone(BackboneSpec.parse("ViT-B-32:random"), device).text_encoder
+    learner = PromptLearner(encoder, [f"a photo of a noun{i}." for i in range(k)], 4)
+    opt = torch.optim.SGD([learner.ctx], lr=0.002, momentum=0.9)
+    x = torch.nn.functional.normalize(torch.randn(batch, DIM, device=device), dim=1)
+    y = torch.randint(k, (batch,), device=device)
+    forward = backward = 0.0
+    start = 0.0
+    for step in range(steps + 1):  # step 0 warms up
+        if step == 1:
+            sync()
+            start = time.perf_counter()
+            forward = backward = 0.0
+        t0 = time.perf_counter()
+        centers = learner()
+        sync()
+        t1 = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(x @ centers.T / 0.05, y)
+        opt.zero_grad()
+        loss.backward()
+        sync()
+        t2 = time.perf_counter()
+        opt.step()
+        forward += t1 - t0
+        backward += t2 - t1
+    sync()
+    seconds = time.perf_counter() - start
+    return PromptStepTiming(seconds, seconds / steps, forward / steps, backward / steps)
+
+
+def _ours_steps(n_train: int) -> int:
+    """Prompt-learning steps of ``ours`` at its defaults on `n_train` images (all kept)."""
+    from laicbench.methods.ours import Ours
+
+    params = Ours().get_params()
+    return params["epochs"] * -(-n_train // min(params["batch_size"], n_train))
+
+
+class _PromptStepJob:
+    """Picklable job: the per-step timing of ``ours`` at CIFAR-10 size (K = 10)."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    def __call__(self) -> tuple[float, float, str]:
+        timing = prompt_step_timing(self.device, SIZES["cifar10"]["k"], BENCH_PROMPT_BATCH, 10)
+        steps = _ours_steps(SIZES["cifar10"]["n_train"])
+        note = f"{timing.describe()}; x {steps:,} steps at the defaults (everything kept)"
+        return timing.seconds, timing.step_s * steps, note
 
 
 IMAGENET_STEPS = {

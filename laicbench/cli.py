@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -218,8 +219,8 @@ def cmd_list(kind: str, out: Console) -> int:
         table.add_row(
             entry.name,
             ", ".join(entry.aliases),
-            entry.description,
-            f"{entry.defined_in} ({entry.origin})",
+            escape(entry.description),
+            escape(f"{entry.defined_in} ({entry.origin})"),
         )
     out.print(table)
     return EXIT_OK
@@ -403,7 +404,7 @@ def _print_results_table(records: list[dict[str, Any]], out: Console) -> None:
                 format_mean_std(getattr(row, f"{m}_mean"), getattr(row, f"{m}_std"))
                 for m in METRICS
             ]
-            table.add_row(name, row.dataset, str(row.n), *cells)
+            table.add_row(escape(name), row.dataset, str(row.n), *cells)
     out.print(table)
 
 

@@ -44,8 +44,8 @@ def add_commands(sub) -> None:
     methods.add_argument(
         "--ours-epochs",
         type=int,
-        default=2,
-        help="prompt-learning epochs of ours actually run at CIFAR-10 size (default 2)",
+        help="run ours for this many prompt-learning epochs at CIFAR-10 size and extrapolate "
+        "to its default (default: its default epochs, end to end)",
     )
     methods.add_argument("--out", help="also write the figures as JSON to this file")
 
@@ -88,6 +88,8 @@ def _methods(args: argparse.Namespace, out: Console) -> int:
     from laicbench.provenance import resolve_device
     from laicbench.sweep import expand_methods
 
+    if args.ours_epochs is not None and args.ours_epochs < 1:
+        raise UserError("--ours-epochs must be positive")
     device = resolve_device(args.device)
     jobs = []
     if args.size in ("cifar10", "both"):

@@ -8,7 +8,7 @@ from typing import ClassVar
 from laicbench import registry
 from laicbench.backbone import BackboneSpec
 from laicbench.errors import UserError
-from laicbench.features import DatasetFeatures
+from laicbench.features import DatasetFeatures, Need
 from laicbench.settings import DataSettings
 
 # The eight standard LAIC benchmarks, in the order of the papers' tables; `--datasets all`.
@@ -43,6 +43,11 @@ class Dataset:
 
     def check_available(self) -> None:
         """Raise a UserError naming what is missing when the dataset cannot be read."""
+
+    def lacks(self, need: Need) -> str | None:
+        """Why this dataset cannot provide `need` (checked before any run), or None when it can."""
+        del need
+        return None
 
     def backbone_for(self, requested: str | None, default: str) -> str:
         """The backbone a run of this dataset uses, given the user's `requested` one (or None)."""

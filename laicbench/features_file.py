@@ -2,8 +2,8 @@
 
 Required keys: ``image_train``, ``image_test`` (float arrays (n, d)), ``labels_train``,
 ``labels_test`` (integer arrays). Optional: ``noun_features`` (M, d) with ``noun_words`` (M
-strings), and ``class_names`` (K strings). Without nouns, methods that need the noun bank fail
-with a message saying so; there is never a text encoder.
+strings), and ``class_names`` (K strings). A method that needs the noun bank (without nouns in
+the file) or a text encoder (never in a features file) is refused before any run starts.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from laicbench.cache import file_sha256
 from laicbench.dataset import Dataset
 from laicbench.errors import UserError
-from laicbench.features import DatasetFeatures
+from laicbench.features import DatasetFeatures, Need
 from laicbench.settings import DataSettings
 
 REQUIRED = ("image_train", "image_test", "labels_train", "labels_test")
@@ -84,6 +84,14 @@ class FeaturesFile(Dataset):
                 "has_nouns": nouns is not None,
             },
         )
+
+    def lacks(self, need: Need) -> str | None:
+        """A features file never has a text encoder; it has nouns only when it stores them."""
+        if need is Need.TEXT_ENCODER:
+            return "a features file has no text encoder (no backbone made it here)"
+        if need is Need.NOUNS and self._read().noun_words is None:
+            return "this features file stores no noun_features / noun_words"
+        return None
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:
         """The file's features (the backbone is whatever made them)."""

@@ -8,6 +8,7 @@ in CoOp. The text tower stays frozen; gradients reach only the context vectors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -53,3 +54,47 @@ class PromptLearner(nn.Module):
         )
         eot_index = torch.full((k,), n_ctx + 1, dtype=torch.long, device=self.ctx.device)
         return F.normalize(self.encoder.encode_embeddings(sequence, eot_index).float(), dim=-1)
+
+
+def train_prompts(
+    learner: PromptLearner,
+    optimiser: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    tau_p: float,
+    balance_weight: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> list[float]:
+    """Train `learner`'s context vectors on L2-normalised images `x` (n, d) with target clusters
+    `y` (n,): cross-entropy of <x, center> / `tau_p` (plus `balance_weight` times the negative
+    entropy of the mean prediction), shuffled mini-batches of `batch_size` (at most n), a
+    cosine learning-rate schedule over all steps. Returns the mean loss of each epoch.
+
+    The losses are summed on the device and read once at the end: no host synchronisation per
+    step, which on a GPU would stall the queue of kernels at every step.
+    """
+    batch = min(batch_size, len(x))
+    steps_per_epoch = math.ceil(len(x) / batch)
+    total = max(1, epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+    )
+    epoch_losses = torch.zeros(epochs, device=x.device)
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        for step in range(steps_per_epoch):
+            idx = order[step * batch : (step + 1) * batch]
+            logits = x[idx] @ learner().T / tau_p
+            loss = F.cross_entropy(logits, y[idx])
+            if balance_weight:
+                mean = logits.softmax(dim=1).mean(dim=0)
+                loss = loss + balance_weight * (mean * mean.clamp_min(1e-9).log()).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            epoch_losses[epoch] += loss.detach()
+    return (epoch_losses / steps_per_epoch).tolist()

@@ -155,6 +155,7 @@ datasets: Registry = Registry(
     "laicbench.datasets",
     builtin_modules=(
         "laicbench.datasets.demo",
+        "laicbench.datasets.demo_nuisance",
         "laicbench.datasets.cifar",
         "laicbench.datasets.stl10",
         "laicbench.datasets.imagenet",

@@ -1,6 +1,11 @@
 """Relational representations: ridge regression of images on nouns, computed exactly in d dims.
 
 C = argmin ||X - C T||^2 + lambda ||C||^2 = X B T^T with B = (T^T T + lambda I_d)^-1 (d x d).
+The penalty is given either as is ("absolute") or relative to the mean eigenvalue of T^T T
+("relative": lambda = ridge_lambda * trace(T^T T) / d = ridge_lambda * M / d for unit-norm nouns).
+The relative form means the same shrinkage whatever the number M of selected nouns: it is invariant
+to repeating the noun set (T stacked twice gives the same relational representation), whereas an
+absolute lambda fades as M grows and the solution drifts towards whitening T's weakest directions.
 The rows of C have Gram matrix X G X^T with G = B T^T T B; with G = L L^T, x -> x L maps images
 isometrically onto the rows of C. Distances, k-NN and k-means on the rows of C (normalised) are
 therefore done on normalise(x L) in d dimensions; the N x M matrix C is only built for a sample.
@@ -12,6 +17,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+RIDGE_SCALES = ("relative", "absolute")
+
+
+def effective_penalty(ridge_lambda: float, scale: str, n_nouns: int, dim: int) -> float:
+    """The lambda of the ridge problem for `ridge_lambda` given on `scale` ("relative": times
+    the mean eigenvalue M / d of T^T T for M unit-norm nouns in d dimensions; "absolute": as is)."""
+    if scale == "relative":
+        return ridge_lambda * n_nouns / dim
+    if scale == "absolute":
+        return ridge_lambda
+    raise ValueError(f"ridge_scale must be one of {RIDGE_SCALES}, not {scale!r}")
+
 
 @dataclass(frozen=True)
 class RidgeRelations:
@@ -20,18 +37,21 @@ class RidgeRelations:
     nouns: np.ndarray
     ridge: np.ndarray
     isometry: np.ndarray
+    penalty: float
 
     @classmethod
-    def fit(cls, nouns: np.ndarray, lam: float) -> RidgeRelations:
-        """Solve for noun features `nouns` (M, d), rows L2-normalised, with ridge weight `lam`."""
+    def fit(cls, nouns: np.ndarray, lam: float, scale: str = "absolute") -> RidgeRelations:
+        """Solve for noun features `nouns` (M, d), rows L2-normalised, with ridge weight `lam`
+        on `scale` (see ``effective_penalty``); ``penalty`` is the lambda actually used."""
         t = np.asarray(nouns, dtype=np.float64)
         t = t / np.linalg.norm(t, axis=1, keepdims=True)
+        penalty = effective_penalty(lam, scale, *t.shape)
         gram = t.T @ t
-        ridge = np.linalg.inv(gram + lam * np.eye(gram.shape[0]))
+        ridge = np.linalg.inv(gram + penalty * np.eye(gram.shape[0]))
         g = ridge @ gram @ ridge
         w, v = np.linalg.eigh((g + g.T) / 2)
         isometry = v * np.sqrt(np.clip(w, 0, None))  # G = L L^T, also when G is singular (M < d)
-        return cls(t, ridge, isometry)
+        return cls(t, ridge, isometry, penalty)
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Rows x L of L2-normalised images (n, d): same Gram matrix as the rows of C."""

@@ -111,9 +111,18 @@ def _param_points(
 
 
 def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
-    """Fail with one UserError before any run when a dataset of `specs` is missing or incomplete."""
+    """Fail with one UserError before any run when a dataset of `specs` is missing or incomplete,
+    or cannot give a method of `specs` an input it declares in its ``needs``."""
     for name in dict.fromkeys(spec.dataset for spec in specs):
         resolve_dataset(name, settings).check_available()
+    for method, dataset in dict.fromkeys((spec.method, spec.dataset) for spec in specs):
+        for need in sorted(registry.methods.get(method).needs, key=lambda n: n.value):
+            reason = resolve_dataset(dataset, settings).lacks(need)
+            if reason:
+                raise UserError(
+                    f"method {method!r} needs {need.value}, which dataset {dataset} cannot give: "
+                    f"{reason}; drop {method!r} from --methods for this dataset"
+                )
 
 
 def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) -> None:

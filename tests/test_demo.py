@@ -108,3 +108,19 @@ def test_demo_refuses_another_backbone():
     assert ds.backbone_for(None, "ViT-B-32:openai") == "tiny-random"
     with pytest.raises(UserError, match="tiny-random"):
         ds.backbone_for("ViT-B-32:openai", "ViT-B-32:openai")
+
+
+def test_nuisance_benchmark_confounds_kmeans_but_not_relations():
+    """The second generator: many nouns, few naming each class, a nuisance in weakly described
+    noun directions that image-only k-means follows."""
+    data = load("demo-nuisance")
+    assert data.image_train.shape == (30_000, 128) and data.image_test.shape == (5_000, 128)
+    assert len(data.noun_words) == 5_000 and data.info["related_nouns"] <= 30
+    assert data.info["generator"] == "laicbench.datasets.demo_nuisance"
+    scores = {}
+    for name in ("clip-kmeans", "ours-notrain"):
+        cls = registry.methods.get(name)
+        bundle = FeatureBundle(data, cls.needs, "demo-nuisance", "cpu")
+        scores[name] = evaluate(data.labels_test, cls().fit_predict(bundle, 10, seed=0))["acc"]
+    assert scores["clip-kmeans"] < 40
+    assert scores["ours-notrain"] > 90

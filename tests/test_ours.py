@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from confounded_features import write_confounded_features
 from laicbench.methods.ours import Ours
 
 from laicbench.cli import main
@@ -33,6 +35,61 @@ def test_low_rank_relations_equal_the_explicit_ridge_solution(n_nouns):
     r = rel.representation(x).astype(np.float64)
     assert r.shape == (30, 12)
     np.testing.assert_allclose(r @ r.T, rows @ rows.T, atol=1e-5)  # same geometry, d dims
+
+
+def test_relative_penalty_is_the_absolute_one_times_the_mean_eigenvalue():
+    rng = np.random.default_rng(1)
+    x, t = _unit(rng, 20, 12), _unit(rng, 40, 12)
+    relative = RidgeRelations.fit(t, 2.0, "relative")
+    mean_eigenvalue = np.trace(t.T @ t) / 12  # = M / d for unit-norm nouns
+    assert relative.penalty == pytest.approx(2.0 * mean_eigenvalue) == pytest.approx(2.0 * 40 / 12)
+    absolute = RidgeRelations.fit(t, 2.0 * 40 / 12, "absolute")
+    np.testing.assert_allclose(relative.relations(x), absolute.relations(x), atol=1e-12)
+    np.testing.assert_allclose(relative.representation(x), absolute.representation(x), atol=1e-6)
+
+
+def test_relative_penalty_does_not_depend_on_how_many_nouns_repeat():
+    rng = np.random.default_rng(2)
+    x, t = _unit(rng, 20, 12), _unit(rng, 40, 12)
+    twice = np.concatenate([t, t])
+    for scale, same in (("relative", True), ("absolute", False)):
+        once = RidgeRelations.fit(t, 1.0, scale).representation(x)
+        doubled = RidgeRelations.fit(twice, 1.0, scale).representation(x)
+        assert np.allclose(once, doubled, atol=1e-5) == same
+
+
+def test_ours_notrain_beats_kmeans_where_hundreds_of_nouns_are_selected(cli, tmp_path):
+    """The regression behind the relative penalty: on features whose nuisance lies in directions
+    the nouns cover weakly, the old absolute default (lambda 3) barely beat k-means."""
+    path = write_confounded_features(tmp_path / "confounded.npz")
+    results = tmp_path / "runs"
+    common = ["--datasets", path, "--seeds", "0,1", "--results-dir", results]
+    centers = ["--grid", "ours-notrain.n_semantic_centers=100"]
+    assert cli("run", "--methods", "clip-kmeans", *common).status == 0
+    assert cli("run", "--methods", "ours-notrain", *common, *centers).status == 0
+    old_default = [
+        "--grid",
+        "ours-notrain.ridge_scale=absolute",
+        "--grid",
+        "ours-notrain.ridge_lambda=3.0",
+    ]
+    assert cli("run", "--methods", "ours-notrain", *common, *centers, *old_default).status == 0
+    acc: dict[str, list[float]] = {}
+    for record in map(json.loads, map(Path.read_text, results.rglob("*.json"))):
+        params = record["method"]["params"]
+        key = record["method"]["name"] + (
+            "-absolute" if params.get("ridge_scale") == "absolute" else ""
+        )
+        acc.setdefault(key, []).append(record["metrics"]["acc"])
+        if record["method"]["name"] == "ours-notrain":
+            assert record["artefacts"]["n_selected_nouns"] >= 300
+    assert all(len(v) == 2 for v in acc.values())
+    kmeans, ours, old = (
+        np.mean(acc[k]) for k in ("clip-kmeans", "ours-notrain", "ours-notrain-absolute")
+    )
+    assert kmeans < 40
+    assert ours > kmeans + 40
+    assert old < ours - 30
 
 
 def _demo():
@@ -99,7 +156,7 @@ def test_ours_and_zeroshot_through_the_cli(tmp_path, capsys):
         assert arrays["relations_sample"].shape[0] == arrays["relations_sample_labels"].shape[0]
 
 
-def test_ours_needs_a_text_encoder_which_a_features_file_lacks(tmp_path):
+def test_ours_on_a_features_file_is_refused_before_any_run(cli, tmp_path):
     data = _demo()
     path = tmp_path / "feats.npz"
     np.savez(
@@ -112,19 +169,71 @@ def test_ours_needs_a_text_encoder_which_a_features_file_lacks(tmp_path):
         noun_words=np.array(data.noun_words),
     )
     results = tmp_path / "runs"
-    argv = [
-        "run",
-        "--methods",
-        "ours-notrain,ours",
-        "--datasets",
-        str(path),
-        "--seeds",
-        "0",
-        "--results-dir",
-        str(results),
+    common = ["--datasets", path, "--seeds", "0", "--results-dir", results]
+    refused = cli("run", "--methods", "ours-notrain,ours", *common)
+    assert refused.status == 2
+    assert refused.err_lines == [
+        f"laicbench: error: method 'ours' needs text_encoder, which dataset {path} cannot give: "
+        "a features file has no text encoder (no backbone made it here); drop 'ours' from "
+        "--methods for this dataset"
     ]
-    assert main(argv) == 1  # ours fails (no text encoder), ours-notrain works
-    records = {p.parts[-4]: json.loads(p.read_text()) for p in results.rglob("*.json")}
-    assert records["ours-notrain"]["status"] == "ok"
-    assert records["ours"]["status"] == "error"
-    assert "text_encoder" in records["ours"]["error"]["message"]
+    assert not results.exists()  # nothing ran, nothing written
+    assert cli("run", "--methods", "ours-notrain", *common).status == 0
+
+
+def test_prompt_training_matches_a_plain_loop_with_per_step_reads():
+    """train_prompts sums losses on the device; a plain loop reading each loss on the host (the
+    old path) takes the same steps: same per-epoch losses and the same learned context."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from laicbench.prompts import PromptLearner, train_prompts
+
+    encoder = _demo().text_encoder
+    texts = [f"a photo of a word{i}." for i in range(4)]
+    rng = np.random.default_rng(0)
+    x = torch.nn.functional.normalize(torch.as_tensor(_unit(rng, 50, 128), dtype=torch.float32))
+    y = torch.as_tensor(rng.integers(4, size=50))
+
+    def fresh():
+        learner = PromptLearner(encoder, texts, 3, torch.Generator().manual_seed(1))
+        return learner, torch.optim.SGD([learner.ctx], lr=0.05, momentum=0.9)
+
+    learner, optimiser = fresh()
+    history = train_prompts(
+        learner,
+        optimiser,
+        x,
+        y,
+        epochs=3,
+        batch_size=16,
+        tau_p=0.05,
+        balance_weight=0.1,
+        generator=torch.Generator().manual_seed(2),
+    )
+
+    plain, plain_optimiser = fresh()
+    gen = torch.Generator().manual_seed(2)
+    steps, total = math.ceil(50 / 16), 3 * math.ceil(50 / 16)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        plain_optimiser, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+    )
+    plain_history = []
+    for _ in range(3):
+        order, losses = torch.randperm(50, generator=gen), []
+        for step in range(steps):
+            idx = order[step * 16 : (step + 1) * 16]
+            logits = x[idx] @ plain().T / 0.05
+            mean = logits.softmax(dim=1).mean(dim=0)
+            loss = F.cross_entropy(logits, y[idx]) + 0.1 * (mean * mean.log()).sum()
+            plain_optimiser.zero_grad()
+            loss.backward()
+            plain_optimiser.step()
+            schedule.step()
+            losses.append(loss.item())
+        plain_history.append(sum(losses) / steps)
+    np.testing.assert_allclose(history, plain_history, rtol=1e-5)
+    torch.testing.assert_close(learner.ctx, plain.ctx)
+    assert not torch.allclose(learner.ctx, fresh()[0].ctx)  # it did learn

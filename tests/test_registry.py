@@ -97,6 +97,12 @@ def test_list_command(cli, kind, expected):
         assert squash(text) in squash(result.out)
 
 
+def test_list_shows_descriptions_whole_including_brackets(cli):
+    out = squash(cli("list", "methods").out)
+    assert squash(registry.methods.entry("tac-notrain").description) in out
+    assert squash("[image; retrieved-noun counterpart]") in out
+
+
 def test_include_path_plugin_is_listed(cli, method_plugin):
     name, folder = method_plugin()
     plugin_file = next(folder.glob("*.py"))
