@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from laicbench.backbone import TINY_RANDOM, BackboneSpec, create_model
 from laicbench.dataset import Dataset
-from laicbench.features import DatasetFeatures
+from laicbench.features import DatasetFeatures, Need
 from laicbench.registry import register_dataset
 from laicbench.settings import DataSettings
 from laicbench.text_encoder import TextEncoder
@@ -263,6 +263,15 @@ class SimulatedDataset(Dataset):
     backbone's space."""
 
     config: Simulation
+
+    def fingerprint(
+        self, backbone: str, device: str, settings: DataSettings, needs: frozenset[Need]
+    ) -> dict[str, Any]:
+        """The generator, its version and every parameter of the draw."""
+        del backbone, device, settings, needs
+        config = self.config
+        return {"generator": config.generator, "version": config.version, **asdict(config)}
+
     native_backbone = TINY_RANDOM
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:

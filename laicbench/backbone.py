@@ -174,7 +174,8 @@ def weights_identity(spec: BackboneSpec, cache_dir: str | Path | None = None) ->
 
 def _cached_file_sha256(path: Path, cache_dir: str | Path | None) -> str:
     """SHA-256 of a checkpoint, remembered per (path, size, mtime) in the feature cache."""
-    from laicbench.cache import default_cache_dir, file_sha256
+    from laicbench.cache import default_cache_dir
+    from laicbench.files import atomic_write_bytes, file_sha256
 
     stat = path.stat()
     memo_file = Path(cache_dir or default_cache_dir()) / "weights_sha256.json"
@@ -185,11 +186,8 @@ def _cached_file_sha256(path: Path, cache_dir: str | Path | None) -> str:
         memo = {}
     if key not in memo:
         memo[key] = file_sha256(path)
-        try:
-            memo_file.parent.mkdir(parents=True, exist_ok=True)
-            memo_file.write_text(json.dumps(memo, indent=1))
-        except OSError:
-            pass  # an unwritable cache only costs re-hashing next time
+        with contextlib.suppress(OSError):  # an unwritable cache only costs re-hashing
+            atomic_write_bytes(memo_file, json.dumps(memo, indent=1).encode())
     return memo[key]
 
 

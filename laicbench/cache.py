@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,8 +24,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from laicbench.records import atomic_write_bytes
-from laicbench.runspec import canonical_json
+from laicbench.files import atomic_write_bytes, canonical_json, file_sha256, staging_dir
 
 MANIFEST = "manifest.json"
 
@@ -40,15 +38,6 @@ def default_cache_dir() -> Path:
 def cache_key(fields: dict[str, Any]) -> str:
     """The entry name of `fields`: 32 hex digits of the SHA-256 of their canonical JSON."""
     return hashlib.sha256(canonical_json(fields).encode()).hexdigest()[:32]
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -133,7 +122,7 @@ class FeatureCache:
     def _store(
         self, key: str, fields: dict[str, Any], arrays: dict[str, np.ndarray], description: str
     ) -> None:
-        staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}."))
+        staging = staging_dir(self.root, prefix=f".{key}.")
         try:
             meta = {}
             for name, array in arrays.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from laicbench import __version__, registry
 from laicbench.config import DEFAULT_RESULTS_DIR, load_config, split_list
-from laicbench.errors import UserError, did_you_mean
+from laicbench.errors import UserError
 from laicbench.records import ResultStore
 from laicbench.runspec import RunSpec
 from laicbench.settings import DataSettings
@@ -23,29 +24,39 @@ EXIT_OK, EXIT_FAILED_RUNS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors and did-you-mean for unknown options."""
+    """argparse with one-line errors."""
 
     def error(self, message: str) -> NoReturn:
-        if message.startswith("unrecognized arguments:"):
-            unknown = message.split(":", 1)[1].split()
-            options = _all_options(self)
-            for arg in unknown:
-                hint = did_you_mean(arg.split("=")[0], options) if arg.startswith("-") else ""
-                if hint:
-                    message = f"unrecognized option {arg}{hint}"
-                    break
         raise UserError(f"{message} (see '{self.prog} --help')")
 
 
-def _all_options(parser: argparse.ArgumentParser) -> list[str]:
-    """Every option string of `parser` and its subcommands."""
-    options = []
+def _subcommand_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The (sub)parser of the command `args` names: ``run``, ``bench methods``, ..."""
     for action in parser._actions:
-        options.extend(action.option_strings)
         if isinstance(action, argparse._SubParsersAction):
-            for subparser in action.choices.values():
-                options.extend(_all_options(subparser))
-    return sorted(set(options))
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                return _subcommand_parser(chosen, args)
+    return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, args, unknown: list[str]) -> UserError:
+    """One-line error for `unknown` arguments, suggesting only options of the command given."""
+    command = _subcommand_parser(parser, args)
+    # compared without the dashes, which every option shares and which would make all look close
+    options = {s.lstrip("-"): s for a in command._actions for s in a.option_strings}
+    for arg in unknown:
+        if not arg.startswith("-"):
+            continue
+        close = difflib.get_close_matches(arg.split("=")[0].lstrip("-"), options, n=3, cutoff=0.6)
+        if close:
+            names = " or ".join(repr(options[c]) for c in close)
+            return UserError(
+                f"unrecognized option {arg} (did you mean {names}?) (see '{command.prog} --help')"
+            )
+    return UserError(f"unrecognized arguments: {' '.join(unknown)} (see '{command.prog} --help')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,11 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser(
         "status",
-        parents=[plugins, selection],
+        parents=[plugins, data, selection],
         help="done / missing / error counts per method x dataset of a sweep",
         description="Count, for the runs the same selection would run, those done (ok record of "
-        "the current method version), failed (error or oom record), outdated and missing.",
+        "the current method version, made from today's inputs), failed (error or oom record), "
+        "outdated (older method version, or a changed features file, precision, vocabulary or "
+        "sample list), damaged (predictions file missing or corrupt) and missing, and say why.",
     )
+    status.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     status.set_defaults(dry_run=False)
 
     lst = sub.add_parser(
@@ -169,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_bench.add_commands(sub)
     from laicbench import cli_report
 
-    cli_report.add_commands(sub)
+    cli_report.add_commands(sub, plugins)
     return parser
 
 
@@ -182,7 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
             argv = ["run", *argv]  # `laicbench [run options]` is `laicbench run [run options]`
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            raise _unrecognized(parser, args, unknown)
         for folder in getattr(args, "include_path", []):
             registry.load_plugin_folder(folder)
         if args.command == "list":
@@ -257,16 +274,24 @@ def data_settings(args: argparse.Namespace) -> DataSettings:
         "batch_size": args.batch_size,
         "num_workers": args.workers,
     }
-    for name in ("batch_size", "num_workers"):
-        if given[name] is not None and given[name] < (1 if name == "batch_size" else 0):
-            raise UserError(f"--{name.replace('_', '-')} must be positive")
+    if given["batch_size"] is not None and given["batch_size"] < 1:
+        raise UserError("--batch-size must be at least 1")
+    if given["num_workers"] is not None and given["num_workers"] < 0:
+        raise UserError("--workers must be 0 (load in the main process) or more")
     return DataSettings(**{k: v for k, v in given.items() if v is not None})
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Expand, plan and execute a sweep; print the summary and the results table."""
     from laicbench.provenance import resolve_device
-    from laicbench.sweep import check_datasets, expand, plan, prepare_features, run_local
+    from laicbench.sweep import (
+        InputFingerprints,
+        check_datasets,
+        expand,
+        plan,
+        prepare_features,
+        run_local,
+    )
 
     config = _sweep_config(args)
     specs = expand(config)
@@ -275,12 +300,24 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     device = resolve_device("auto" if remote_ray and config.device != "cpu" else config.device)
     settings = data_settings(args)
     store = ResultStore(config.results_dir)
-    sweep = plan(specs, store, overwrite=config.overwrite)
+    sweep = plan(specs, store, config.overwrite, InputFingerprints(device, settings))
     if args.dry_run:
         _print_dry_run(specs, sweep, out)
         return EXIT_OK
     store.check_writable()
+    if sweep.todo:
+        from laicbench.cache import default_cache_dir
+        from laicbench.files import check_writable_dir
+
+        check_writable_dir(settings.cache_dir or default_cache_dir(), "--cache-dir")
+    if settings.vocabulary is not None:
+        from laicbench.vocab import load_vocabulary
+
+        load_vocabulary(settings.vocabulary)  # one line naming the file when it cannot be read
     check_datasets(sweep.todo, settings)
+    # every executor: backbones and features are obtained before the first run, so unobtainable
+    # weights or an unknown architecture stop the sweep with one line instead of error records
+    prepare_features(sweep.todo, device, settings)
 
     finished: list[tuple[RunSpec, dict[str, Any]]] = []
     progress = Progress(  # on stderr, so that stdout holds only the summary and the table
@@ -307,8 +344,6 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             else:
                 from laicbench.ray_executor import run_ray
 
-                progress.update(task, description="features")
-                prepare_features(sweep.todo, device, settings)
                 progress.update(task, description=f"runs (Ray, {len(sweep.todo)} trials)")
                 run_ray(
                     sweep.todo,
@@ -352,16 +387,25 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def cmd_status(args: argparse.Namespace, out: Console) -> int:
-    """Print done / failed / outdated / missing counts per method x dataset."""
-    from laicbench.sweep import expand, run_state
+    """Print done / failed / outdated / damaged / missing counts per method x dataset, and why
+    runs are outdated, failed or damaged."""
+    from collections import Counter
+
+    from laicbench.provenance import resolve_device
+    from laicbench.sweep import InputFingerprints, expand, stored_state
 
     config = _sweep_config(args)
     store = ResultStore(config.results_dir)
+    fingerprints = InputFingerprints(resolve_device(config.device), data_settings(args))
     counts: dict[tuple[str, str], dict[str, int]] = {}
-    states = ("done", "failed", "outdated", "missing")
+    reasons: Counter[str] = Counter()
+    states = ("done", "failed", "outdated", "damaged", "missing")
     for spec in expand(config):
         cell = counts.setdefault((spec.method, spec.dataset), dict.fromkeys(states, 0))
-        cell[run_state(store.read(spec))] += 1
+        state, why, _ = stored_state(spec, store, fingerprints)
+        cell[state] += 1
+        if why:
+            reasons[f"{state}: {why}"] += 1
     table = Table(title=f"sweep status in {store.root}")
     for column in ("method", "dataset", *states):
         table.add_column(column, justify="left" if column in ("method", "dataset") else "right")
@@ -370,6 +414,8 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
     out.print(table)
     totals = {s: sum(c[s] for c in counts.values()) for s in states}
     out.print(", ".join(f"{totals[s]} {s}" for s in states))
+    for reason, n in sorted(reasons.items()):
+        out.print(f"  {n} {reason}", markup=False, highlight=False)
     return EXIT_OK
 
 

@@ -9,16 +9,20 @@ from rich.console import Console
 from laicbench.config import DEFAULT_RESULTS_DIR, split_list
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``report`` on the `sub` subparsers action."""
+def add_commands(sub: argparse._SubParsersAction, plugins: argparse.ArgumentParser) -> None:
+    """Register ``report`` on the `sub` subparsers action (`plugins`: the --include-path
+    option, so that plugin methods' defaults and order are known)."""
     report = sub.add_parser(
         "report",
+        parents=[plugins],
         help="tables (Markdown, LaTeX, CSV, Parquet) and figures from stored records",
         description="Regenerate the report of a results dir from its stored records only (no "
         "method is run, no feature computed): the LAIC main table (methods x datasets x "
         "NMI/ACC/ARI, mean ± std over seeds, with the papers' reported numbers where known), "
-        "one table of all records, and the figures, linked from index.md. Failed records and "
-        "records of an older method version are left out (counted in one warning).",
+        "one table of all records, and the figures, linked from index.md. Failed records, "
+        "records of an older method version and damaged ones are left out (counted and named "
+        "in one warning). Records of methods that are not importable here are reported from "
+        "what the records store.",
     )
     report.add_argument(
         "--results-dir", default=DEFAULT_RESULTS_DIR, metavar="DIR",

@@ -50,6 +50,10 @@ def load_config(path: str | Path | None) -> SweepConfig:
         raw = tomllib.loads(path.read_text())
     except OSError as exc:
         raise UserError(f"--config {path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"--config {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"--config {path}: invalid TOML ({exc})") from exc
     known = {f.name for f in fields(SweepConfig)}
@@ -68,9 +72,12 @@ def load_config(path: str | Path | None) -> SweepConfig:
                     f"--config {path}: params must be tables, e.g. [params.clip-kmeans]"
                 )
         elif key == "grid":
-            if not isinstance(value, dict):
+            if not isinstance(value, dict) or not all(
+                isinstance(v, (list, str)) for v in value.values()
+            ):
                 raise UserError(
-                    f'--config {path}: grid must be a table, e.g. [grid] "ours.eta" = [0.7, 0.9]'
+                    f"--config {path}: grid must be a table of lists, e.g. [grid] "
+                    '"ours.eta" = [0.7, 0.9]'
                 )
         elif key == "overwrite" and not isinstance(value, bool):
             raise UserError(f"--config {path}: overwrite must be true or false")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 from laicbench import registry
 from laicbench.backbone import BackboneSpec
@@ -44,6 +45,16 @@ class Dataset:
     def check_available(self) -> None:
         """Raise a UserError naming what is missing when the dataset cannot be read."""
 
+    def fingerprint(
+        self, backbone: str, device: str, settings: DataSettings, needs: frozenset[Need]
+    ) -> dict[str, Any]:
+        """What a run's features depend on beyond the dataset's name and the backbone string,
+        for a method with `needs` running on `device` (features files: their content; image
+        datasets: sample lists, precision, weights, vocabulary). Stored in every record; a run
+        whose stored fingerprint differs from today's is outdated, not done."""
+        del backbone, device, settings, needs
+        return {}
+
     def lacks(self, need: Need) -> str | None:
         """Why this dataset cannot provide `need` (checked before any run), or None when it can."""
         del need
@@ -65,16 +76,25 @@ class Dataset:
 def resolve_dataset(name: str, settings: DataSettings | None = None) -> Dataset:
     """The dataset plugin for a ``--datasets`` entry: a registered name or alias, or a path to a
     ``.npz`` features file. One instance per (name, settings) and process, so that what an
-    instance has read (split listings, decoded batches) is read once."""
+    instance has read (split listings, decoded batches) is read once. A features file is read
+    again when it changed on disk (size or modification time)."""
+    if name.endswith(".npz"):
+        path = Path(name).expanduser().absolute()
+        stat = path.stat() if path.is_file() else None
+        return _features_file(path, stat and (stat.st_size, stat.st_mtime_ns))
     return _dataset_instance(name, settings or DataSettings())
 
 
 @functools.lru_cache(maxsize=32)
-def _dataset_instance(name: str, settings: DataSettings) -> Dataset:
-    if name.endswith(".npz"):
-        from laicbench.features_file import FeaturesFile
+def _features_file(path: Path, version: tuple[int, int] | None) -> Dataset:
+    del version  # part of the cache key only
+    from laicbench.features_file import FeaturesFile
 
-        return FeaturesFile(name)
+    return FeaturesFile(path)
+
+
+@functools.lru_cache(maxsize=32)
+def _dataset_instance(name: str, settings: DataSettings) -> Dataset:
     cls = registry.datasets.get(name)
     from laicbench.image_dataset import ImageDataset
 

@@ -9,14 +9,16 @@ the file) or a text encoder (never in a features file) is refused before any run
 from __future__ import annotations
 
 import functools
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from laicbench.cache import file_sha256
 from laicbench.dataset import Dataset
 from laicbench.errors import UserError
 from laicbench.features import DatasetFeatures, Need
+from laicbench.files import file_sha256
 from laicbench.settings import DataSettings
 
 REQUIRED = ("image_train", "image_test", "labels_train", "labels_test")
@@ -37,36 +39,55 @@ class FeaturesFile(Dataset):
 
     @functools.cache  # noqa: B019 - one instance per file and process
     def _read(self) -> DatasetFeatures:
-        try:
-            data = np.load(self.path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"features file {self.path}: not a readable .npz ({exc})") from exc
-        missing = [key for key in REQUIRED if key not in data]
+        """Read and check every array once; UserError naming the first problem found."""
+        arrays = self._arrays()
+        missing = [key for key in REQUIRED if key not in arrays]
         if missing:
-            raise UserError(
-                f"features file {self.path}: missing key(s) {', '.join(missing)}; required: "
-                f"{', '.join(REQUIRED)}"
+            raise self._error(
+                f"missing key(s) {', '.join(missing)}; required: {', '.join(REQUIRED)}"
             )
-        x_train, x_test = (np.asarray(data[k], dtype=np.float32) for k in REQUIRED[:2])
-        y_train, y_test = (np.asarray(data[k]).astype(np.int64) for k in REQUIRED[2:])
-        if x_train.ndim != 2 or x_test.ndim != 2 or x_train.shape[1] != x_test.shape[1]:
-            raise UserError(f"features file {self.path}: image arrays must be (n, d) with equal d")
-        if len(x_train) != len(y_train) or len(x_test) != len(y_test):
-            raise UserError(f"features file {self.path}: labels and features differ in length")
-        classes = np.union1d(y_train, y_test)
-        if "class_names" in data:
-            class_names = [str(c) for c in data["class_names"]]
+        x_train, x_test = (self._features(arrays, key) for key in ("image_train", "image_test"))
+        if x_train.shape[1] != x_test.shape[1]:
+            raise self._error(
+                f"image_train and image_test differ in dimension ({x_train.shape[1]} vs "
+                f"{x_test.shape[1]})"
+            )
+        y_train, y_test = (self._labels(arrays, key) for key in ("labels_train", "labels_test"))
+        for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+            if len(x) != len(y):
+                raise self._error(
+                    f"image_{split} has {len(x)} rows but labels_{split} {len(y)} values"
+                )
+        present = np.union1d(y_train, y_test)
+        if "class_names" in arrays:
+            class_names = [str(c) for c in np.atleast_1d(arrays["class_names"])]
         else:
-            class_names = [f"class {c}" for c in range(int(classes.max()) + 1)]
-        if classes.min() < 0 or classes.max() >= len(class_names):
-            raise UserError(f"features file {self.path}: labels must lie in [0, K)")
+            class_names = [f"class {c}" for c in range(int(present.max()) + 1)]
+        k = len(class_names)
+        if present.min() < 0 or present.max() >= k or len(present) != k:
+            raise self._error(
+                f"labels must be the contiguous class ids 0..K-1 with every class present (K = "
+                f"{k}{' from class_names' if 'class_names' in arrays else ''}); found "
+                f"{len(present)} distinct values from {present.min()} to {present.max()}"
+            )
+        if k > len(y_test):
+            raise self._error(f"K = {k} classes but only {len(y_test)} test samples")
         words = nouns = None
-        if "noun_features" in data:
-            if "noun_words" not in data:
-                raise UserError(f"features file {self.path}: noun_features without noun_words")
-            nouns = np.asarray(data["noun_features"], dtype=np.float32)
+        if "noun_features" in arrays:
+            if "noun_words" not in arrays:
+                raise self._error("noun_features without noun_words")
+            nouns = self._features(arrays, "noun_features")
+            words = [str(w) for w in np.atleast_1d(arrays["noun_words"])]
+            if nouns.shape[1] != x_train.shape[1]:
+                raise self._error(
+                    f"noun_features have dimension {nouns.shape[1]}, the images "
+                    f"{x_train.shape[1]}: both must live in one space"
+                )
+            if len(words) != len(nouns):
+                raise self._error(
+                    f"noun_words has {len(words)} entries but noun_features {len(nouns)} rows"
+                )
             nouns /= np.linalg.norm(nouns, axis=1, keepdims=True)
-            words = [str(w) for w in data["noun_words"]]
         return DatasetFeatures(
             image_train=x_train,
             image_test=x_test,
@@ -78,12 +99,67 @@ class FeaturesFile(Dataset):
             info={
                 "kind": "features file",
                 "path": str(self.path),
-                "sha256": file_sha256(self.path),
+                "sha256": self.sha256,
                 "n_train": len(y_train),
                 "n_test": len(y_test),
                 "has_nouns": nouns is not None,
             },
         )
+
+    def _error(self, problem: str) -> UserError:
+        return UserError(f"features file {self.path}: {problem}")
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the archive, read once (a damaged archive is one UserError)."""
+        with open(self.path, "rb") as f:
+            magic = f.read(4)
+        if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+            what = "an empty file" if not magic else "not a .npz (zip) archive"
+            raise self._error(f"{what}; write one with numpy.savez")
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                return {key: data[key] for key in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            raise self._error(f"damaged or truncated .npz ({type(exc).__name__}: {exc})") from exc
+
+    def _features(self, arrays: dict[str, np.ndarray], key: str) -> np.ndarray:
+        """Array `key` as float32 (n, d): real numbers, finite, no all-zero row, n > 0."""
+        raw = arrays[key]
+        if raw.dtype.kind not in "fiu":
+            raise self._error(f"{key} must hold numbers, not {raw.dtype}")
+        if raw.ndim != 2 or raw.shape[0] == 0 or raw.shape[1] == 0:
+            raise self._error(f"{key} must be a non-empty (n, d) array, got shape {raw.shape}")
+        x = np.asarray(raw, dtype=np.float32)
+        bad = int((~np.isfinite(x)).any(axis=1).sum())
+        if bad:
+            raise self._error(f"{key} has {bad} row(s) with NaN or inf")
+        zero = int((~x.any(axis=1)).sum())
+        if zero:
+            raise self._error(f"{key} has {zero} all-zero row(s), which cannot be L2-normalised")
+        return x
+
+    def _labels(self, arrays: dict[str, np.ndarray], key: str) -> np.ndarray:
+        """Array `key` as int64 (n,): integer class ids (integral floats accepted)."""
+        raw = arrays[key]
+        if raw.ndim != 1:
+            raise self._error(f"{key} must be one-dimensional (n,), got shape {raw.shape}")
+        if raw.dtype.kind not in "fiu":
+            raise self._error(f"{key} must hold integer class ids, not {raw.dtype}")
+        if raw.dtype.kind == "f" and not np.all(np.isfinite(raw) & (raw == np.round(raw))):
+            raise self._error(f"{key} holds non-integer values; class ids must be integers")
+        return raw.astype(np.int64)
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """SHA-256 of the file's bytes (read once per process)."""
+        return file_sha256(self.path)
+
+    def fingerprint(
+        self, backbone: str, device: str, settings: DataSettings, needs: frozenset[Need]
+    ) -> dict[str, Any]:
+        """The file's content: a file regenerated at the same path makes its runs outdated."""
+        del backbone, device, settings, needs
+        return {"sha256": self.sha256}
 
     def lacks(self, need: Need) -> str | None:
         """A features file never has a text encoder; it has nouns only when it stores them."""

@@ -18,7 +18,7 @@ import numpy as np
 from laicbench.backbone import BackboneSpec
 from laicbench.dataset import Dataset
 from laicbench.errors import UserError
-from laicbench.features import DatasetFeatures
+from laicbench.features import DatasetFeatures, Need
 from laicbench.settings import DataSettings
 
 SPLITS = ("train", "test")
@@ -120,6 +120,23 @@ class ImageDataset(Dataset):
             per_class = np.bincount(np.asarray(data.labels), minlength=self.n_classes)
             report[split] = {"count": len(data.sample_ids), "per_class": per_class.tolist()}
         return report
+
+    def fingerprint(
+        self, backbone: str, device: str, settings: DataSettings, needs: frozenset[Need]
+    ) -> dict[str, Any]:
+        """Sample lists of both splits, extraction precision, weights and, for methods that
+        need nouns, the vocabulary: what the cached features were computed from."""
+        from laicbench.backbone import weights_identity
+        from laicbench.vocab import load_vocabulary, vocabulary_hash
+
+        out: dict[str, Any] = {
+            "samples_sha256": {s: vocabulary_hash(self.split(s).sample_ids) for s in SPLITS},
+            "precision": settings.resolved_precision(device),
+            "weights": weights_identity(BackboneSpec.parse(backbone), settings.cache_dir),
+        }
+        if Need.NOUNS in needs:
+            out["vocabulary_sha256"] = vocabulary_hash(load_vocabulary(settings.vocabulary))
+        return out
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:
         """Image features of both splits under `backbone`, through the feature cache."""

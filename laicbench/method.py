@@ -15,6 +15,7 @@ import numpy as np
 
 from laicbench.errors import UserError, did_you_mean
 from laicbench.features import FeatureBundle, Need
+from laicbench.params import Constraint, param_problems
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Method:
     needs: ClassVar[frozenset[Need]] = frozenset()
     resources: ClassVar[Resources] = Resources()
     oracle: ClassVar[bool] = False  # uses ground-truth label names: reported apart, never ranked
+    # allowed values per hyperparameter, checked (with the __init__ type hints) before runs start
+    param_constraints: ClassVar[dict[str, Constraint]] = {}
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -63,17 +66,39 @@ class Method:
         return {name: getattr(self, name) for name in self.param_names()}
 
     @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        """The default value of each hyperparameter (``inspect.Parameter.empty`` when none)."""
+        sig = inspect.signature(cls.__init__)
+        return {name: sig.parameters[name].default for name in cls.param_names()}
+
+    @classmethod
     def from_params(cls, params: dict[str, Any]) -> Method:
-        """Instantiate with `params` over the defaults; UserError naming any unknown parameter."""
-        known = cls.param_names()
+        """Instantiate with `params` over the defaults; UserError naming any unknown parameter.
+
+        An integer given for a parameter whose default is a float becomes that float, so that
+        ``ridge_lambda=3`` and the default ``3.0`` are one run (one hash), not two.
+        """
+        defaults = cls.param_defaults()
         for key in params:
-            if key not in known:
+            if key not in defaults:
+                known = list(defaults)
                 raise UserError(
                     f"method {cls.name!r} has no parameter {key!r}{did_you_mean(key, known)}; "
                     f"its parameters: {', '.join(known) or '(none)'}"
                 )
-        return cls(**params)
+        values = {key: _canonical(value, defaults[key]) for key, value in params.items()}
+        problems = param_problems(cls, values)
+        if problems:
+            raise UserError(f"method {cls.name!r}: {'; '.join(problems)}")
+        return cls(**values)
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Cluster the test split: return integer labels of shape (len(features.image_test),)."""
         raise NotImplementedError
+
+
+def _canonical(value: Any, default: Any) -> Any:
+    """`value` as the type of a float `default` when it is an integer (not a bool)."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from laicbench.features import FeatureBundle, Need
 from laicbench.kmeans import spherical_kmeans
 from laicbench.method import Method
+from laicbench.params import AT_LEAST_ONE, Constraint
 from laicbench.tensors import unit_rows
 
 # TAC's number of semantic centers per benchmark (its filter_nouns.py comment); others use the rule.
@@ -132,6 +133,13 @@ class NounSelectingMethod(Method):
     """
 
     needs = frozenset({Need.NOUNS})
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "n_semantic_centers": AT_LEAST_ONE,
+        "gamma": AT_LEAST_ONE,
+        "select_n_init": AT_LEAST_ONE,
+        "max_iter": AT_LEAST_ONE,
+        "points_per_centroid": AT_LEAST_ONE,
+    }
 
     def _semantic_centers(self, features: FeatureBundle, n_clusters: int) -> int:
         if self.n_semantic_centers is not None:

@@ -8,7 +8,6 @@ trials start, so trials only read the cache.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -120,13 +119,10 @@ def check_shared_storage(paths: list[Path]) -> None:
 def _trial(config: dict[str, Any]) -> None:
     """One Tune trial: execute the run and let it write its record."""
     import ray
-    import torch
     from ray import tune
 
     from laicbench.runner import execute_run
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
-    torch.set_num_threads(max(1, math.floor(cpus)))
     for folder in config["include_paths"]:
         registry.load_plugin_folder(folder)
     spec = RunSpec(**config["spec"])

@@ -10,36 +10,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from laicbench.errors import UserError
+from laicbench.files import atomic_write_bytes, check_writable_dir, file_sha256
 from laicbench.runspec import RunSpec
 
 SCHEMA_VERSION = 1
 RECORD_SUFFIX = ".json"
 PREDICTIONS_SUFFIX = ".pred.npz"
 STATUSES = ("ok", "error", "oom")
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ResultStore:
@@ -57,23 +39,8 @@ class ResultStore:
         return self.root / (spec.run_id + PREDICTIONS_SUFFIX)
 
     def check_writable(self) -> None:
-        """Raise UserError unless the results dir exists or can be created, and is writable.
-
-        Leaves nothing behind: it creates and removes a temporary file in the nearest existing
-        folder on the way to the results dir.
-        """
-        probe = self.root
-        while not probe.exists() and probe.parent != probe:
-            probe = probe.parent
-        if not probe.is_dir():
-            raise UserError(f"results dir {self.root}: {probe} is not a directory")
-        try:
-            with tempfile.TemporaryFile(dir=probe):
-                pass
-        except OSError as exc:
-            raise UserError(
-                f"results dir {self.root}: cannot write in {probe} ({exc.strerror})"
-            ) from exc
+        """Raise UserError unless the results dir exists or can be created, and is writable."""
+        check_writable_dir(self.root, "results dir")
 
     def read(self, spec: RunSpec) -> dict[str, Any] | None:
         """The stored record of `spec`, or None when absent or unreadable."""
@@ -106,12 +73,14 @@ class ResultStore:
         atomic_write_bytes(path, text.encode())
         return path
 
-    def iter_records(self) -> Iterator[tuple[Path, dict[str, Any]]]:
-        """Every readable record below the results dir, in path order."""
-        for path in sorted(self.root.rglob("*" + RECORD_SUFFIX)):
-            record = read_record(path)
-            if record is not None:
-                yield path, record
+    def record_paths(self) -> list[Path]:
+        """Every record file below the results dir, in path order (not Tune's files under
+        ``_ray`` nor hidden temporary files)."""
+        return sorted(
+            p
+            for p in self.root.rglob("*" + RECORD_SUFFIX)
+            if not p.name.startswith(".") and p.relative_to(self.root).parts[0] != "_ray"
+        )
 
 
 def read_record(path: Path) -> dict[str, Any] | None:
@@ -125,10 +94,25 @@ def read_record(path: Path) -> dict[str, Any] | None:
     return record
 
 
+def predictions_intact(record_path: Path, record: dict[str, Any]) -> bool:
+    """Whether the predictions file beside `record_path` exists with the SHA-256 that `record`
+    stores (a record without predictions, such as a failed run's, passes)."""
+    expected = (record.get("predictions") or {}).get("sha256")
+    if expected is None:
+        return True
+    try:
+        return file_sha256(_predictions_path(record_path)) == expected
+    except OSError:
+        return False
+
+
+def _predictions_path(record_path: Path) -> Path:
+    return Path(str(record_path)[: -len(RECORD_SUFFIX)] + PREDICTIONS_SUFFIX)
+
+
 def load_arrays(record_path: Path) -> dict[str, np.ndarray]:
     """The arrays stored beside a record: y_true, y_pred and any diagnostic arrays."""
-    stem = str(record_path)[: -len(RECORD_SUFFIX)]
-    with np.load(stem + PREDICTIONS_SUFFIX) as data:
+    with np.load(_predictions_path(record_path)) as data:
         return {key: data[key] for key in data.files}
 
 

@@ -18,10 +18,10 @@ complete, so a failed report leaves the previous one (or nothing) behind, never 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +33,8 @@ import numpy as np
 
 from laicbench import registry
 from laicbench.errors import UserError, did_you_mean
-from laicbench.records import PREDICTIONS_SUFFIX, RECORD_SUFFIX, ResultStore
+from laicbench.files import short_hash, staging_dir
+from laicbench.records import PREDICTIONS_SUFFIX, RECORD_SUFFIX, ResultStore, predictions_intact
 from laicbench.report_figures import (
     FigureResult,
     Group,
@@ -59,7 +60,6 @@ from laicbench.report_tables import (
     to_latex,
     to_markdown,
 )
-from laicbench.runspec import short_hash
 from laicbench.sweep import run_state
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 
 REPORT_MARKER = ".laicbench-report"
 REFERENCE_NAME = Path("reference") / "reported.csv"
-LEFT_OUT_ORDER = ("failed", "outdated", "unregistered", "unreadable")
+LEFT_OUT_ORDER = ("failed", "outdated", "damaged", "unreadable")
 
 
 def default_out(results_dir: str | Path) -> Path:
@@ -103,11 +103,12 @@ def _run_from_record(path: Path, record: dict[str, Any], root: Path) -> Run | No
         return None
     if record.get("status") == "ok" and not isinstance(record.get("metrics"), dict):
         state = "failed"
+    elif name not in registry.methods.names():  # a plugin not importable here: trust the record
+        state = "done" if record.get("status") == "ok" else "failed"
     else:
-        try:
-            state = run_state(record)
-        except UserError:
-            state = "unregistered"
+        state = run_state(record)
+    if state == "done" and not predictions_intact(path, record):
+        state = "damaged"
     run_id = record.get("run_id") or str(path.relative_to(root))[: -len(RECORD_SUFFIX)]
     return Run(
         path=path,
@@ -124,8 +125,8 @@ def _run_from_record(path: Path, record: dict[str, Any], root: Path) -> Run | No
     )
 
 
-def load_runs(results_dir: str | Path) -> tuple[list[Run], int]:
-    """(every record below `results_dir` as a Run, number of unreadable records).
+def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
+    """(every record below `results_dir` as a Run, the record files that cannot be read).
 
     UserError when the folder is missing, not a folder, or holds no laicbench records.
     """
@@ -135,11 +136,18 @@ def load_runs(results_dir: str | Path) -> tuple[list[Run], int]:
     if not root.is_dir():
         raise UserError(f"results dir {root} is not a directory")
     runs: list[Run] = []
-    unreadable = 0
-    for path, record in ResultStore(root).iter_records():
+    unreadable: list[Path] = []
+    for path in ResultStore(root).record_paths():
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):  # truncated or corrupted: counted and named, not dropped
+            unreadable.append(path)
+            continue
+        if not isinstance(record, dict) or record.get("schema_version") is None:
+            continue  # some other JSON file, not a laicbench record
         run = _run_from_record(path, record, root)
         if run is None:
-            unreadable += 1
+            unreadable.append(path)
         else:
             runs.append(run)
     if not runs:
@@ -183,21 +191,30 @@ def _canonical(reg: registry.Registry, name: str) -> str:
         return name
 
 
-def left_out_counts(runs: Sequence[Run], unreadable: int = 0) -> dict[str, int]:
-    """{reason: count} of the records the report leaves out (failed, outdated, unregistered,
+def left_out_counts(runs: Sequence[Run], unreadable: Sequence[Path] = ()) -> dict[str, int]:
+    """{reason: count} of the records the report leaves out (failed, outdated, damaged,
     unreadable), zero counts dropped, in that order."""
     counts = {reason: sum(r.state == reason for r in runs) for reason in LEFT_OUT_ORDER}
-    counts["unreadable"] = unreadable
+    counts["unreadable"] = len(unreadable)
     return {k: v for k, v in counts.items() if v}
 
 
-def left_out_message(counts: dict[str, int]) -> str | None:
-    """'left out 3 records: 2 failed, 1 outdated' (None when nothing was left out)."""
+def left_out_message(
+    counts: dict[str, int], named: Sequence[str] = (), root: Path | None = None
+) -> str | None:
+    """'left out 3 records: 2 failed, 1 damaged (a/b/c.json)' (None when nothing was left
+    out); `named` are the record files of accidents (damaged, unreadable), shown relative to
+    `root`, the first three of them."""
     total = sum(counts.values())
     if not total:
         return None
     parts = ", ".join(f"{n} {reason}" for reason, n in counts.items())
-    return f"left out {total} record{'s' if total != 1 else ''}: {parts}"
+    message = f"left out {total} record{'s' if total != 1 else ''}: {parts}"
+    if named:
+        shown = [str(Path(p).relative_to(root)) if root else str(p) for p in named[:3]]
+        more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+        message += f" (damaged or unreadable: {', '.join(shown)}{more}; rerun to repair)"
+    return message
 
 
 @dataclass
@@ -237,7 +254,8 @@ def build_report(
     all_runs, unreadable = load_runs(root)
     selected = select_runs(all_runs, methods, datasets)
     counts = left_out_counts(selected, unreadable)
-    message = left_out_message(counts)
+    accidents = [r.path for r in selected if r.state == "damaged"] + list(unreadable)
+    message = left_out_message(counts, accidents, root)
     runs = [r for r in selected if r.state == "done"]
     if not runs:
         raise UserError(f"no usable records in {root}" + (f" ({message})" if message else ""))
@@ -251,10 +269,7 @@ def build_report(
 
     report = Report(out=out_dir, runs=runs, left_out=counts)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", suffix=".tmp", dir=out_dir.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the report is an ordinary folder
+    tmp = staging_dir(out_dir.parent, prefix=f".{out_dir.name}-", suffix=".tmp")
     try:
         _write_report(report, tmp, selected, reference_frame, reference_path, confusion_run)
         _replace_dir(tmp, out_dir)
@@ -269,6 +284,9 @@ def _check_out(out_dir: Path, root: Path) -> None:
     the results dir or a folder holding it."""
     if out_dir == root or out_dir in root.parents:
         raise UserError(f"--out {out_dir}: would replace the results dir {root}")
+    blocker = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"--out {out_dir}: {blocker} is a file, not a directory")
     if out_dir.exists():
         if not out_dir.is_dir():
             raise UserError(f"--out {out_dir}: exists and is not a directory")
@@ -454,8 +472,8 @@ def _index(
     message = left_out_message(report.left_out)
     if message:
         lines.append(
-            f"Not used: {message} (error/oom records, records of an older method version or of "
-            "an unregistered method; see the state column of runs.csv)."
+            f"Not used: {message} (error/oom records, records of an older method version, "
+            "damaged or unreadable ones; see the state column of runs.csv)."
         )
     lines += [
         "",

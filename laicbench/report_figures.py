@@ -21,10 +21,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from laicbench.files import canonical_json
 from laicbench.metrics import contingency, hungarian_match
 from laicbench.records import load_arrays
 from laicbench.report_tables import Run, Sweep
-from laicbench.runspec import canonical_json
 
 DPI = 150
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies and in greyscale print.

@@ -17,7 +17,7 @@ import pandas as pd
 from laicbench import registry
 from laicbench.dataset import BENCHMARKS
 from laicbench.errors import UserError
-from laicbench.runspec import canonical_json
+from laicbench.files import canonical_json
 from laicbench.summary import format_mean_std, mean_std_table
 
 # The column order of LAIC papers' tables (TAC, the 2026 method): NMI, ACC, ARI.

@@ -5,9 +5,12 @@ Both executors (in-process and Ray) call ``execute_run``; nothing else writes re
 
 from __future__ import annotations
 
+import contextlib
+import math
 import random
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -41,6 +44,31 @@ def load_dataset_features(
     return resolve_dataset(dataset, settings).load(backbone, device, settings)
 
 
+def run_threads(method_cls: type[Method]) -> int:
+    """torch's thread count for a run of `method_cls`: its declared CPU share (at least 1), the
+    same with either executor, so that reductions, and so the results, do not depend on it."""
+    return max(1, math.floor(method_cls.resources.cpus))
+
+
+def run_inputs(spec: RunSpec, device: str, settings: DataSettings) -> dict[str, Any]:
+    """The fingerprint of what `spec`'s features are made from on `device` (Dataset.fingerprint),
+    stored in its record and compared when planning."""
+    method_cls = registry.methods.get(spec.method)
+    dataset = resolve_dataset(spec.dataset, settings)
+    return dataset.fingerprint(spec.backbone, device, settings, method_cls.needs)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with torch's intra-op pool at `n` threads, then restore it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
 
@@ -52,7 +80,8 @@ def execute_run(
 
     A method without a GPU share runs on the CPU whatever `device` says (Resources.device_for).
     Exceptions of the method or the data become error records; KeyboardInterrupt propagates and
-    leaves nothing behind.
+    leaves nothing behind. A failed rerun of a run whose ok record exists (``--overwrite``)
+    keeps the ok record, with the failure stored in it under ``last_failure``.
     """
     settings = settings or DataSettings()
     method_cls: type[Method] = registry.methods.get(spec.method)
@@ -75,14 +104,16 @@ def execute_run(
         "backbone": spec.backbone,
         "seed": spec.seed,
         "device": device_description(device),
+        "threads": run_threads(method_cls),
         "kmeans": kmeans.IMPLEMENTATION,
     }
     y_true = y_pred = None
     arrays: dict[str, np.ndarray] = {}
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    with PeakMemory() as memory:
+    with PeakMemory() as memory, torch_threads(record["threads"]):
         try:
+            record["inputs"] = run_inputs(spec, device, settings)
             data = load_dataset_features(spec.dataset, spec.backbone, device, settings)
             record["dataset"].update(
                 n_classes=data.n_classes,
@@ -125,5 +156,10 @@ def execute_run(
     record["started_at"] = started.isoformat()
     record["finished_at"] = datetime.now(timezone.utc).isoformat()
     record["environment"] = environment()
+    previous = store.read(spec) if record["status"] != "ok" else None
+    if previous is not None and previous.get("status") == "ok":
+        previous["last_failure"] = {k: record.get(k) for k in ("status", "error", "finished_at")}
+        store.write(spec, previous)  # the predictions of the ok run stay as they are
+        return record
     store.write(spec, record, y_true=y_true, y_pred=y_pred, arrays=arrays)
     return record

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no whitespace: the form that is hashed."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def short_hash(value: Any, length: int = 10) -> str:
-    """The first `length` hex digits of the SHA-256 of `value`'s canonical JSON."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+from laicbench.files import short_hash
 
 
 @dataclass(frozen=True)
@@ -36,11 +26,13 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """A stable identifier, also the record's path below the results dir (without suffix)."""
-        dataset, backbone = (
-            re.sub(r"[^A-Za-z0-9._-]+", "_", s) for s in (self.dataset, self.backbone)
-        )
-        return f"{self.method}/{dataset.strip('_')}/{backbone}/seed{self.seed}-{self.params_hash}"
+        """A stable identifier, also the record's path below the results dir (without suffix).
+
+        Names holding a path (a features file, a checkpoint file) are sanitised and given a
+        hash of the full name, so that ``x/y.npz`` and ``x_y.npz`` stay apart.
+        """
+        dataset, backbone = (_path_part(s) for s in (self.dataset, self.backbone))
+        return f"{self.method}/{dataset}/{backbone}/seed{self.seed}-{self.params_hash}"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form stored in records."""
@@ -53,7 +45,16 @@ class RunSpec:
         }
 
 
+def _path_part(name: str) -> str:
+    """`name` as one path component, sanitised; a name holding a path (a features file, a
+    checkpoint file) also gets a hash of it, since sanitising folds '/' into '_'."""
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+    return f"{plain}-{short_hash(name, 8)}" if "/" in name or "\\" in name else plain
+
+
 _SEED_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+MAX_SEED = 2**32 - 1  # the largest seed NumPy's legacy global generator accepts
+MAX_SEEDS = 10_000  # more seeds than this in one sweep is a typo, not an experiment
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -69,5 +70,9 @@ def parse_seeds(text: str) -> list[int]:
         hi = int(match.group(2)) if match.group(2) is not None else lo
         if hi < lo:
             raise ValueError(f"seeds {text!r}: range {lo}-{hi} is empty")
+        if hi > MAX_SEED:
+            raise ValueError(f"seeds {text!r}: {hi} is above the largest seed, {MAX_SEED}")
+        if hi - lo + 1 + len(seeds) > MAX_SEEDS:
+            raise ValueError(f"seeds {text!r}: more than {MAX_SEEDS:,} seeds in one sweep")
         seeds.update(range(lo, hi + 1))
     return sorted(seeds)

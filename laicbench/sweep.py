@@ -18,7 +18,8 @@ from laicbench.backbone import DEFAULT_BACKBONE
 from laicbench.config import SweepConfig
 from laicbench.dataset import BENCHMARKS, resolve_dataset
 from laicbench.errors import UserError
-from laicbench.records import ResultStore
+from laicbench.files import canonical_json
+from laicbench.records import ResultStore, predictions_intact
 from laicbench.runspec import RunSpec, parse_seeds
 from laicbench.settings import DataSettings
 
@@ -101,13 +102,15 @@ def parse_grid(
 def _param_points(
     method: str, base: dict[str, Any], grid: dict[str, list[Any]]
 ) -> list[dict[str, Any]]:
-    """Full parameter dicts of `method`: `base` overrides, times the grid's product."""
+    """Full parameter dicts of `method`: `base` overrides, times the grid's product; points
+    that are equal once canonicalised (``3`` and ``3.0`` for a float) are one point."""
     cls = registry.methods.get(method)
     names = list(grid)
-    return [
+    points = (
         cls.from_params({**base, **dict(zip(names, values, strict=True))}).get_params()
         for values in itertools.product(*(grid[n] for n in names))
-    ]
+    )
+    return list({canonical_json(p): p for p in points}.values())
 
 
 def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
@@ -151,19 +154,30 @@ def _params_for(config: SweepConfig, method: str) -> dict[str, Any]:
     return {}
 
 
-def run_state(record: dict[str, Any] | None) -> str:
-    """'missing', 'failed' (error or oom), 'outdated' (older method version) or 'done'."""
+def run_state(record: dict[str, Any] | None, inputs: dict[str, Any] | None = None) -> str:
+    """'missing', 'failed' (error or oom), 'outdated' (older method version, or inputs that differ
+    from `inputs` when given) or 'done'."""
+    return run_state_why(record, inputs)[0]
+
+
+def run_state_why(
+    record: dict[str, Any] | None, inputs: dict[str, Any] | None = None
+) -> tuple[str, str]:
+    """(state as in ``run_state``, why: '' for done and missing, else a short reason)."""
     if record is None:
-        return "missing"
+        return "missing", ""
     if record.get("status") != "ok":
-        return "failed"
+        return "failed", str(record.get("status"))
     method = registry.methods.get(record["method"]["name"])
-    return "done" if record["method"].get("version") == method.version else "outdated"
-
-
-def is_done(record: dict[str, Any] | None) -> bool:
-    """A stored record counts as done when it is ok and made by the current method version."""
-    return run_state(record) == "done"
+    stored = record["method"].get("version")
+    if stored != method.version:
+        return "outdated", f"method version {stored} -> {method.version}"
+    if inputs is not None and "inputs" in record and record["inputs"] != inputs:
+        changed = sorted(
+            k for k in {*inputs, *record["inputs"]} if inputs.get(k) != record["inputs"].get(k)
+        )
+        return "outdated", "inputs changed: " + ", ".join(changed)
+    return "done", ""
 
 
 @dataclass
@@ -174,12 +188,63 @@ class SweepPlan:
     done: list[tuple[RunSpec, dict[str, Any]]] = field(default_factory=list)
 
 
-def plan(specs: list[RunSpec], store: ResultStore, overwrite: bool = False) -> SweepPlan:
-    """Split `specs` into runs to execute and runs whose ok record exists (unless `overwrite`)."""
+class InputFingerprints:
+    """The inputs fingerprint of each run (``runner.run_inputs``), computed once per dataset,
+    backbone, device and needs."""
+
+    def __init__(self, device: str, settings: DataSettings):
+        self.device = device
+        self.settings = settings
+        self._memo: dict[tuple, dict[str, Any]] = {}
+
+    def __call__(self, spec: RunSpec) -> dict[str, Any] | None:
+        """The fingerprint `spec` would store if it ran now; None when it cannot be computed
+        (the dataset is gone: then nothing is compared, and running reports what is missing)."""
+        method = registry.methods.get(spec.method)
+        device = method.resources.device_for(self.device)
+        key = (spec.dataset, spec.backbone, device, method.needs)
+        if key not in self._memo:
+            from laicbench.runner import run_inputs
+
+            try:
+                self._memo[key] = run_inputs(spec, device, self.settings)
+            except UserError:
+                self._memo[key] = None
+        return self._memo[key]
+
+
+def stored_state(
+    spec: RunSpec,
+    store: ResultStore,
+    fingerprints: Callable[[RunSpec], dict[str, Any] | None] | None,
+) -> tuple[str, str, dict[str, Any] | None]:
+    """(state, why, record) of `spec` in `store`: a done record whose inputs differ from today's
+    (`fingerprints`) is outdated, and one whose predictions file is missing or damaged is
+    'damaged'."""
+    record = store.read(spec)
+    inputs = fingerprints(spec) if fingerprints is not None and record is not None else None
+    state, why = run_state_why(record, inputs)
+    if state == "done" and not predictions_intact(store.record_path(spec), record):
+        return "damaged", "predictions file missing or damaged", record
+    return state, why, record
+
+
+def plan(
+    specs: list[RunSpec],
+    store: ResultStore,
+    overwrite: bool = False,
+    fingerprints: Callable[[RunSpec], dict[str, Any] | None] | None = None,
+) -> SweepPlan:
+    """Split `specs` into runs to execute and runs whose ok record exists (unless `overwrite`),
+    is of the current method version, has intact predictions and, with `fingerprints`, was made
+    from the same inputs."""
     result = SweepPlan()
     for spec in specs:
-        record = None if overwrite else store.read(spec)
-        if is_done(record):
+        if overwrite:
+            result.todo.append(spec)
+            continue
+        state, _, record = stored_state(spec, store, fingerprints)
+        if state == "done":
             result.done.append((spec, record))
         else:
             result.todo.append(spec)

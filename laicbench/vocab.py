@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from laicbench.errors import UserError
-from laicbench.runspec import canonical_json
+from laicbench.files import canonical_json
 
 WORDNET_NOUNS_FILE = Path(__file__).parent / "data" / "wordnet_nouns.csv.gz"
 WORDNET_NOUNS_SHA256 = "deff9dec810a2ff5c8012c61b5e052e7ba5e62476da9acb6ce8e68df01fd8e5d"

@@ -7,6 +7,7 @@ import numpy as np
 from laicbench.features import FeatureBundle
 from laicbench.kmeans import spherical_kmeans
 from laicbench.method import Method, Resources
+from laicbench.params import AT_LEAST_ONE, NON_NEGATIVE
 from laicbench.registry import register_method
 
 
@@ -16,6 +17,7 @@ class ClipKMeans(Method):
 
     version = "1"
     resources = Resources(cpus=1, gpus=0)
+    param_constraints = {"n_init": AT_LEAST_ONE, "max_iter": AT_LEAST_ONE, "tol": NON_NEGATIVE}
 
     def __init__(self, n_init: int = 10, max_iter: int = 300, tol: float = 1e-4):
         self.n_init = n_init

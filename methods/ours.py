@@ -35,6 +35,7 @@ from laicbench.kmeans import spherical_kmeans
 from laicbench.knn import cosine_knn
 from laicbench.method import Resources
 from laicbench.nouns import NounSelectingMethod, normalise
+from laicbench.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
 from laicbench.prompts import PromptLearner, train_prompts
 from laicbench.registry import register_method
 from laicbench.relational import RIDGE_SCALES, RidgeRelations
@@ -46,6 +47,14 @@ RELATIONS_SAMPLE = 256  # test rows whose explicit relations are kept for the he
 
 class _Relational(NounSelectingMethod):
     """Noun selection, ridge relations and the chosen representation."""
+
+    param_constraints = {
+        **NounSelectingMethod.param_constraints,
+        "ridge_lambda": POSITIVE,
+        "ridge_scale": Options(RIDGE_SCALES),
+        "representation": Options(REPRESENTATIONS),
+        "n_init": AT_LEAST_ONE,
+    }
 
     def _relations(self, features: FeatureBundle, n_clusters: int, seed: int) -> RidgeRelations:
         if self.representation not in REPRESENTATIONS:
@@ -131,6 +140,19 @@ class Ours(_Relational):
     version = "3"  # 3: relative ridge penalty; fewer, larger prompt-learning steps (README)
     needs = frozenset({Need.NOUNS, Need.TEXT_ENCODER})
     resources = Resources(cpus=1, gpus=0.5)
+    param_constraints = {
+        **_Relational.param_constraints,
+        "k_hat": AT_LEAST_ONE,
+        "eta": FRACTION,
+        "prompt_length": AT_LEAST_ONE,
+        "tau_p": POSITIVE,
+        "optimizer": Options(("sgd", "adam")),
+        "lr": POSITIVE,
+        "momentum": FRACTION,
+        "epochs": AT_LEAST_ONE,
+        "batch_size": AT_LEAST_ONE,
+        "balance_weight": NON_NEGATIVE,
+    }
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ from laicbench.kmeans import spherical_kmeans
 from laicbench.knn import cosine_knn
 from laicbench.method import Resources
 from laicbench.nouns import NounSelectingMethod, normalise, text_counterparts
+from laicbench.params import AT_LEAST_ONE, POSITIVE
 from laicbench.registry import register_method
 
 LARGE_CLUSTER_DATASETS = ("ucf101", "imagenet")
@@ -43,6 +44,11 @@ class TacNoTrain(NounSelectingMethod):
 
     version = "1"
     resources = Resources(cpus=1, gpus=0.25)
+    param_constraints = {
+        **NounSelectingMethod.param_constraints,
+        "tau": POSITIVE,
+        "n_init": AT_LEAST_ONE,
+    }
 
     def __init__(
         self,
@@ -159,6 +165,16 @@ class Tac(NounSelectingMethod):
 
     version = "2"  # 2: hidden width = input width, as TAC's code
     resources = Resources(cpus=1, gpus=0.25)
+    param_constraints = {
+        **NounSelectingMethod.param_constraints,
+        "tau": POSITIVE,
+        "n_neighbors": AT_LEAST_ONE,
+        "epochs": AT_LEAST_ONE,
+        "batch_size": AT_LEAST_ONE,
+        "temperature": POSITIVE,
+        "lr": POSITIVE,
+        "hidden": AT_LEAST_ONE,
+    }
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from laicbench.features import FeatureBundle, Need
 from laicbench.method import Method, Resources
+from laicbench.params import Options
 from laicbench.registry import register_method
 from laicbench.tensors import unit_rows
 from laicbench.text_encoder import ensemble_templates
@@ -25,6 +26,7 @@ class ZeroShot(Method):
     oracle = True
     needs = frozenset({Need.CLASS_NAMES, Need.TEXT_ENCODER})
     resources = Resources(cpus=1, gpus=0.25)
+    param_constraints = {"templates": Options(("openai", "simple"))}
 
     def __init__(self, templates: str = "openai"):
         self.templates = templates

@@ -342,7 +342,96 @@ BAD_INPUT = {
         lambda tmp, res: ["--backbone", "ViT-B-32:openai", "--results-dir", res],
         ["tiny-random"],
     ),
+    "grid-not-a-number": (
+        lambda tmp, res: ["--methods", "ours", "--grid", "ours.eta=abc", "--results-dir", res],
+        ["method 'ours'", "eta='abc' must be a number"],
+    ),
+    "grid-below-minimum": (
+        lambda tmp, res: [
+            "--methods",
+            "clip-kmeans",
+            "--grid",
+            "clip-kmeans.n_init=-3",
+            "--results-dir",
+            res,
+        ],  # fmt: skip
+        ["n_init=-3 must be >= 1"],
+    ),
+    "grid-float-for-an-integer": (
+        lambda tmp, res: [
+            "--methods",
+            "clip-kmeans",
+            "--grid",
+            "clip-kmeans.n_init=2.5",
+            "--results-dir",
+            res,
+        ],  # fmt: skip
+        ["n_init=2.5 must be an integer"],
+    ),
+    "grid-not-an-option": (
+        lambda tmp, res: [
+            "--methods",
+            "ours-notrain",
+            "--grid",
+            "ours-notrain.representation=banana",
+            "--results-dir",
+            res,
+        ],  # fmt: skip
+        ["representation='banana' must be one of 'relation', 'concat'"],
+    ),
+    "config-param-wrong-type": (
+        lambda tmp, res: [
+            "--config",
+            _write(tmp / "c.toml", '[params.clip-kmeans]\nn_init = "abc"\n'),
+            "--results-dir",
+            res,
+        ],  # fmt: skip
+        ["n_init='abc' must be an integer"],
+    ),
+    "config-grid-not-a-list": (
+        lambda tmp, res: [
+            "--config",
+            _write(tmp / "c.toml", '[grid]\n"clip-kmeans.n_init" = 3\n'),
+            "--results-dir",
+            res,
+        ],  # fmt: skip
+        ["grid must be a table of lists"],
+    ),
+    "config-not-utf8": (
+        lambda tmp, res: [
+            "--config",
+            _write_bytes(tmp / "c.toml", b"seeds = '\xff\xfe'\n"),
+            "--results-dir",
+            res,
+        ],  # fmt: skip
+        ["not UTF-8 text"],
+    ),
+    "seed-too-large": (
+        lambda tmp, res: ["--seeds", "99999999999999999999", "--results-dir", res],
+        ["above the largest seed, 4294967295"],
+    ),
+    "too-many-seeds": (
+        lambda tmp, res: ["--seeds", "0-4294967295", "--dry-run", "--results-dir", res],
+        ["more than 10,000 seeds"],
+    ),
+    "cache-dir-below-a-file": (
+        lambda tmp, res: ["--cache-dir", _write(tmp / "afile", "x") / "sub", "--results-dir", res],
+        ["--cache-dir", "afile is not a directory"],
+    ),
+    "vocabulary-missing": (
+        lambda tmp, res: ["--vocabulary", tmp / "nouns.txt", "--results-dir", res],
+        ["--vocabulary", "nouns.txt", "cannot read"],
+    ),
+    "negative-workers": (
+        lambda tmp, res: ["--workers", "-1", "--results-dir", res],
+        ["--workers must be 0"],
+    ),
 }
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUT))
@@ -364,6 +453,18 @@ def test_bad_input(cli, tmp_path, case):
     assert after == before
     if case != "results-dir-is-a-file":
         assert not results.exists()
+
+
+def test_unknown_option_suggests_only_the_subcommands_own_options(cli, tmp_path):
+    wrong = cli("run", "--ou", tmp_path / "x", "--results-dir", tmp_path / "r")
+    assert wrong.status == 2
+    assert "--out" not in wrong.err  # an option of `report`, not of `run`
+    close = cli("report", "--outt", tmp_path / "x")
+    assert close.status == 2
+    assert close.err_lines == [
+        "laicbench: error: unrecognized option --outt (did you mean '--out'?) "
+        "(see 'laicbench report --help')"
+    ]
 
 
 def test_option_without_a_command_is_not_suggested_as_itself(cli, tmp_path, monkeypatch):

@@ -92,44 +92,141 @@ def test_missing_key_is_a_usage_error(cli, tmp_path, missing):
     assert not results.exists()
 
 
-@pytest.mark.parametrize(
-    ("case", "message"),
-    [
-        ("absent", "does not exist"),
-        ("not-npz", "not a readable .npz"),
-        ("nouns-without-words", "noun_features without noun_words"),
-        ("label-out-of-range", "labels must lie in [0, K)"),
-        ("length-mismatch", "labels and features differ in length"),
-    ],
-)
-def test_bad_features_file_is_a_usage_error(cli, tmp_path, case, message):
+def _write_bytes(data: bytes):
+    return lambda path: path.write_bytes(data)
+
+
+def _truncated(path: Path) -> None:
+    write_features(path, nouns=True)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _corrupted(path: Path) -> None:
+    write_features(path)
+    data = bytearray(path.read_bytes())
+    data[200:400] = bytes(200)  # inside the first member's data
+    path.write_bytes(bytes(data))
+
+
+def _with_nan(key: str):
+    def write(path: Path) -> None:
+        write_features(path, nouns=True)
+        arrays = dict(np.load(path))
+        arrays[key] = arrays[key].astype(np.float32)
+        arrays[key][3, 2] = np.nan if key != "image_test" else np.inf
+        np.savez(path, **arrays)
+
+    return write
+
+
+def _with_zero_row(key: str):
+    def write(path: Path) -> None:
+        write_features(path, nouns=True)
+        arrays = dict(np.load(path))
+        arrays[key][0] = 0
+        np.savez(path, **arrays)
+
+    return write
+
+
+BAD_FILES = {
+    "absent": (None, "does not exist"),
+    "text-file": (_write_bytes(b"this is not a zip archive"), "not a .npz (zip) archive"),
+    "empty-file": (_write_bytes(b""), "an empty file"),
+    "truncated": (_truncated, "damaged or truncated .npz"),
+    "corrupted": (_corrupted, "damaged or truncated .npz"),
+    "nouns-without-words": (
+        lambda p: write_features(p, nouns=True, drop=("noun_words",)),
+        "noun_features without noun_words",
+    ),
+    "label-out-of-range": (
+        lambda p: write_features(p, labels_test=np.full(30, 3)),
+        "labels must be the contiguous class ids 0..K-1",
+    ),
+    "labels-not-contiguous": (
+        lambda p: write_features(
+            p,
+            drop=("class_names",),
+            labels_train=np.arange(60) % 3 * 1000,
+            labels_test=np.arange(30) % 3 * 1000,
+        ),
+        "found 3 distinct values from 0 to 2000",
+    ),
+    "length-mismatch": (
+        lambda p: write_features(p, labels_test=np.zeros(29, dtype=np.int64)),
+        "image_test has 30 rows but labels_test 29 values",
+    ),
+    "string-images": (
+        lambda p: write_features(p, image_train=np.array([["a", "b"]] * 60)),
+        "image_train must hold numbers",
+    ),
+    "nan-in-image-train": (_with_nan("image_train"), "image_train has 1 row(s) with NaN or inf"),
+    "inf-in-image-test": (_with_nan("image_test"), "image_test has 1 row(s) with NaN or inf"),
+    "nan-in-nouns": (_with_nan("noun_features"), "noun_features has 1 row(s) with NaN or inf"),
+    "float-labels": (
+        lambda p: write_features(p, labels_train=np.arange(60) % 3 + 0.5),
+        "labels_train holds non-integer values",
+    ),
+    "labels-n-by-1": (
+        lambda p: write_features(p, labels_test=(np.arange(30) % 3)[:, None]),
+        "labels_test must be one-dimensional (n,), got shape (30, 1)",
+    ),
+    "zero-row-split": (
+        lambda p: write_features(
+            p, image_test=np.zeros((0, DIM), np.float32), labels_test=np.zeros(0, np.int64)
+        ),
+        "image_test must be a non-empty (n, d) array",
+    ),
+    "k-above-test-size": (
+        lambda p: write_features(
+            p,
+            class_names=np.array([f"c{i}" for i in range(40)]),
+            labels_train=np.arange(60) % 40,
+            labels_test=np.arange(30) % 30,
+        ),
+        "K = 40 classes but only 30 test samples",
+    ),
+    "noun-dimension": (
+        lambda p: write_features(
+            p, nouns=True, noun_features=np.ones((len(NOUN_WORDS), DIM + 1), np.float32)
+        ),
+        "noun_features have dimension 17, the images 16",
+    ),
+    "noun-words-length": (
+        lambda p: write_features(p, nouns=True, noun_words=np.array(NOUN_WORDS[:-1])),
+        "noun_words has 17 entries but noun_features 18 rows",
+    ),
+    "zero-image-row": (_with_zero_row("image_train"), "image_train has 1 all-zero row(s)"),
+    "zero-noun-row": (_with_zero_row("noun_features"), "noun_features has 1 all-zero row(s)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_features_file_is_a_usage_error(cli, tmp_path, case):
+    write, message = BAD_FILES[case]
     path = tmp_path / f"{case}.npz"
-    if case == "not-npz":
-        path.write_bytes(b"this is not a zip archive")
-    elif case == "nouns-without-words":
-        write_features(path, nouns=True, drop=("noun_words",))
-    elif case == "label-out-of-range":
-        write_features(path, labels_test=np.full(30, 3))
-    elif case == "length-mismatch":
-        write_features(path, labels_test=np.zeros(29, dtype=np.int64))
+    if write is not None:
+        write(path)
     results = tmp_path / "results"
     result = cli(*run_args("clip-kmeans", path, results))
     assert result.status == 2
-    assert len(result.err_lines) == 1
+    assert len(result.err_lines) == 1, result.err
     assert message in result.err_lines[0]
+    assert "Traceback" not in result.err + result.out
     assert not results.exists()
 
 
-def test_method_needing_nouns_on_a_file_without_nouns_is_an_error_record(cli, tmp_path):
+def test_method_needing_nouns_on_a_file_without_nouns_is_refused_up_front(cli, tmp_path):
     path = write_features(tmp_path / "plain.npz")
     results = tmp_path / "results"
-    result = cli(*run_args("tac-notrain", path, results))
-    assert result.status == 1
-    (record,) = records_in(results)
-    assert record["status"] == "error"
-    assert record["metrics"] is None
-    assert "provides no nouns" in record["error"]["message"]
-    assert "provides no nouns" in result.out
+    result = cli(*run_args("clip-kmeans,tac-notrain", path, results))
+    assert result.status == 2
+    assert result.err_lines == [
+        f"laicbench: error: method 'tac-notrain' needs nouns, which dataset {path} cannot give: "
+        "this features file stores no noun_features / noun_words; drop 'tac-notrain' from "
+        "--methods for this dataset"
+    ]
+    assert not results.exists()
 
 
 def test_tac_notrain_uses_the_files_nouns(cli, tmp_path):

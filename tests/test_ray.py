@@ -225,3 +225,15 @@ def test_a_trial_uses_as_many_torch_threads_as_its_cpu_share(tmp_path, write_plu
     assert main([*argv, "--results-dir", str(results)]) == 0
     records = [json.loads(p.read_text()) for p in results.rglob("*.json") if "_ray" not in p.parts]
     assert [r["artefacts"]["torch_threads"] for r in records] == [1, 1, 1, 1]
+
+
+def test_tac_gives_the_same_metrics_locally_and_in_a_trial(tmp_path):
+    """Torch runs each run with the method's declared CPU share of threads under either
+    executor, so reductions, and so TAC's trained heads, do not depend on the executor."""
+    sweep = ["run", "--methods", "tac", "--datasets", "demo", "--seeds", "0"]
+    local, in_ray = tmp_path / "local", tmp_path / "ray"
+    assert main([*sweep, "--executor", "local", "--results-dir", str(local)]) == 0
+    assert main([*sweep, "--executor", "ray", "--num-cpus", "2", "--results-dir", str(in_ray)]) == 0
+    (local_record,) = [json.loads(p.read_text()) for p in local.rglob("*.json")]
+    assert local_record["threads"] == 1
+    assert _metrics(local) == _metrics(in_ray)

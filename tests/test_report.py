@@ -198,28 +198,65 @@ def test_missing_cell_gives_dash_and_no_average(tmp_path):
     assert [c.mean for c in clip.cells[-3:]] == pytest.approx([55.0, 40.0, 30.0])
 
 
-def test_failed_and_outdated_records_are_left_out_with_one_warning(cli, tmp_path):
+def test_failed_outdated_and_damaged_records_are_left_out_with_one_warning(cli, tmp_path):
     results = tmp_path / "results"
     write_cell(results, "clip-kmeans", "demo-10", (60.0, 50.0, 40.0), backbone="tiny-random")
     write_record(results, "tac", "demo-10", 0, None, backbone="tiny-random", status="error")
     write_record(results, "tac", "demo-10", 1, None, backbone="tiny-random", status="oom")
     write_record(results, "ours", "demo-10", 0, (99.1, 99.2, 99.3), backbone="tiny-random",
                  version="0-old")  # fmt: skip
-    write_record(results, "gone-method", "demo-10", 0, (98.1, 98.2, 98.3), backbone="tiny-random")
+    damaged = write_record(results, "ours-notrain", "demo-10", 0, (97.1, 97.2, 97.3),
+                           backbone="tiny-random")  # fmt: skip
+    record = json.loads(damaged.read_text())
+    record["predictions"] = {"file": "x.pred.npz", "sha256": "0" * 64}  # the file is gone
+    damaged.write_text(json.dumps(record))
+    truncated = write_record(results, "tac-notrain", "demo-10", 0, (96.1, 96.2, 96.3),
+                             backbone="tiny-random")  # fmt: skip
+    truncated.write_text(truncated.read_text()[:100])
     out = tmp_path / "out"
     result = cli("report", "--results-dir", results, "--out", out)
     assert result.status == 0, result.err
+    names = [str(p.relative_to(results)) for p in sorted([damaged, truncated])]
     assert result.err_lines == [
-        "laicbench: warning: left out 4 records: 2 failed, 1 outdated, 1 unregistered"
+        "laicbench: warning: left out 5 records: 2 failed, 1 outdated, 1 damaged, 1 unreadable "
+        f"(damaged or unreadable: {', '.join(names)}; rerun to repair)"
     ]
     markdown = (out / "main_table.md").read_text()
-    assert "99.20" not in markdown and "98.20" not in markdown
+    assert "99.20" not in markdown and "97.20" not in markdown
     rows = [line.split(" | ")[0] for line in markdown.splitlines() if line.startswith("| ")]
     assert rows == ["| method", "| clip-kmeans"]
     runs = pd.read_csv(out / "runs.csv")
     assert list(runs.columns) == RUNS_COLUMNS
-    assert sorted(runs["state"]) == ["done"] * 3 + ["failed", "failed", "outdated", "unregistered"]
-    assert "left out 4 records" in (out / "index.md").read_text()
+    assert sorted(runs["state"]) == ["damaged"] + ["done"] * 3 + ["failed", "failed", "outdated"]
+    assert "left out 5 records" in (out / "index.md").read_text()
+
+
+def test_records_of_a_plugin_that_is_not_importable_are_reported(cli, tmp_path):
+    results = tmp_path / "results"
+    write_cell(results, "clip-kmeans", "demo-10", (60.0, 50.0, 40.0), backbone="tiny-random")
+    for seed in range(2):
+        write_record(results, "gone-method", "demo-10", seed, (98.1, 98.2, 98.3),
+                     backbone="tiny-random", params={"alpha": 1.0})  # fmt: skip
+    out = tmp_path / "out"
+    result = cli("report", "--results-dir", results, "--out", out)
+    assert result.status == 0, result.err
+    assert result.err_lines == []
+    markdown = (out / "main_table.md").read_text()
+    gone = next(line for line in markdown.splitlines() if line.startswith("| gone-method |"))
+    assert "98.20" in gone
+
+
+def test_report_takes_include_path_for_plugin_methods(cli, method_plugin, tmp_path):
+    name, folder = method_plugin()
+    results = tmp_path / "results"
+    argv = ["run", "--methods", f"{name},clip-kmeans", "--datasets", "demo", "--seeds", "0",
+            "--results-dir", results, "--include-path", folder, "--executor", "local"]  # fmt: skip
+    assert cli(*argv).status == 0
+    out = tmp_path / "out"
+    result = cli("report", "--results-dir", results, "--out", out, "--include-path", folder)
+    assert result.status == 0, result.err
+    rows = [line.split(" | ")[0] for line in (out / "main_table.md").read_text().splitlines()]
+    assert f"| {name}" in rows and "| clip-kmeans" in rows
 
 
 def test_report_of_only_failed_records_is_an_error(cli, tmp_path):
