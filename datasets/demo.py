@@ -51,6 +51,8 @@ class Simulation(Protocol):
     generator: ClassVar[str]  # the generator's name: part of the feature-cache key
     version: ClassVar[str]  # bump when what it draws changes (cached draws are redone)
     n_classes: int
+    n_train_per_class: int
+    n_test_per_class: int
 
     def draw(self) -> DatasetFeatures: ...
 
@@ -165,34 +167,96 @@ def _draw_demo(config: DemoConfig) -> DatasetFeatures:
         + config.style_leak * unit_in(text_basis, config.n_styles, rng)
     )
 
-    def draw(per_class: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = np.repeat(np.arange(config.n_classes), per_class)
+    model = ImageModel(
+        concepts,
+        related,
+        centred,
+        styles,
+        gap,
+        config.facet,
+        config.style,
+        config.gap,
+        config.noise,
+    )
+    return model.features(config, rng, [words[i] for i in class_idx], words, nouns, encoder)
+
+
+@dataclass(frozen=True)
+class ImageModel:
+    """The image side of both simulations: image i of class y is
+    ``normalise(gap * g + normalise(u_y + facet * f_i) + shift * s_m(i) + noise * e_i / sqrt(D))``
+    with f_i one of the class's related nouns (rows of ``related`` index ``centred``), s_m one of
+    the ``shifts`` (styles, nuisances) drawn per image and e_i standard Gaussian."""
+
+    concepts: np.ndarray
+    related: np.ndarray
+    centred: np.ndarray
+    shifts: np.ndarray
+    gap_vector: np.ndarray
+    facet: float
+    shift: float
+    gap: float
+    noise: float
+
+    def draw(self, per_class: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(unit-norm float32 images, int64 labels) of a balanced, shuffled split."""
+        n_classes, n_related = self.related.shape
+        labels = np.repeat(np.arange(n_classes), per_class)
         rng.shuffle(labels)
-        facet_nouns = related[labels, rng.integers(config.related_per_class, size=len(labels))]
-        semantic = normalise_rows(concepts[labels] + config.facet * centred[facet_nouns])
-        style = styles[rng.integers(config.n_styles, size=len(labels))]
+        facets = self.related[labels, rng.integers(n_related, size=len(labels))]
+        semantic = normalise_rows(self.concepts[labels] + self.facet * self.centred[facets])
+        shift = self.shifts[rng.integers(len(self.shifts), size=len(labels))]
+        dim = self.centred.shape[1]
         noise = rng.standard_normal((len(labels), dim)) / np.sqrt(dim)
-        x = config.gap * gap + semantic + config.style * style + config.noise * noise
+        x = self.gap * self.gap_vector + semantic + self.shift * shift + self.noise * noise
         return normalise_rows(x).astype(np.float32), labels.astype(np.int64)
 
-    x_train, y_train = draw(config.n_train_per_class)
-    x_test, y_test = draw(config.n_test_per_class)
+    def features(
+        self,
+        config: Simulation,
+        rng: np.random.Generator,
+        class_names: list[str],
+        words: list[str],
+        nouns: np.ndarray,
+        encoder: TextEncoder,
+    ) -> DatasetFeatures:
+        """Draw the train then the test split of `config` and wrap them with the noun bank."""
+        train = self.draw(config.n_train_per_class, rng)
+        test = self.draw(config.n_test_per_class, rng)
+        return simulated_features(
+            config, train, test, class_names, words, nouns, encoder, self.related
+        )
+
+
+def simulated_features(
+    config: Simulation,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    class_names: list[str],
+    words: list[str],
+    nouns: np.ndarray,
+    encoder: TextEncoder,
+    related: np.ndarray,
+) -> DatasetFeatures:
+    """The DatasetFeatures of a drawn simulation: (features, labels) of each split, the class
+    names, the noun bank with its features, the text encoder that embedded it and the indices of
+    the nouns related to some class (counted in ``info``)."""
     return DatasetFeatures(
-        image_train=x_train,
-        image_test=x_test,
-        labels_train=y_train,
-        labels_test=y_test,
-        class_names=[words[i] for i in class_idx],
+        image_train=train[0],
+        image_test=test[0],
+        labels_train=train[1],
+        labels_test=test[1],
+        class_names=class_names,
         noun_words=words,
         noun_features_loader=lambda: nouns.astype(np.float32),
         text_encoder_loader=lambda: encoder,
         info={
             "kind": "simulated",
-            "generator": "laicbench.datasets.demo",
+            "generator": f"laicbench.datasets.{config.generator.replace('-', '_')}",
             "generator_version": config.version,
             "config": asdict(config),
-            "n_train": int(len(y_train)),
-            "n_test": int(len(y_test)),
+            "n_train": int(len(train[1])),
+            "n_test": int(len(test[1])),
             "n_nouns": len(words),
             "related_nouns": int(len(np.unique(related))),
         },

@@ -21,11 +21,12 @@ the tiny-random text tower (as the demo, so that prompt learning runs), all rand
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 from laicbench.datasets.demo import (
+    ImageModel,
     SimulatedDataset,
     complement_basis,
     normalise_rows,
@@ -75,38 +76,11 @@ class NuisanceConfig:
         related = np.argsort(-(concepts @ centred.T), axis=1)[:, : self.named_per_class]
         gap = unit_in(complement_basis(nouns, dim, rng), 1, rng)[0]
 
-        def draw_split(per_class: int) -> tuple[np.ndarray, np.ndarray]:
-            labels = np.repeat(np.arange(self.n_classes), per_class)
-            rng.shuffle(labels)
-            facets = related[labels, rng.integers(self.named_per_class, size=len(labels))]
-            semantic = normalise_rows(concepts[labels] + self.facet * centred[facets])
-            nuisance = nuisances[rng.integers(self.n_nuisances, size=len(labels))]
-            noise = rng.standard_normal((len(labels), dim)) / np.sqrt(dim)
-            x = self.gap * gap + semantic + self.nuisance * nuisance + self.noise * noise
-            return normalise_rows(x).astype(np.float32), labels.astype(np.int64)
-
-        x_train, y_train = draw_split(self.n_train_per_class)
-        x_test, y_test = draw_split(self.n_test_per_class)
-        return DatasetFeatures(
-            image_train=x_train,
-            image_test=x_test,
-            labels_train=y_train,
-            labels_test=y_test,
-            class_names=[words[i] for i in class_idx],
-            noun_words=words,
-            noun_features_loader=lambda: nouns.astype(np.float32),
-            text_encoder_loader=lambda: encoder,
-            info={
-                "kind": "simulated",
-                "generator": "laicbench.datasets.demo_nuisance",
-                "generator_version": self.version,
-                "config": asdict(self),
-                "n_train": int(len(y_train)),
-                "n_test": int(len(y_test)),
-                "n_nouns": len(words),
-                "related_nouns": int(len(np.unique(related))),
-            },
-        )
+        model = ImageModel(
+            concepts, related, centred, nuisances, gap, self.facet, self.nuisance, self.gap,
+            self.noise,
+        )  # fmt: skip
+        return model.features(self, rng, [words[i] for i in class_idx], words, nouns, encoder)
 
 
 @register_dataset("demo-nuisance")

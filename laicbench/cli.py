@@ -318,6 +318,13 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     # every executor: backbones and features are obtained before the first run, so unobtainable
     # weights or an unknown architecture stop the sweep with one line instead of error records
     prepare_features(sweep.todo, device, settings)
+    use_ray = config.executor == "ray" and bool(sweep.todo)
+    if use_ray:  # Ray's own problems (resources no node has, storage) before the progress bar
+        from laicbench.ray_executor import prepare_cluster
+
+        prepare_cluster(
+            sweep.todo, store, settings, args.address, args.num_cpus, args.num_gpus, config.device
+        )
 
     finished: list[tuple[RunSpec, dict[str, Any]]] = []
     progress = Progress(  # on stderr, so that stdout holds only the summary and the table
@@ -339,7 +346,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 finished.append((spec, record))
                 progress.advance(task)
 
-            if config.executor == "local" or not sweep.todo:
+            if not use_ray:
                 run_local(sweep.todo, store, device, settings, on_start=on_start, on_done=on_done)
             else:
                 from laicbench.ray_executor import run_ray
@@ -438,7 +445,7 @@ def _print_results_table(records: list[dict[str, Any]], out: Console) -> None:
     if frame.empty:
         return
     summary = mean_std_table(frame, by=("method", "variant", "dataset"))
-    table = Table(title="ACC / NMI / ARI (%), mean ± std over seeds")
+    table = Table(title="NMI / ACC / ARI (%), mean ± std over seeds")
     for column in ("method", "dataset", "n", *(m.upper() for m in METRICS)):
         justify = "left" if column in ("method", "dataset") else "right"
         table.add_column(column, justify=justify, no_wrap=True)

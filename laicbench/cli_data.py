@@ -93,6 +93,12 @@ def cmd_features(args: argparse.Namespace, settings, out: Console) -> int:
 
 def cmd_cache(action: str, keys: list[str], cache: FeatureCache, out: Console) -> int:
     """ls, verify or clear the cache."""
+    if not cache.root.is_dir():
+        why = "not a directory" if cache.root.exists() else "absent"
+        raise UserError(
+            f"no feature cache at {cache.root} ({why}); give the folder with --cache-dir or "
+            "$LAICBENCH_CACHE"
+        )
     entries = cache.entries()
     if action == "clear":
         known = {e.key for e in entries}
@@ -118,7 +124,9 @@ def cmd_cache(action: str, keys: list[str], cache: FeatureCache, out: Console) -
             manifest.get("description", ""),
             f"{entry.size_bytes / 2**20:.1f} MiB",
             datetime.fromisoformat(created).strftime("%Y-%m-%d %H:%M") if created else "",
-            "; ".join(problems) if problems else ("ok (checksums)" if action == "verify" else "ok"),
+            "; ".join(problems)
+            if problems
+            else ("ok (checksums)" if action == "verify" else "sizes ok (checksums: cache verify)"),
         )
     out.print(table)
     if action == "verify":

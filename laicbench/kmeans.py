@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from laicbench.tensors import unit_rows
+from laicbench.tensors import torch_threads, unit_rows
 
 IMPLEMENTATION = (
     "laicbench.kmeans.spherical_kmeans (torch, greedy k-means++ init, Lloyd; 1 CPU thread below "
@@ -20,20 +19,6 @@ IMPLEMENTATION = (
 # start-up dominates, and oversubscribed cores make OpenMP spin) and the result cannot depend on
 # the machine's thread count.
 SINGLE_THREAD_BELOW = 2**28
-
-
-@contextlib.contextmanager
-def _cpu_threads(n: int | None):
-    """Run the block with torch using `n` CPU threads (None: leave as is)."""
-    if n is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)
@@ -75,7 +60,7 @@ def spherical_kmeans(
         sample_size = points_per_centroid * n_clusters
     data = unit_rows(x, device)
     small = data.numel() * n_clusters < SINGLE_THREAD_BELOW
-    with _cpu_threads(1 if small and data.device.type == "cpu" else None):
+    with torch_threads(1 if small and data.device.type == "cpu" else None):
         return _spherical_kmeans(
             data, n_clusters, n_init, max_iter, tol, seed, sample_size, chunk_size
         )

@@ -28,6 +28,9 @@ RAY_SUBDIR = "_ray"
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# Ctrl-C raises KeyboardInterrupt in the driver (the sweep stops like the local executor does)
+# instead of Tune's graceful stop, which returns half-empty results
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 
 def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -> dict[str, float]:
@@ -36,6 +39,8 @@ def start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
 
     if address and (num_cpus is not None or num_gpus is not None):
         raise UserError("--num-cpus/--num-gpus apply to a local Ray, not with --address")
+    if (num_cpus is not None and num_cpus < 1) or (num_gpus is not None and num_gpus < 0):
+        raise UserError("--num-cpus must be at least 1 and --num-gpus at least 0")
     if not ray.is_initialized():
         try:
             ray.init(
@@ -66,6 +71,27 @@ def prepare_worker() -> None:
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
     import laicbench.runner  # noqa: F401
+
+
+def check_requests_fit(methods: set[str], cluster_gpus: float) -> None:
+    """UserError when a trial of one of `methods` asks for more CPUs or GPUs than any live node
+    of the cluster has: Tune would wait for it forever."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for method in sorted(methods):
+        request = trial_resources(method, cluster_gpus)
+        if not any(
+            node.get("CPU", 0.0) >= request["CPU"] and node.get("GPU", 0.0) >= request["GPU"]
+            for node in nodes
+        ):
+            largest = max(nodes, key=lambda n: n.get("CPU", 0.0), default={})
+            raise UserError(
+                f"method {method!r} asks for {request['CPU']:g} CPU and {request['GPU']:g} GPU "
+                f"per run, but no Ray node has that much (the largest has "
+                f"{largest.get('CPU', 0.0):g} CPU, {largest.get('GPU', 0.0):g} GPU); give Ray "
+                "more (--num-cpus/--num-gpus, or nodes with more) or use --executor local"
+            )
 
 
 def trial_resources(method: str, cluster_gpus: float) -> dict[str, float]:
@@ -134,6 +160,31 @@ def _trial(config: dict[str, Any]) -> None:
     tune.report({"status_ok": record["status"] == "ok", **metrics})
 
 
+def prepare_cluster(
+    specs: list[RunSpec],
+    store: ResultStore,
+    settings: DataSettings,
+    address: str | None,
+    num_cpus: int | None,
+    num_gpus: int | None,
+    device: str,
+) -> float:
+    """Start or reach Ray and check that `specs` can run there (shared storage on several
+    nodes, GPUs for ``--device cuda``, every trial's request fits a node); UserError otherwise.
+    Returns the GPUs that trials may ask for (0 with ``--device cpu`` or none in the cluster).
+    Idempotent: ``run_ray`` calls it again."""
+    resources = start_ray(address, num_cpus, num_gpus)
+    if address:
+        check_shared_storage(
+            [store.root] + ([Path(settings.cache_dir)] if settings.cache_dir else [])
+        )
+    gpus = 0.0 if device == "cpu" else resources.get("GPU", 0.0)
+    if device.startswith("cuda") and not gpus:
+        raise UserError(f"--device {device}: the Ray cluster has no GPU; use --device cpu or auto")
+    check_requests_fit({spec.method for spec in specs}, gpus)
+    return gpus
+
+
 def run_ray(
     specs: list[RunSpec],
     store: ResultStore,
@@ -157,14 +208,7 @@ def run_ray(
     """
     from ray import tune
 
-    resources = start_ray(address, num_cpus, num_gpus)
-    if address:
-        check_shared_storage(
-            [store.root] + ([Path(settings.cache_dir)] if settings.cache_dir else [])
-        )
-    gpus = 0.0 if device == "cpu" else resources.get("GPU", 0.0)
-    if device.startswith("cuda") and not gpus:
-        raise UserError(f"--device {device}: the Ray cluster has no GPU; use --device cpu or auto")
+    gpus = prepare_cluster(specs, store, settings, address, num_cpus, num_gpus, device)
     trainable = tune.with_resources(
         _trial,
         lambda config: tune.PlacementGroupFactory(
@@ -184,7 +228,9 @@ def run_ray(
             name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(store.root / RAY_SUBDIR),
             verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            # a trial whose worker or node died is retried once (elsewhere, if its node is gone);
+            # a method's own exception never fails a trial: it becomes an error record
+            failure_config=tune.FailureConfig(max_failures=1, fail_fast=False),
         ),
     )
     watcher = _RecordWatcher(specs, store, on_done)

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from laicbench.files import canonical_json
 from laicbench.metrics import contingency, hungarian_match
 from laicbench.records import load_arrays
-from laicbench.report_tables import Run, Sweep
+from laicbench.report_tables import TABLE_METRICS, Run, Sweep
 
 DPI = 150
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies and in greyscale print.
@@ -468,13 +468,13 @@ def _is_number(value: Any) -> bool:
 
 @_styled
 def draw_sensitivity(sweeps: list[Sweep], folder: Path) -> FigureResult:
-    """ACC, NMI and ARI (mean ± std over seeds) against one parameter of one method, one line
+    """NMI, ACC and ARI (mean ± std over seeds) against one parameter of one method, one line
     per dataset, the default value marked; `sweeps` share (method, param). Returns the files."""
     method, param = sweeps[0].method, sweeps[0].param
     result = FigureResult(
         f"sensitivity_{method}_{param}",
         f"Sensitivity of {method} to {param}",
-        f"ACC, NMI and ARI of {method} against {param} (other parameters fixed), mean ± std over "
+        f"NMI, ACC and ARI of {method} against {param} (other parameters fixed), mean ± std over "
         "seeds; the dashed line marks the default.",
     )
     values = [v for s in sweeps for v, _ in s.points]
@@ -486,11 +486,12 @@ def draw_sensitivity(sweeps: list[Sweep], folder: Path) -> FigureResult:
                 if canonical_json(v) not in categories:
                     categories.append(canonical_json(v))
     positives = [float(v) for v in values if numeric and float(v) > 0]
-    log = numeric and len(positives) == len(values) and max(positives) / min(positives) >= 50
+    # values over decades (lambda 0.3..10) read on a log axis
+    log = numeric and len(positives) == len(values) and max(positives) / min(positives) > 10
     fig = _figure(11.5, 3.6)
     axes = fig.subplots(1, 3, sharex=True)
     seeds = sorted({len(runs) for s in sweeps for _, runs in s.points})
-    for m, metric in enumerate(("acc", "nmi", "ari")):
+    for m, metric in enumerate(TABLE_METRICS):
         ax = axes[m]
         for i, sweep in enumerate(sweeps):
             xs = [

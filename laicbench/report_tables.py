@@ -18,10 +18,9 @@ from laicbench import registry
 from laicbench.dataset import BENCHMARKS
 from laicbench.errors import UserError
 from laicbench.files import canonical_json
+from laicbench.summary import METRICS as TABLE_METRICS
 from laicbench.summary import format_mean_std, mean_std_table
 
-# The column order of LAIC papers' tables (TAC, the 2026 method): NMI, ACC, ARI.
-TABLE_METRICS: tuple[str, ...] = ("nmi", "acc", "ari")
 METRIC_LABELS = {"nmi": "NMI", "acc": "ACC", "ari": "ARI"}
 AVG = "Avg."
 RUNS_COLUMNS = [

@@ -5,12 +5,10 @@ Both executors (in-process and Ray) call ``execute_run``; nothing else writes re
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
 import traceback
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,6 +26,7 @@ from laicbench.provenance import device_description, environment
 from laicbench.records import SCHEMA_VERSION, ResultStore
 from laicbench.runspec import RunSpec
 from laicbench.settings import DataSettings
+from laicbench.tensors import torch_threads
 
 
 def seed_everything(seed: int) -> None:
@@ -56,17 +55,6 @@ def run_inputs(spec: RunSpec, device: str, settings: DataSettings) -> dict[str, 
     method_cls = registry.methods.get(spec.method)
     dataset = resolve_dataset(spec.dataset, settings)
     return dataset.fingerprint(spec.backbone, device, settings, method_cls.needs)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with torch's intra-op pool at `n` threads, then restore it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _is_oom(exc: BaseException) -> bool:

@@ -1,6 +1,9 @@
-"""Arrays to torch tensors, the one conversion every primitive uses."""
+"""Arrays to torch tensors, the one conversion every primitive uses, and torch's thread pool."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -21,3 +24,17 @@ def as_tensor(x: np.ndarray | torch.Tensor, device: str = "cpu") -> torch.Tensor
 def unit_rows(x: np.ndarray | torch.Tensor, device: str = "cpu") -> torch.Tensor:
     """Rows of `x` L2-normalised, as a float32 tensor on `device`."""
     return F.normalize(as_tensor(x, device), dim=1)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with torch's intra-op pool at `n` threads (None: as it is), then restore."""
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -327,7 +327,7 @@ def test_cache_ls_lists_entries(cli, tmp_path):
         assert description == f"entry number {i}"
         assert size.endswith("MiB")
         assert created.startswith("20")
-        assert status == "ok"
+        assert status == "sizes ok (checksums: cache verify)"
     assert squash(root) in squash(result.out)
 
 
@@ -356,8 +356,10 @@ def test_cache_verify_names_the_damaged_file(cli, tmp_path):
     assert rows[keys[1]][4] == "features.npy does not match its checksum"
     assert "1 intact, 1 damaged" in result.out
 
-    # ls does not recompute checksums: a same-size corruption is not its business
-    assert cli("cache", "ls", "--cache-dir", root).status == 0
+    # ls does not recompute checksums, and says so rather than calling the entry "ok"
+    listed = cli("cache", "ls", "--cache-dir", root)
+    assert listed.status == 0
+    assert rows_by_key(listed.out)[keys[1]][4] == "sizes ok (checksums: cache verify)"
 
     # a missing manifest is damage too
     (root / keys[0] / MANIFEST).unlink()
@@ -365,6 +367,15 @@ def test_cache_verify_names_the_damaged_file(cli, tmp_path):
     assert result.status == 1
     assert rows_by_key(result.out)[keys[0]][4] == "no readable manifest"
     assert "0 intact, 2 damaged" in result.out
+
+
+@pytest.mark.parametrize("action", ["ls", "verify"])
+def test_cache_command_on_a_missing_folder_is_an_error(cli, tmp_path, action):
+    result = cli("cache", action, "--cache-dir", tmp_path / "nowhere")
+    assert result.status == 2
+    assert len(result.err_lines) == 1
+    assert "no feature cache at" in result.err_lines[0] and "absent" in result.err_lines[0]
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_cache_clear_one_key_then_all(cli, tmp_path):

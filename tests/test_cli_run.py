@@ -593,3 +593,22 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_no_partial_files(cli, method_plug
     assert "2 new, 1 skipped" in result.out
     assert sorted(by_seed(results)) == [0, 1, 2]
     assert not list(results.rglob("*.tmp"))
+
+
+def test_records_and_cache_honour_the_umask(cli, tmp_path):
+    """Colleagues on shared storage can read what a run wrote (no private 0600/0700 files)."""
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        results, cache = tmp_path / "results", tmp_path / "cache"
+        argv = [*kmeans_args(results, "0"), "--cache-dir", cache, "--executor", "local"]
+        assert cli(*argv).status == 0
+    finally:
+        os.umask(previous)
+    written = [p for p in [*results.rglob("*"), *cache.rglob("*")] if not p.is_symlink()]
+    assert any(p.is_file() for p in written) and any(p.is_dir() for p in written)
+    for path in written:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))

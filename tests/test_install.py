@@ -13,6 +13,8 @@ import pytest
 
 from laicbench.registry import Registry
 
+pytestmark = pytest.mark.slow  # builds and installs wheels
+
 REPO = Path(__file__).resolve().parent.parent
 
 

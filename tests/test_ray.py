@@ -122,7 +122,8 @@ def test_grid_points_are_separate_runs_and_status_counts_them(tmp_path, capsys):
         json.loads(p.read_text())["method"]["params"]["n_init"] for p in results.rglob("*.json")
     )
     assert params == [1, 3]
-    capsys.readouterr()
+    table = capsys.readouterr().out  # each point labelled (rich would eat '[...]' as markup)
+    assert "clip-kmeans [n_init=1]" in table and "clip-kmeans [n_init=3]" in table
     status = [
         "status",
         "--methods",
@@ -137,7 +138,7 @@ def test_grid_points_are_separate_runs_and_status_counts_them(tmp_path, capsys):
         str(results),
     ]
     assert main(status) == 0
-    assert "2 done, 0 failed, 0 outdated, 2 missing" in capsys.readouterr().out
+    assert "2 done, 0 failed, 0 outdated, 0 damaged, 2 missing" in capsys.readouterr().out
 
 
 def test_grid_errors_are_one_line(tmp_path, capsys):
@@ -237,3 +238,37 @@ def test_tac_gives_the_same_metrics_locally_and_in_a_trial(tmp_path):
     (local_record,) = [json.loads(p.read_text()) for p in local.rglob("*.json")]
     assert local_record["threads"] == 1
     assert _metrics(local) == _metrics(in_ray)
+
+
+def test_a_resource_request_no_node_can_satisfy_is_refused(tmp_path, write_plugin, capsys):
+    plugins = write_plugin(
+        """
+        import numpy as np
+
+        from laicbench.method import Method, Resources
+        from laicbench.registry import register_method
+
+        @register_method("ray-greedy")
+        class Greedy(Method):
+            \"\"\"Asks for four CPUs per run.\"\"\"
+
+            resources = Resources(cpus=4)
+
+            def fit_predict(self, features, n_clusters, seed):
+                return np.zeros(len(features.image_test), dtype=np.int64)
+        """
+    )
+    results = tmp_path / "runs"
+    base = ["run", "--methods", "ray-greedy", "--datasets", "demo", "--seeds", "0",
+            "--include-path", str(plugins), "--results-dir", str(results)]  # fmt: skip
+    for extra, message in (
+        (["--num-cpus", "2"], "method 'ray-greedy' asks for 4 CPU and 0 GPU per run, but no Ray "
+         "node has that much (the largest has 2 CPU, 0 GPU)"),
+        (["--num-cpus", "0"], "--num-cpus must be at least 1"),
+    ):  # fmt: skip
+        ray.shutdown()  # a fresh local Ray with the CPUs asked for
+        capsys.readouterr()
+        assert main([*base, *extra]) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and message in err[0], err
+        assert not results.exists()

@@ -456,3 +456,28 @@ def test_confusion_of_a_chosen_run_and_skipped_figures(cli, demo_sweep, tmp_path
     for name in ("neighbour_consistency", "relations_heatmap", "semantic_centers"):
         assert f"(`{name}`)" in index
     assert imread(out / "figures" / "confusion.png").shape[0] > 300
+
+
+@pytest.mark.parametrize(
+    ("values", "scale"), [((0.3, 1.0, 3.0, 10.0), "log"), ((1.0, 2.0, 4.0), "linear")]
+)
+def test_sensitivity_axis_is_logarithmic_for_values_over_decades(
+    tmp_path, monkeypatch, values, scale
+):
+    import laicbench.report_figures as figures
+
+    results = tmp_path / "results"
+    defaults = default_params("ours-notrain")
+    for value in values:
+        write_cell(results, "ours-notrain", "demo-10", (80.0, 70.0, 60.0),
+                   backbone="tiny-random", params={**defaults, "ridge_lambda": value})  # fmt: skip
+    scales = {}
+    save = figures._save
+
+    def keep_scale(fig, folder, stem):
+        scales[stem] = [ax.get_xscale() for ax in fig.axes]
+        return save(fig, folder, stem)
+
+    monkeypatch.setattr(figures, "_save", keep_scale)
+    build_report(results, out=tmp_path / "out", reference=False)
+    assert scales["sensitivity_ours-notrain_ridge_lambda"] == [scale] * 3

@@ -119,3 +119,27 @@ def test_a_failed_overwrite_keeps_the_last_good_record(cli, method_plugin, tmp_p
     assert kept["last_failure"]["status"] == "error"
     assert "broken on the rerun" in kept["last_failure"]["error"]["message"]
     assert predictions.read_bytes() == before
+
+
+def test_an_unknown_architecture_stops_a_local_sweep_before_any_run(cli, tmp_path, write_plugin):
+    name, _, flags = image_dataset_setup(tmp_path, write_plugin)
+    results = tmp_path / "results"
+    result = _run(cli, "--methods", "clip-kmeans", "--datasets", name, "--results-dir", results,
+                  *flags, "--backbone", "NoSuchArch:random")  # fmt: skip
+    assert result.status == 2
+    assert len(result.err_lines) == 1, result.err
+    assert "unknown open_clip architecture 'NoSuchArch'" in result.err_lines[0]
+    assert not results.exists()
+
+
+def test_report_out_below_a_file_is_one_line(cli, tmp_path):
+    results = tmp_path / "results"
+    assert _run(cli, "--methods", "clip-kmeans", "--datasets", "demo", "--results-dir",
+                results).status == 0  # fmt: skip
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    result = cli("report", "--results-dir", results, "--out", blocker / "report")
+    assert result.status == 2
+    assert result.err_lines == [
+        f"laicbench: error: --out {blocker / 'report'}: {blocker} is a file, not a directory"
+    ]
