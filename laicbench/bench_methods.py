@@ -24,7 +24,6 @@ SIZES = {
 }
 N_NOUNS = 146_347
 DIM = 512
-BENCH_PROMPT_BATCH = 256  # images per timed prompt-learning step (their cost is negligible)
 
 
 def synthetic(n: int, k: int, seed: int, dim: int = DIM) -> tuple[np.ndarray, np.ndarray]:
@@ -257,40 +256,48 @@ class _Step:
 
     def _prompt_steps(self):
         k = SIZES["imagenet"]["k"]
-        timing = prompt_step_timing(self.device, k, batch=BENCH_PROMPT_BATCH, steps=2)
-        steps = _ours_steps(SIZES["imagenet"]["n_train"])
+        n_train = SIZES["imagenet"]["n_train"]
+        timing = prompt_step_timing(self.device, k, n_train, steps=2)
+        steps = _ours_steps(n_train)
         note = (
-            f"{timing.describe()}; all {k:,} prompts through the text tower per step; "
-            f"x {steps:,} steps (ours's default epochs and batch, everything kept: an upper bound)"
+            f"{timing.describe()}; all {k:,} prompts through the text tower and all "
+            f"{n_train:,} images per step; x {steps:,} steps (ours's default epochs and "
+            "batch, everything kept: an upper bound)"
         )
         return timing.seconds, timing.step_s * steps, note
 
 
 @dataclass
 class PromptStepTiming:
-    """Seconds per prompt-learning step and the parts spent in the text tower."""
+    """Seconds per prompt-learning step and its parts: the text tower's forward, the image side
+    (logits and their gradient for every image, chunked) and the tower's backward."""
 
     seconds: float  # all timed steps
     step_s: float
     forward_s: float
+    images_s: float
     backward_s: float
+    peak_gpu_gib: float | None = None  # on CUDA
 
     def describe(self) -> str:
-        """'per step X ms (text tower forward a%, backward b%)'."""
-        return (
-            f"{1000 * self.step_s:.0f} ms per step (text tower forward "
-            f"{100 * self.forward_s / self.step_s:.0f}%, backward "
-            f"{100 * self.backward_s / self.step_s:.0f}%)"
-        )
+        """'X ms per step (text tower forward a%, image side b%, tower backward c%)'."""
+        share = {
+            "text tower forward": self.forward_s,
+            "image side": self.images_s,
+            "tower backward": self.backward_s,
+        }
+        parts = ", ".join(f"{name} {100 * s / self.step_s:.0f}%" for name, s in share.items())
+        gpu = f", peak GPU memory {self.peak_gpu_gib:.1f} GiB" if self.peak_gpu_gib else ""
+        return f"{1000 * self.step_s:.0f} ms per step ({parts}){gpu}"
 
 
-def prompt_step_timing(device: str, k: int, batch: int, steps: int) -> PromptStepTiming:
-    """Time `steps` prompt-learning steps of ``ours`` (K = `k` prompts through the ViT-B-32
-    text tower, `batch` images), after one warm-up step; forward and backward timed apart."""
+def prompt_step_timing(device: str, k: int, n_images: int, steps: int) -> PromptStepTiming:
+    """Time `steps` full-batch prompt-learning steps of ``ours`` (K = `k` prompts through the
+    ViT-B-32 text tower, the gradient of `n_images` images) after one warm-up step."""
     import torch
 
     from laicbench.backbone import BackboneSpec, load_backbone
-    from laicbench.prompts import PromptLearner
+    from laicbench.prompts import PromptLearner, image_side_backward
 
     def sync() -> None:
         if device.startswith("cuda"):
@@ -298,31 +305,35 @@ def prompt_step_timing(device: str, k: int, batch: int, steps: int) -> PromptSte
 
     encoder = load_backbone(BackboneSpec.parse("ViT-B-32:random"), device).text_encoder
     learner = PromptLearner(encoder, [f"a photo of a noun{i}." for i in range(k)], 4)
-    opt = torch.optim.SGD([learner.ctx], lr=0.002, momentum=0.9)
-    x = torch.nn.functional.normalize(torch.randn(batch, DIM, device=device), dim=1)
-    y = torch.randint(k, (batch,), device=device)
-    forward = backward = 0.0
+    opt = torch.optim.SGD([learner.ctx], lr=0.016, momentum=0.9)
+    x = torch.nn.functional.normalize(torch.randn(n_images, DIM, device=device), dim=1)
+    y = torch.randint(k, (n_images,), device=device)
+    parts = [0.0, 0.0, 0.0]
     start = 0.0
     for step in range(steps + 1):  # step 0 warms up
         if step == 1:
             sync()
             start = time.perf_counter()
-            forward = backward = 0.0
+            parts = [0.0, 0.0, 0.0]
         t0 = time.perf_counter()
         centers = learner()
         sync()
         t1 = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(x @ centers.T / 0.05, y)
-        opt.zero_grad()
-        loss.backward()
+        detached = centers.detach().requires_grad_()
+        image_side_backward(x, y, detached, tau_p=0.05, balance_weight=0.0, chunk=65536)
         sync()
         t2 = time.perf_counter()
+        opt.zero_grad()
+        centers.backward(detached.grad)
+        sync()
+        t3 = time.perf_counter()
         opt.step()
-        forward += t1 - t0
-        backward += t2 - t1
+        for i, span in enumerate((t1 - t0, t2 - t1, t3 - t2)):
+            parts[i] += span
     sync()
     seconds = time.perf_counter() - start
-    return PromptStepTiming(seconds, seconds / steps, forward / steps, backward / steps)
+    gpu = torch.cuda.max_memory_allocated(device) / 2**30 if device.startswith("cuda") else None
+    return PromptStepTiming(seconds, seconds / steps, *(p / steps for p in parts), gpu)
 
 
 def _ours_steps(n_train: int) -> int:
@@ -330,7 +341,8 @@ def _ours_steps(n_train: int) -> int:
     from laicbench.methods.ours import Ours
 
     params = Ours().get_params()
-    return params["epochs"] * -(-n_train // min(params["batch_size"], n_train))
+    batch = min(params["batch_size"] or n_train, n_train)  # None: the full batch
+    return params["epochs"] * -(-n_train // batch)
 
 
 class _PromptStepJob:
@@ -340,8 +352,9 @@ class _PromptStepJob:
         self.device = device
 
     def __call__(self) -> tuple[float, float, str]:
-        timing = prompt_step_timing(self.device, SIZES["cifar10"]["k"], BENCH_PROMPT_BATCH, 10)
-        steps = _ours_steps(SIZES["cifar10"]["n_train"])
+        n_train = SIZES["cifar10"]["n_train"]
+        timing = prompt_step_timing(self.device, SIZES["cifar10"]["k"], n_train, 10)
+        steps = _ours_steps(n_train)
         note = f"{timing.describe()}; x {steps:,} steps at the defaults (everything kept)"
         return timing.seconds, timing.step_s * steps, note
 

@@ -63,20 +63,25 @@ def train_prompts(
     y: torch.Tensor,
     *,
     epochs: int,
-    batch_size: int,
+    batch_size: int | None,
     tau_p: float,
     balance_weight: float = 0.0,
     generator: torch.Generator | None = None,
+    chunk: int = 65536,
 ) -> list[float]:
     """Train `learner`'s context vectors on L2-normalised images `x` (n, d) with target clusters
-    `y` (n,): cross-entropy of <x, center> / `tau_p` (plus `balance_weight` times the negative
-    entropy of the mean prediction), shuffled mini-batches of `batch_size` (at most n), a
-    cosine learning-rate schedule over all steps. Returns the mean loss of each epoch.
+    `y` (n,): cross-entropy of <x, center> / `tau_p` plus `balance_weight` times the negative
+    entropy of the mean prediction, with a cosine learning-rate schedule over all steps. With
+    `batch_size` None every step takes the gradient of all n images (one step per epoch); else
+    shuffled mini-batches of `batch_size`. Returns the mean loss of each epoch.
 
-    The losses are summed on the device and read once at the end: no host synchronisation per
-    step, which on a GPU would stall the queue of kernels at every step.
+    A step runs the K prompts through the text tower once, forward and backward, whatever the
+    number of images: the image side is computed in chunks of `chunk` rows against detached
+    centers, and the centers' gradient is then sent back through the tower once. This is the
+    same gradient as back-propagating the whole loss (a test checks it) in bounded memory. The
+    losses are summed on the device and read once at the end (no host synchronisation per step).
     """
-    batch = min(batch_size, len(x))
+    batch = len(x) if batch_size is None else min(batch_size, len(x))
     steps_per_epoch = math.ceil(len(x) / batch)
     total = max(1, epochs * steps_per_epoch)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -84,17 +89,54 @@ def train_prompts(
     )
     epoch_losses = torch.zeros(epochs, device=x.device)
     for epoch in range(epochs):
-        order = torch.randperm(len(x), generator=generator).to(x.device)
+        order = None if batch == len(x) else torch.randperm(len(x), generator=generator)
         for step in range(steps_per_epoch):
-            idx = order[step * batch : (step + 1) * batch]
-            logits = x[idx] @ learner().T / tau_p
-            loss = F.cross_entropy(logits, y[idx])
-            if balance_weight:
-                mean = logits.softmax(dim=1).mean(dim=0)
-                loss = loss + balance_weight * (mean * mean.clamp_min(1e-9).log()).sum()
+            if order is None:
+                xb, yb = x, y
+            else:
+                idx = order[step * batch : (step + 1) * batch].to(x.device)
+                xb, yb = x[idx], y[idx]
+            centers = learner()
+            detached = centers.detach().requires_grad_()
+            loss = image_side_backward(xb, yb, detached, tau_p, balance_weight, chunk)
             optimiser.zero_grad()
-            loss.backward()
+            centers.backward(detached.grad)
             optimiser.step()
             schedule.step()
-            epoch_losses[epoch] += loss.detach()
+            epoch_losses[epoch] += loss
     return (epoch_losses / steps_per_epoch).tolist()
+
+
+def image_side_backward(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    centers: torch.Tensor,
+    tau_p: float,
+    balance_weight: float,
+    chunk: int,
+) -> torch.Tensor:
+    """Accumulate into ``centers.grad`` the gradient of the loss of `train_prompts` over all of
+    `x`, chunk by chunk; return the loss (a detached scalar). The balance term depends on the
+    mean prediction over all rows, so it is linearised around that mean (computed first): the
+    gradient of sum_k m_k log m_k is sum_k (log m_k + 1) dm_k, which splits over chunks."""
+    n = len(x)
+    chunks = range(0, n, chunk)
+    if balance_weight:
+        with torch.no_grad():
+            mean = sum(
+                (x[i : i + chunk] @ centers.T / tau_p).softmax(dim=1).sum(dim=0) for i in chunks
+            )
+            mean = mean / n
+            weights = mean.clamp_min(1e-9).log() + 1
+    loss = torch.zeros((), device=x.device)
+    for i in chunks:
+        logits = x[i : i + chunk] @ centers.T / tau_p
+        part = F.cross_entropy(logits, y[i : i + chunk], reduction="sum") / n
+        if balance_weight:
+            part = part + balance_weight * (logits.softmax(dim=1).sum(dim=0) / n * weights).sum()
+        part.backward()
+        loss += part.detach()
+    if balance_weight:  # report the loss itself, not the linearised surrogate
+        entropy_term = (mean * mean.clamp_min(1e-9).log()).sum() - (mean * weights).sum()
+        loss += balance_weight * entropy_term
+    return loss

@@ -21,8 +21,9 @@ neighbours share its pseudo-label); one learnable prompt per cluster through the
 tower, initialised from "a photo of a {noun}." with the cluster's most related noun; trained with
 cross-entropy of image-to-center similarities (temperature `tau_p`) against the kept
 pseudo-labels; each test image goes to its nearest learned center. Every step pushes all K
-prompts through the text tower whatever the image batch, so the batch is large (8,192, with the
-learning rate raised to 0.016) and a step's cost is the tower's alone.
+prompts through the text tower whatever the image batch, so by default every step takes the
+gradient of all kept images (``batch_size=None``, one step per epoch, learning rate 0.016) and a
+step costs one pass of the tower, forward and backward.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ class Ours(_Relational):
         lr: float = 0.016,
         momentum: float = 0.9,
         epochs: int = 50,
-        batch_size: int = 8192,
+        batch_size: int | None = None,
         balance_weight: float = 0.0,
     ):
         self.n_semantic_centers = n_semantic_centers

@@ -181,9 +181,12 @@ def test_ours_on_a_features_file_is_refused_before_any_run(cli, tmp_path):
     assert cli("run", "--methods", "ours-notrain", *common).status == 0
 
 
-def test_prompt_training_matches_a_plain_loop_with_per_step_reads():
-    """train_prompts sums losses on the device; a plain loop reading each loss on the host (the
-    old path) takes the same steps: same per-epoch losses and the same learned context."""
+@pytest.mark.parametrize("batch_size", [16, None])  # mini-batches, and the full batch
+def test_prompt_training_matches_the_plain_path(batch_size):
+    """train_prompts computes the image side in chunks against detached centers, sends their
+    gradient through the text tower once per step and sums losses on the device; the plain path
+    back-propagates the whole loss through the tower and reads each loss on the host. Same
+    per-epoch losses, same learned context (so the same gradients at every step)."""
     import math
 
     import torch
@@ -203,28 +206,23 @@ def test_prompt_training_matches_a_plain_loop_with_per_step_reads():
 
     learner, optimiser = fresh()
     history = train_prompts(
-        learner,
-        optimiser,
-        x,
-        y,
-        epochs=3,
-        batch_size=16,
-        tau_p=0.05,
-        balance_weight=0.1,
-        generator=torch.Generator().manual_seed(2),
-    )
+        learner, optimiser, x, y, epochs=3, batch_size=batch_size, tau_p=0.05,
+        balance_weight=0.1, generator=torch.Generator().manual_seed(2), chunk=7,
+    )  # fmt: skip
 
     plain, plain_optimiser = fresh()
     gen = torch.Generator().manual_seed(2)
-    steps, total = math.ceil(50 / 16), 3 * math.ceil(50 / 16)
+    batch = batch_size or 50
+    steps, total = math.ceil(50 / batch), 3 * math.ceil(50 / batch)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         plain_optimiser, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
     )
     plain_history = []
     for _ in range(3):
-        order, losses = torch.randperm(50, generator=gen), []
+        order = torch.randperm(50, generator=gen) if batch_size else torch.arange(50)
+        losses = []
         for step in range(steps):
-            idx = order[step * 16 : (step + 1) * 16]
+            idx = order[step * batch : (step + 1) * batch]
             logits = x[idx] @ plain().T / 0.05
             mean = logits.softmax(dim=1).mean(dim=0)
             loss = F.cross_entropy(logits, y[idx]) + 0.1 * (mean * mean.log()).sum()
