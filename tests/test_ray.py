@@ -259,8 +259,8 @@ def test_a_resource_request_no_node_can_satisfy_is_refused(tmp_path, write_plugi
         """
     )
     results = tmp_path / "runs"
-    base = ["run", "--methods", "ray-greedy", "--datasets", "demo", "--seeds", "0",
-            "--include-path", str(plugins), "--results-dir", str(results)]  # fmt: skip
+    base = ["run", "--methods", "ray-greedy", "--datasets", "demo", "--seeds", "0", "--executor",
+            "ray", "--include-path", str(plugins), "--results-dir", str(results)]  # fmt: skip
     for extra, message in (
         (["--num-cpus", "2"], "method 'ray-greedy' asks for 4 CPU and 0 GPU per run, but no Ray "
          "node has that much (the largest has 2 CPU, 0 GPU)"),

@@ -4,8 +4,10 @@ middle of a sweep loses no result. Slow (about two minutes): ``pytest -m "not sl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -55,6 +57,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _kill_with_descendants(processes: list[psutil.Process]) -> None:
+    """SIGKILL `processes` and everything they started (Ray's agents rename themselves, so
+    only their parentage says whose they are)."""
+    family = {p.pid: p for p in processes}
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            family.update({c.pid: c for c in proc.children(recursive=True)})
+    for proc in family.values():
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(list(family.values()), timeout=30)
+
+
 def _processes_of(marker: str) -> list[psutil.Process]:
     out = []
     for proc in psutil.process_iter(["cmdline"]):
@@ -65,12 +80,19 @@ def _processes_of(marker: str) -> list[psutil.Process]:
 
 @pytest.fixture
 def cluster():
-    """(address, worker node's port): a head with 1 CPU and a worker node with 1 CPU, in a temp
-    dir of their own, so that only their processes are stopped afterwards."""
+    """(address, worker node's port, environment): a head with 1 CPU and a worker node with 1
+    CPU, in a temp dir of their own, so that only their processes are stopped afterwards. Ray's
+    token authentication is on, with one token that the nodes and the driver share."""
     temp = tempfile.mkdtemp(prefix="lbray", dir="/tmp")  # short: Unix socket paths are limited
     port, worker_port = _free_port(), _free_port()
     address = f"127.0.0.1:{port}"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "LAICBENCH_EXECUTOR": "ray",
+    }
     common = ["--num-cpus=1", "--num-gpus=0", "--disable-usage-stats"]
     start = [RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
              f"--temp-dir={temp}", "--include-dashboard=false", *common]  # fmt: skip
@@ -79,17 +101,16 @@ def cluster():
             f"--node-manager-port={worker_port}", *common]  # fmt: skip
     subprocess.run(join, check=True, capture_output=True, env=env, timeout=120)
     try:
-        yield address, worker_port
+        yield address, worker_port, env
     finally:
-        for proc in _processes_of(temp):
-            proc.kill()
-        psutil.wait_procs(_processes_of(temp), timeout=30)
+        _kill_with_descendants(_processes_of(temp))
         shutil.rmtree(temp, ignore_errors=True)
 
 
 def _sweep(results: Path, plugins: Path, *extra) -> list[str]:
     return [LAICBENCH, "run", "--methods", "node-probe,clip-kmeans", "--datasets", "demo",
-            "--results-dir", str(results), "--include-path", str(plugins), *extra]  # fmt: skip
+            "--results-dir", str(results), "--include-path", str(plugins), "--executor", "ray",
+            *extra]  # fmt: skip
 
 
 def _records(results: Path) -> dict[str, dict]:
@@ -101,9 +122,8 @@ def _records(results: Path) -> dict[str, dict]:
 
 
 def test_a_sweep_runs_on_both_nodes_and_survives_losing_one(cluster, tmp_path, write_plugin):
-    address, worker_port = cluster
+    address, worker_port, env = cluster
     plugins = write_plugin(PROBE)
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
 
     spread = tmp_path / "spread"
     argv = _sweep(spread, plugins, "--seeds", "0-3", "--address", address,
@@ -123,8 +143,7 @@ def test_a_sweep_runs_on_both_nodes_and_survives_losing_one(cluster, tmp_path, w
     time.sleep(15)  # Tune has started trials on both nodes
     raylets = _processes_of(f"--node_manager_port={worker_port}")
     assert raylets, "the worker node's raylet was not found"
-    for proc in raylets:
-        os.kill(proc.pid, signal.SIGKILL)
+    _kill_with_descendants(raylets)  # the node is gone: its raylet, workers and agents
     _, err = sweep.communicate(timeout=300)
     assert sweep.returncode in (0, 1), err.decode()  # 1: a trial lost with its node
     rerun = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
@@ -145,8 +164,8 @@ def test_a_driver_killed_with_sigkill_leaves_no_process_behind(tmp_path):
     """The local Ray a sweep starts (raylet, GCS, workers, the runtime-env and dashboard
     agents) goes away once Ray's own timeout has passed: the agents wait up to 60 s to report
     the raylet's death to the dead GCS."""
-    argv = [LAICBENCH, "run", "--methods", "clip-kmeans", "--datasets", "demo-50",
-            "--seeds", "0-7", "--results-dir", str(tmp_path / "runs")]  # fmt: skip
+    argv = [LAICBENCH, "run", "--methods", "clip-kmeans", "--datasets", "demo-50", "--seeds",
+            "0-7", "--executor", "ray", "--results-dir", str(tmp_path / "runs")]  # fmt: skip
     driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seen: dict[int, psutil.Process] = {}
     deadline = time.monotonic() + 60
@@ -183,7 +202,8 @@ def _alive(proc: psutil.Process) -> bool:
 def test_ctrl_c_stops_a_ray_sweep_keeping_what_is_stored(tmp_path):
     results = tmp_path / "runs"
     argv = [LAICBENCH, "run", "--methods", "clip-kmeans", "--datasets", "demo-50", "--seeds",
-            "0-11", "--grid", "clip-kmeans.n_init=30", "--results-dir", str(results)]  # fmt: skip
+            "0-11", "--grid", "clip-kmeans.n_init=30", "--executor", "ray",
+            "--results-dir", str(results)]  # fmt: skip
     sweep = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not _records(results) and time.monotonic() < deadline:
