@@ -102,3 +102,22 @@ def _canonical(value: Any, default: Any) -> Any:
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def check_method_class(name: str, cls: Any) -> None:
+    """UserError (one line) unless `cls` can be registered as method `name`: a subclass of
+    Method that overrides ``fit_predict`` and gives every ``__init__`` parameter a default (a
+    method is built with no arguments, and its parameters are what is hashed and recorded)."""
+    where = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', cls)!s}"
+    if not (inspect.isclass(cls) and issubclass(cls, Method)):
+        raise UserError(f"method {name!r} ({where}) is not a subclass of laicbench.method.Method")
+    if cls.fit_predict is Method.fit_predict:
+        raise UserError(f"method {name!r} ({where}) does not define fit_predict")
+    missing = [
+        p for p, default in cls.param_defaults().items() if default is inspect.Parameter.empty
+    ]
+    if missing:
+        raise UserError(
+            f"method {name!r} ({where}): __init__ parameter(s) {', '.join(missing)} have no "
+            "default; every hyperparameter needs one"
+        )

@@ -50,10 +50,20 @@ class Entry:
 class Registry(Generic[T]):
     """Maps names and aliases of one kind of plugin ("method", "dataset") to classes."""
 
-    def __init__(self, kind: str, entry_point_group: str, builtin_modules: Iterable[str]):
+    def __init__(
+        self,
+        kind: str,
+        entry_point_group: str,
+        builtin_modules: Iterable[str],
+        contract: str | None = None,
+    ):
+        """`contract`: "module:function" called with (name, class) before a class is registered,
+        raising UserError when the class breaks the plugin contract (imported on first use, so
+        that this module imports no plugin API)."""
         self.kind = kind
         self.entry_point_group = entry_point_group
         self.builtin_modules = tuple(builtin_modules)
+        self.contract = contract
         self._entries: dict[str, Entry] = {}
         self._alias_to_name: dict[str, str] = {}
         self._loaded = False
@@ -71,6 +81,9 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, aliases: Iterable[str] = ()) -> None:
         """Register `obj` under `name` and `aliases`; raise UserError if any name is taken."""
         aliases = tuple(aliases)
+        if self.contract is not None:
+            module, _, function = self.contract.partition(":")
+            getattr(importlib.import_module(module), function)(name, obj)
         for key in (name, *aliases):
             owner = self._alias_to_name.get(key)
             if owner is not None:
@@ -149,6 +162,7 @@ methods: Registry = Registry(
         "laicbench.methods.ours",
         "laicbench.methods.zeroshot",
     ),
+    contract="laicbench.method:check_method_class",
 )
 datasets: Registry = Registry(
     "dataset",
