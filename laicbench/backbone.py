@@ -173,22 +173,34 @@ def weights_identity(spec: BackboneSpec, cache_dir: str | Path | None = None) ->
 
 
 def _cached_file_sha256(path: Path, cache_dir: str | Path | None) -> str:
-    """SHA-256 of a checkpoint, remembered per (path, size, mtime) in the feature cache."""
+    """SHA-256 of a checkpoint, remembered per (path, size, mtime) in the feature cache; the
+    memo is updated under a file lock and written atomically, as cache entries are."""
+    from filelock import FileLock
+
     from laicbench.cache import default_cache_dir
     from laicbench.files import atomic_write_bytes, file_sha256
 
     stat = path.stat()
     memo_file = Path(cache_dir or default_cache_dir()) / "weights_sha256.json"
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    known = _read_memo(memo_file).get(key)
+    if known is not None:
+        return known
+    digest = file_sha256(path)
+    with contextlib.suppress(OSError):  # an unwritable cache only costs re-hashing
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{memo_file}.lock"):  # two workers hashing two checkpoints keep both
+            memo = {**_read_memo(memo_file), key: digest}
+            atomic_write_bytes(memo_file, json.dumps(memo, indent=1).encode())
+    return digest
+
+
+def _read_memo(memo_file: Path) -> dict[str, str]:
     try:
         memo = json.loads(memo_file.read_text())
     except (OSError, ValueError):
-        memo = {}
-    if key not in memo:
-        memo[key] = file_sha256(path)
-        with contextlib.suppress(OSError):  # an unwritable cache only costs re-hashing
-            atomic_write_bytes(memo_file, json.dumps(memo, indent=1).encode())
-    return memo[key]
+        return {}
+    return memo if isinstance(memo, dict) else {}
 
 
 @dataclass
