@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from laicbench import registry
@@ -187,3 +188,18 @@ def table_rows(text: str) -> list[list[str]]:
 def squash(text: str) -> str:
     """`text` without any whitespace."""
     return "".join(str(text).split())
+
+
+def save_as_features_file(data, path: Path) -> Path:
+    """Write DatasetFeatures `data` (images, labels, class names, nouns) as a .npz features file."""
+    np.savez(
+        path,
+        image_train=data.image_train,
+        image_test=data.image_test,
+        labels_train=data.labels_train,
+        labels_test=data.labels_test,
+        class_names=np.array(data.class_names),
+        noun_features=data.noun_features,
+        noun_words=np.array(data.noun_words),
+    )
+    return path

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import save_as_features_file
 
 from laicbench import registry
 from laicbench.dataset import resolve_dataset
@@ -27,18 +28,7 @@ def demo():
 @pytest.fixture(scope="module")
 def features_file(demo, tmp_path_factory) -> FeaturesFile:
     """The demo's arrays as a features file (nouns, no text encoder)."""
-    path = tmp_path_factory.mktemp("conformance") / "demo.npz"
-    np.savez(
-        path,
-        image_train=demo.image_train,
-        image_test=demo.image_test,
-        labels_train=demo.labels_train,
-        labels_test=demo.labels_test,
-        class_names=np.array(demo.class_names),
-        noun_features=demo.noun_features,
-        noun_words=np.array(demo.noun_words),
-    )
-    return FeaturesFile(path)
+    return FeaturesFile(save_as_features_file(demo, tmp_path_factory.mktemp("conf") / "demo.npz"))
 
 
 def _labels(cls: type[Method], data, needs, seed: int = 0) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from confounded_features import write_confounded_features
+from conftest import save_as_features_file
 from laicbench.methods.ours import Ours
 
 from laicbench.cli import main
@@ -157,17 +158,7 @@ def test_ours_and_zeroshot_through_the_cli(tmp_path, capsys):
 
 
 def test_ours_on_a_features_file_is_refused_before_any_run(cli, tmp_path):
-    data = _demo()
-    path = tmp_path / "feats.npz"
-    np.savez(
-        path,
-        image_train=data.image_train,
-        image_test=data.image_test,
-        labels_train=data.labels_train,
-        labels_test=data.labels_test,
-        noun_features=data.noun_features,
-        noun_words=np.array(data.noun_words),
-    )
+    path = save_as_features_file(_demo(), tmp_path / "feats.npz")
     results = tmp_path / "runs"
     common = ["--datasets", path, "--seeds", "0", "--results-dir", results]
     refused = cli("run", "--methods", "ours-notrain,ours", *common)
