@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from laicbench.image_dataset import ImageDataset, ImageSplit
-from laicbench.registry import register_dataset
+from laicbench.api.registry import register_dataset
+from laicbench.data.image_dataset import ImageDataset, ImageSplit
 
 # CIFAR-100 fine label (index, alphabetical fine_label_names) -> superclass (coarse label), the
 # mapping stored in the 'coarse_labels' of CIFAR-100's own pickles.

@@ -34,12 +34,12 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from laicbench.backbone import TINY_RANDOM, BackboneSpec, create_model
-from laicbench.dataset import Dataset
-from laicbench.features import DatasetFeatures, Need
-from laicbench.registry import register_dataset
-from laicbench.settings import DataSettings
-from laicbench.text_encoder import TextEncoder
+from laicbench.api.dataset import Dataset
+from laicbench.api.features import DatasetFeatures, Need
+from laicbench.api.registry import register_dataset
+from laicbench.api.settings import DataSettings
+from laicbench.data.backbone import TINY_RANDOM, BackboneSpec, create_model
+from laicbench.data.text_encoder import TextEncoder
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "sh", "tr")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
@@ -269,7 +269,7 @@ def cached_simulation(config: Simulation, cache_dir: str | None, device: str) ->
     workers read it in milliseconds instead of drawing it again)."""
     from importlib.metadata import version
 
-    from laicbench.cache import FeatureCache
+    from laicbench.data.cache import FeatureCache
 
     fields = {
         "kind": config.generator,
@@ -317,7 +317,7 @@ def cached_simulation(config: Simulation, cache_dir: str | None, device: str) ->
 
 
 def _tiny_text_encoder(device: str) -> TextEncoder:
-    from laicbench.backbone import load_backbone
+    from laicbench.data.backbone import load_backbone
 
     return load_backbone(BackboneSpec.parse(TINY_RANDOM), device).text_encoder
 

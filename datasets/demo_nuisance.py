@@ -35,8 +35,8 @@ from laicbench.datasets.demo import (
     unit_in,
 )
 
-from laicbench.features import DatasetFeatures
-from laicbench.registry import register_dataset
+from laicbench.api.features import DatasetFeatures
+from laicbench.api.registry import register_dataset
 
 
 @dataclass(frozen=True)

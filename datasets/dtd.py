@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import ConcatDataset
 
-from laicbench.image_dataset import ImageDataset, ImageSplit
-from laicbench.registry import register_dataset
+from laicbench.api.registry import register_dataset
+from laicbench.data.image_dataset import ImageDataset, ImageSplit
 
 PARTITION = 1
 

@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from laicbench.image_dataset import ImageDataset, ImageSplit
-from laicbench.registry import register_dataset
+from laicbench.api.registry import register_dataset
+from laicbench.data.image_dataset import ImageDataset, ImageSplit
 
 from .imagenet_classes import IMAGENET10_WNIDS, IMAGENET_DOGS_WNIDS, WNID_NAMES
 

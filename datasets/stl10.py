@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from laicbench.image_dataset import ImageDataset, ImageSplit
-from laicbench.registry import register_dataset
+from laicbench.api.registry import register_dataset
+from laicbench.data.image_dataset import ImageDataset, ImageSplit
 
 
 @register_dataset("stl10")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from laicbench.image_dataset import ImageDataset, ImageSplit
-from laicbench.registry import register_dataset
+from laicbench.api.registry import register_dataset
+from laicbench.data.image_dataset import ImageDataset, ImageSplit
 
 from .imagenet import ImageFiles
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from laicbench.cli import main
+from laicbench.cli.main import main
 
 sys.exit(main())

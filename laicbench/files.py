@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from laicbench.errors import UserError
+from laicbench.api.errors import UserError
 
 
 def canonical_json(value: Any) -> str:

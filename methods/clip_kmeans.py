@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from laicbench.features import FeatureBundle
-from laicbench.kmeans import spherical_kmeans
-from laicbench.method import Method, Resources
-from laicbench.params import AT_LEAST_ONE, NON_NEGATIVE
-from laicbench.registry import register_method
+from laicbench.api.features import FeatureBundle
+from laicbench.api.method import Method, Resources
+from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE
+from laicbench.api.registry import register_method
+from laicbench.cluster.kmeans import spherical_kmeans
 
 
 @register_method("clip-kmeans", aliases=("kmeans", "clip_kmeans"))

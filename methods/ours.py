@@ -12,8 +12,8 @@ the same whether tens or thousands of nouns are selected; ``ridge_scale="absolut
 plain form (the penalty actually used is in ``artefacts.resolved.ridge_penalty``).
 
 ``ours-notrain``: TAC's noun selection on the train split; ridge relations of images to the
-selected nouns (exact, in d dimensions through the isometry of laicbench.relational); spherical
-k-means with K on the relational representation of the test split.
+selected nouns (exact, in d dimensions through the isometry of laicbench.cluster.relational);
+spherical k-means with K on the relational representation of the test split.
 
 ``ours``: pseudo-labels by k-means in the relational space of the train split; neighbourhood
 consistency filtering (keep a sample when at least `eta` of its `k_hat` nearest relational
@@ -31,15 +31,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from laicbench.features import FeatureBundle, Need
-from laicbench.kmeans import spherical_kmeans
-from laicbench.knn import cosine_knn
-from laicbench.method import Resources
-from laicbench.nouns import NounSelectingMethod, normalise
-from laicbench.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
-from laicbench.prompts import PromptLearner, train_prompts
-from laicbench.registry import register_method
-from laicbench.relational import RIDGE_SCALES, RidgeRelations
+from laicbench.api.features import FeatureBundle, Need
+from laicbench.api.method import Resources
+from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
+from laicbench.api.registry import register_method
+from laicbench.cluster.kmeans import spherical_kmeans
+from laicbench.cluster.knn import cosine_knn
+from laicbench.cluster.nouns import NounSelectingMethod, normalise
+from laicbench.cluster.prompts import PromptLearner, train_prompts
+from laicbench.cluster.relational import RIDGE_SCALES, RidgeRelations
 
 REPRESENTATIONS = ("relation", "concat")
 RIDGE_LAMBDA = 10.0  # relative to the mean eigenvalue of T^T T (README, "Hyperparameters of ours")

@@ -27,13 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from laicbench.features import FeatureBundle
-from laicbench.kmeans import spherical_kmeans
-from laicbench.knn import cosine_knn
-from laicbench.method import Resources
-from laicbench.nouns import NounSelectingMethod, normalise, text_counterparts
-from laicbench.params import AT_LEAST_ONE, POSITIVE
-from laicbench.registry import register_method
+from laicbench.api.features import FeatureBundle
+from laicbench.api.method import Resources
+from laicbench.api.params import AT_LEAST_ONE, POSITIVE
+from laicbench.api.registry import register_method
+from laicbench.cluster.kmeans import spherical_kmeans
+from laicbench.cluster.knn import cosine_knn
+from laicbench.cluster.nouns import NounSelectingMethod, normalise, text_counterparts
 
 LARGE_CLUSTER_DATASETS = ("ucf101", "imagenet")
 

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from laicbench.features import FeatureBundle, Need
-from laicbench.method import Method, Resources
-from laicbench.params import Options
-from laicbench.registry import register_method
-from laicbench.tensors import unit_rows
-from laicbench.text_encoder import ensemble_templates
+from laicbench.api.features import FeatureBundle, Need
+from laicbench.api.method import Method, Resources
+from laicbench.api.params import Options
+from laicbench.api.registry import register_method
+from laicbench.cluster.tensors import unit_rows
+from laicbench.data.text_encoder import ensemble_templates
 
 
 @register_method("zeroshot", aliases=("zero-shot", "clip-zeroshot"))

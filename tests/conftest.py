@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from laicbench import registry
-from laicbench.cli import main
+from laicbench.api import registry
+from laicbench.cli.main import main
 
 PLUGIN_MODULE_PREFIX = "laicbench_plugins."
 
@@ -116,7 +116,7 @@ class CliResult:
 
 @pytest.fixture
 def cli(capsys, monkeypatch):
-    """cli(*argv) -> CliResult(status, stdout, stderr) of ``laicbench.cli.main(argv)``."""
+    """cli(*argv) -> CliResult(status, stdout, stderr) of ``laicbench.cli.main.main(argv)``."""
     monkeypatch.setenv("COLUMNS", "400")  # rich tables/lines unwrapped, whatever the tmp path
 
     def _run(*argv) -> CliResult:
@@ -124,7 +124,7 @@ def cli(capsys, monkeypatch):
         try:
             status = main([str(a) for a in argv])
         except KeyboardInterrupt:  # never let it abort the whole pytest session
-            pytest.fail("KeyboardInterrupt escaped laicbench.cli.main")
+            pytest.fail("KeyboardInterrupt escaped laicbench.cli.main.main")
         captured = capsys.readouterr()
         return CliResult(status, captured.out, captured.err)
 
@@ -137,8 +137,8 @@ def method_plugin_source(name: str, body: str = "", header: str = "") -> str:
     body = textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
     return (
         "import numpy as np\n"
-        "from laicbench.method import Method\n"
-        "from laicbench.registry import register_method\n"
+        "from laicbench.api.method import Method\n"
+        "from laicbench.api.registry import register_method\n"
         f"{header}\n"
         f"@register_method({name!r})\n"
         "class PluginMethod(Method):\n"

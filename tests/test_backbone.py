@@ -10,15 +10,15 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from laicbench.backbone import (
+from laicbench.api.errors import UserError
+from laicbench.data.backbone import (
     Backbone,
     BackboneSpec,
     create_model,
     load_backbone,
     weights_identity,
 )
-from laicbench.errors import UserError
-from laicbench.text_encoder import TextEncoder
+from laicbench.data.text_encoder import TextEncoder
 
 TINY = "tiny-random"
 PROMPTS = ["a photo of a cat.", "a photo of a dog.", "itap of a truck."]

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import squash, table_rows
 
-import laicbench.cache
-from laicbench.cache import MANIFEST, FeatureCache, cache_key, file_sha256
+import laicbench.data.cache
+from laicbench.data.cache import MANIFEST, FeatureCache, cache_key, file_sha256
 
 FIELDS = {"kind": "image", "dataset": "unit", "split": "train", "n": 6}
 
@@ -202,7 +202,7 @@ def test_interrupted_store_leaves_no_entry_and_no_temporary_folder(tmp_path, mon
         assert Path(path).parent.name.startswith(".")  # the staging folder exists now
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(laicbench.cache, "file_sha256", interrupted)
+    monkeypatch.setattr(laicbench.data.cache, "file_sha256", interrupted)
     with pytest.raises(KeyboardInterrupt):
         cache.get_or_build(FIELDS, Builder(sample_arrays()))
     assert subdirs(tmp_path) == []
@@ -225,7 +225,7 @@ from pathlib import Path
 
 import numpy as np
 
-from laicbench.cache import FeatureCache
+from laicbench.data.cache import FeatureCache
 
 root, log, out, ready, go = sys.argv[1:6]
 

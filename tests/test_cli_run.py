@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import table_rows, unique_name
 
-from laicbench import registry
-from laicbench.method import Method
-from laicbench.metrics import evaluate
+from laicbench.api import registry
+from laicbench.api.method import Method
+from laicbench.cluster.metrics import evaluate
 
 KMEANS_PARAMS = {"n_init": 10, "max_iter": 300, "tol": 1e-4}
 

@@ -35,9 +35,9 @@ from laicbench.datasets.stl10 import Stl10
 from laicbench.datasets.ucf101 import Ucf101, split_camel_case
 from PIL import Image
 
-from laicbench import registry
-from laicbench.dataset import BENCHMARKS
-from laicbench.image_dataset import DatasetMissingError, ImageDataset
+from laicbench.api import registry
+from laicbench.api.dataset import BENCHMARKS
+from laicbench.data.image_dataset import DatasetMissingError, ImageDataset
 
 ALL = {
     "cifar10": Cifar10,

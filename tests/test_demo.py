@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from laicbench.datasets.demo import Demo10, simulate
 
-from laicbench import registry
-from laicbench.backbone import BackboneSpec
-from laicbench.dataset import resolve_dataset
-from laicbench.features import FeatureBundle
-from laicbench.metrics import evaluate
-from laicbench.settings import DataSettings
+from laicbench.api import registry
+from laicbench.api.dataset import resolve_dataset
+from laicbench.api.features import FeatureBundle
+from laicbench.api.settings import DataSettings
+from laicbench.cluster.metrics import evaluate
+from laicbench.data.backbone import BackboneSpec
 
 
 def load(name: str):
@@ -102,7 +102,7 @@ def test_kmeans_is_well_below_zero_shot(demo):
 
 
 def test_demo_refuses_another_backbone():
-    from laicbench.errors import UserError
+    from laicbench.api.errors import UserError
 
     ds = resolve_dataset("demo")
     assert ds.backbone_for(None, "ViT-B-32:openai") == "tiny-random"

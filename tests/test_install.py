@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from laicbench.registry import Registry
+from laicbench.api.registry import Registry
 
 pytestmark = pytest.mark.slow  # builds and installs wheels
 
@@ -100,7 +100,7 @@ def test_non_editable_install_runs_the_demo(wheel, tmp_path):
 
 PLUGIN = '''
 import numpy as np
-from laicbench.method import Method
+from laicbench.api.method import Method
 
 class EntryPointMethod(Method):
     """Labels every test image 0 (an entry-point plugin for the tests)."""

@@ -1,4 +1,4 @@
-"""Spherical k-means (laicbench.kmeans.spherical_kmeans)."""
+"""Spherical k-means (laicbench.cluster.kmeans.spherical_kmeans)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from laicbench.kmeans import spherical_kmeans
+from laicbench.cluster.kmeans import spherical_kmeans
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Exact chunked cosine k-NN (laicbench.knn.cosine_knn)."""
+"""Exact chunked cosine k-NN (laicbench.cluster.knn.cosine_knn)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from laicbench.knn import cosine_knn
+from laicbench.cluster.knn import cosine_knn
 
 CHUNKS = {"query_chunk": 7, "key_chunk": 13}
 

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from laicbench import registry
-from laicbench.errors import UserError
-from laicbench.features import DatasetFeatures, FeatureBundle, Need, UndeclaredNeedError
-from laicbench.method import Method, Resources
-from laicbench.records import ResultStore
-from laicbench.runner import execute_run
-from laicbench.runspec import RunSpec
+from laicbench.api import registry
+from laicbench.api.errors import UserError
+from laicbench.api.features import DatasetFeatures, FeatureBundle, Need, UndeclaredNeedError
+from laicbench.api.method import Method, Resources
+from laicbench.run.records import ResultStore
+from laicbench.run.runner import execute_run
+from laicbench.run.spec import RunSpec
 
 
 class Toy(Method):

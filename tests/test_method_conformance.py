@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from conftest import save_as_features_file
 
-from laicbench import registry
-from laicbench.dataset import resolve_dataset
-from laicbench.errors import UserError
-from laicbench.features import FeatureBundle, Need, UndeclaredNeedError
-from laicbench.features_file import FeaturesFile
-from laicbench.method import Method, check_method_class
-from laicbench.settings import DataSettings
+from laicbench.api import registry
+from laicbench.api.dataset import resolve_dataset
+from laicbench.api.errors import UserError
+from laicbench.api.features import FeatureBundle, Need, UndeclaredNeedError
+from laicbench.api.method import Method, check_method_class
+from laicbench.api.settings import DataSettings
+from laicbench.data.features_file import FeaturesFile
 
 METHODS = registry.methods.names()
 
@@ -95,7 +95,7 @@ class _NoFitPredict(Method):
 @pytest.mark.parametrize(
     ("cls", "message"),
     [
-        (_NotAMethod, "is not a subclass of laicbench.method.Method"),
+        (_NotAMethod, "is not a subclass of laicbench.api.method.Method"),
         (_NoDefault, "__init__ parameter(s) alpha have no default"),
         (_NoFitPredict, "does not define fit_predict"),
     ],
@@ -109,7 +109,7 @@ def test_a_broken_plugin_file_is_one_line_before_anything_runs(cli, write_plugin
     folder = write_plugin(
         """
         import numpy as np
-        from laicbench.registry import register_method
+        from laicbench.api.registry import register_method
 
         @register_method("not-a-method")
         class NotAMethod:
@@ -122,4 +122,4 @@ def test_a_broken_plugin_file_is_one_line_before_anything_runs(cli, write_plugin
     assert result.status == 2
     assert len(result.err_lines) == 1
     assert "method 'not-a-method'" in result.err_lines[0]
-    assert "is not a subclass of laicbench.method.Method" in result.err_lines[0]
+    assert "is not a subclass of laicbench.api.method.Method" in result.err_lines[0]

@@ -1,4 +1,4 @@
-"""Hungarian-matched accuracy, NMI and ARI (laicbench.metrics)."""
+"""Hungarian-matched accuracy, NMI and ARI (laicbench.cluster.metrics)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from laicbench.metrics import (
+from laicbench.cluster.metrics import (
     adjusted_rand_index,
     cluster_accuracy,
     evaluate,

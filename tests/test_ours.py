@@ -12,11 +12,11 @@ from confounded_features import write_confounded_features
 from conftest import save_as_features_file
 from laicbench.methods.ours import Ours
 
-from laicbench.cli import main
-from laicbench.dataset import resolve_dataset
-from laicbench.features import FeatureBundle
-from laicbench.relational import RidgeRelations
-from laicbench.settings import DataSettings
+from laicbench.api.dataset import resolve_dataset
+from laicbench.api.features import FeatureBundle
+from laicbench.api.settings import DataSettings
+from laicbench.cli.main import main
+from laicbench.cluster.relational import RidgeRelations
 
 
 def _unit(rng, n, d):
@@ -183,7 +183,7 @@ def test_prompt_training_matches_the_plain_path(batch_size):
     import torch
     import torch.nn.functional as F
 
-    from laicbench.prompts import PromptLearner, train_prompts
+    from laicbench.cluster.prompts import PromptLearner, train_prompts
 
     encoder = _demo().text_encoder
     texts = [f"a photo of a word{i}." for i in range(4)]

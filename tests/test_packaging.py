@@ -30,8 +30,8 @@ def test_builtin_plugins_import_under_laicbench():
     assert laicbench.datasets.__name__ == "laicbench.datasets"
     assert clip_kmeans.ClipKMeans.__module__ == "laicbench.methods.clip_kmeans"
     assert demo.Demo10.__module__ == "laicbench.datasets.demo"
-    assert laicbench.registry.methods.get("clip-kmeans") is clip_kmeans.ClipKMeans
-    assert laicbench.registry.datasets.get("demo") is demo.Demo10
+    assert laicbench.api.registry.methods.get("clip-kmeans") is clip_kmeans.ClipKMeans
+    assert laicbench.api.registry.datasets.get("demo") is demo.Demo10
 
 
 def test_no_top_level_plugin_packages(tmp_path):
@@ -41,8 +41,8 @@ def test_no_top_level_plugin_packages(tmp_path):
     """
     script = (
         "import importlib.util, json, sys\n"
-        "import laicbench, laicbench.datasets, laicbench.methods, laicbench.cli\n"
-        "from laicbench import registry\n"
+        "import laicbench, laicbench.datasets, laicbench.methods, laicbench.cli.main\n"
+        "from laicbench.api import registry\n"
         "registry.methods.load_builtins(); registry.datasets.load_builtins()\n"
         "out = {}\n"
         "for name in ('datasets', 'methods'):\n"

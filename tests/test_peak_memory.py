@@ -1,4 +1,4 @@
-"""Peak resident memory of a block (laicbench.peak_memory)."""
+"""Peak resident memory of a block (laicbench.run.peak_memory)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from laicbench.peak_memory import PeakMemory
+from laicbench.run.peak_memory import PeakMemory
 
 BLOCK_MB = 300
 

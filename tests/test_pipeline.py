@@ -17,12 +17,12 @@ from dataset_fixtures import write_imagenet
 from laicbench.datasets.imagenet import ImageNet10, ImageNetDogs
 from laicbench.datasets.imagenet_classes import IMAGENET10_WNIDS
 
-import laicbench.pipeline
-from laicbench.backbone import Backbone, BackboneSpec, create_model, load_backbone
-from laicbench.cache import FeatureCache, cache_key
-from laicbench.pipeline import image_dataset_features, image_key_fields, text_key_fields
-from laicbench.settings import DataSettings
-from laicbench.text_encoder import NOUN_TEMPLATES, TextEncoder
+import laicbench.data.pipeline
+from laicbench.api.settings import DataSettings
+from laicbench.data.backbone import Backbone, BackboneSpec, create_model, load_backbone
+from laicbench.data.cache import FeatureCache, cache_key
+from laicbench.data.pipeline import image_dataset_features, image_key_fields, text_key_fields
+from laicbench.data.text_encoder import NOUN_TEMPLATES, TextEncoder
 
 COUNTS = {"train": 20, "test": 10}  # write_imagenet with 2 train and 1 val image per class
 VOCAB = [
@@ -34,7 +34,7 @@ TINY = "tiny-random"
 
 PLUGIN = '''
 from laicbench.datasets.imagenet import ImageNet10
-from laicbench.registry import register_dataset
+from laicbench.api.registry import register_dataset
 
 
 @register_dataset({name!r})
@@ -122,7 +122,7 @@ def test_image_cache_key_changes_with_every_keyed_field(tmp_path, monkeypatch, t
     # the same path with other contents: its checksum, and so the key, changes
     save_tiny_checkpoint(checkpoint, shift=1.0)
     variants["weights file contents"] = key(from_file)
-    monkeypatch.setattr(laicbench.pipeline, "FEATURE_CODE_VERSION", "test-bump")
+    monkeypatch.setattr(laicbench.data.pipeline, "FEATURE_CODE_VERSION", "test-bump")
     variants["feature code version"] = key()
 
     assert base not in variants.values(), variants
@@ -149,7 +149,7 @@ def test_text_cache_key_changes_with_every_keyed_field(tmp_path, monkeypatch, ti
         "word order": key(words=VOCAB[::-1]),
         "duplicate word": key(words=[*VOCAB, VOCAB[0]]),
     }
-    monkeypatch.setattr(laicbench.pipeline, "NOUN_TEMPLATES", (*NOUN_TEMPLATES[:-1], "a {}."))
+    monkeypatch.setattr(laicbench.data.pipeline, "NOUN_TEMPLATES", (*NOUN_TEMPLATES[:-1], "a {}."))
     variants["templates"] = key()
     assert base not in variants.values(), variants
     assert len(set(variants.values())) == len(variants), variants
@@ -157,9 +157,9 @@ def test_text_cache_key_changes_with_every_keyed_field(tmp_path, monkeypatch, ti
 
 FRESH_PROCESS_KEYS = """
 import json
-from laicbench.backbone import BackboneSpec, load_backbone
-from laicbench.cache import cache_key
-from laicbench.pipeline import text_key_fields
+from laicbench.data.backbone import BackboneSpec, load_backbone
+from laicbench.data.cache import cache_key
+from laicbench.data.pipeline import text_key_fields
 
 backbone = load_backbone(BackboneSpec.parse("tiny-random"), "cpu")
 first = cache_key(text_key_fields(backbone, ["cat", "dog"], "fp32"))
@@ -303,7 +303,7 @@ def snapshot(cache: FeatureCache) -> dict[str, tuple[str, int]]:
 
 
 def disable_extraction(monkeypatch) -> None:
-    monkeypatch.setattr(laicbench.pipeline, "encode_images", fail)
+    monkeypatch.setattr(laicbench.data.pipeline, "encode_images", fail)
     monkeypatch.setattr(TextEncoder, "encode_words", fail)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from laicbench.cli import main  # noqa: E402
+from laicbench.cli.main import main  # noqa: E402
 
 SWEEP = ["--methods", "clip-kmeans,tac-notrain", "--datasets", "demo-10,demo-50", "--seeds", "0-1"]
 
@@ -60,8 +60,8 @@ def test_a_raising_method_becomes_an_error_record_and_the_rest_complete(
 ):
     plugins = write_plugin(
         """
-        from laicbench.method import Method
-        from laicbench.registry import register_method
+        from laicbench.api.method import Method
+        from laicbench.api.registry import register_method
 
         @register_method("ray-raiser")
         class Raiser(Method):
@@ -185,11 +185,11 @@ def test_bench_sweep_rejects_zero_repeats(capsys):
 
 
 def test_cuda_on_a_cluster_without_gpus_is_a_user_error(tmp_path):
-    from laicbench.errors import UserError
-    from laicbench.ray_executor import run_ray
-    from laicbench.records import ResultStore
-    from laicbench.runspec import RunSpec
-    from laicbench.settings import DataSettings
+    from laicbench.api.errors import UserError
+    from laicbench.api.settings import DataSettings
+    from laicbench.run.executors.ray import run_ray
+    from laicbench.run.records import ResultStore
+    from laicbench.run.spec import RunSpec
 
     spec = RunSpec("tac-notrain", "demo", "tiny-random", 0, {})
     ray.shutdown()  # a local Ray without GPUs, also on a machine that has one
@@ -208,8 +208,8 @@ def test_a_trial_uses_as_many_torch_threads_as_its_cpu_share(tmp_path, write_plu
         import numpy as np
         import torch
 
-        from laicbench.method import Method
-        from laicbench.registry import register_method
+        from laicbench.api.method import Method
+        from laicbench.api.registry import register_method
 
         @register_method("ray-threads")
         class Threads(Method):
@@ -245,8 +245,8 @@ def test_a_resource_request_no_node_can_satisfy_is_refused(tmp_path, write_plugi
         """
         import numpy as np
 
-        from laicbench.method import Method, Resources
-        from laicbench.registry import register_method
+        from laicbench.api.method import Method, Resources
+        from laicbench.api.registry import register_method
 
         @register_method("ray-greedy")
         class Greedy(Method):

@@ -33,8 +33,8 @@ import time
 import numpy as np
 import ray
 
-from laicbench.method import Method
-from laicbench.registry import register_method
+from laicbench.api.method import Method
+from laicbench.api.registry import register_method
 
 
 @register_method("node-probe")

@@ -7,9 +7,9 @@ import json
 import pytest
 from conftest import method_plugin_source, squash, table_rows, unique_name
 
-from laicbench import registry
-from laicbench.errors import UserError
-from laicbench.registry import Registry
+from laicbench.api import registry
+from laicbench.api.errors import UserError
+from laicbench.api.registry import Registry
 
 
 @pytest.fixture
@@ -152,8 +152,8 @@ def test_include_path_dataset_plugin_origin(cli, write_plugin):
     name = unique_name("tiny-ds")
     folder = write_plugin(
         f'''
-        from laicbench.dataset import Dataset
-        from laicbench.registry import register_dataset
+        from laicbench.api.dataset import Dataset
+        from laicbench.api.registry import register_dataset
 
         @register_dataset({name!r})
         class PluginDataset(Dataset):

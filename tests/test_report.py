@@ -16,11 +16,11 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from laicbench import registry
-from laicbench.cli import main
-from laicbench.report import build_report, default_out
-from laicbench.report_tables import RUNS_COLUMNS, build_main_table
-from laicbench.runspec import RunSpec
+from laicbench.api import registry
+from laicbench.cli.main import main
+from laicbench.report.build import build_report, default_out
+from laicbench.report.tables import RUNS_COLUMNS, build_main_table
+from laicbench.run.spec import RunSpec
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("LAICBENCH_UPDATE_GOLDEN") == "1"
@@ -319,7 +319,7 @@ def test_failed_report_leaves_no_partial_output(tmp_path, monkeypatch):
     build_report(results, out=out, reference=False)
     earlier = (out / "index.md").read_text()
 
-    import laicbench.report as report_module
+    import laicbench.report.build as report_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("figure failed")
@@ -399,10 +399,10 @@ def test_every_figure_of_a_demo_sweep_is_a_real_image(cli, demo_sweep, monkeypat
     def no_runs(*args, **kwargs):
         raise AssertionError("the report must not run methods")
 
-    import laicbench.runner
+    import laicbench.run.runner
 
-    monkeypatch.setattr(laicbench.runner, "execute_run", no_runs)
-    monkeypatch.setattr(laicbench.runner, "load_dataset_features", no_runs)
+    monkeypatch.setattr(laicbench.run.runner, "execute_run", no_runs)
+    monkeypatch.setattr(laicbench.run.runner, "load_dataset_features", no_runs)
     result = cli("report", "--results-dir", results)
     assert result.status == 0, result.err
     assert result.err_lines == []
@@ -464,7 +464,7 @@ def test_confusion_of_a_chosen_run_and_skipped_figures(cli, demo_sweep, tmp_path
 def test_sensitivity_axis_is_logarithmic_for_values_over_decades(
     tmp_path, monkeypatch, values, scale
 ):
-    import laicbench.report_figures as figures
+    import laicbench.report.figures as figures
 
     results = tmp_path / "results"
     defaults = default_params("ours-notrain")

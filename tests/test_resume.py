@@ -10,7 +10,7 @@ import numpy as np
 from test_features_file import write_features
 from test_pipeline import image_dataset_setup
 
-from laicbench.runspec import RunSpec
+from laicbench.run.spec import RunSpec
 
 
 def _records(results: Path) -> list[dict]:

@@ -9,8 +9,8 @@ import pytest
 import torch
 from laicbench.methods.tac import ClusterHead, Tac, tac_loss
 
-from laicbench.cli import main
-from laicbench.nouns import default_semantic_centers, select_nouns, text_counterparts
+from laicbench.cli.main import main
+from laicbench.cluster.nouns import default_semantic_centers, select_nouns, text_counterparts
 
 
 def _unit(rng, n, d):

@@ -1,4 +1,4 @@
-"""The frozen text tower handle (laicbench.text_encoder.TextEncoder) on the tiny-random model."""
+"""The frozen text tower handle (laicbench.data.text_encoder.TextEncoder), tiny-random model."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import open_clip
 import pytest
 import torch
 
-from laicbench.backbone import BackboneSpec, create_model
-from laicbench.text_encoder import NOUN_TEMPLATES, TextEncoder
+from laicbench.data.backbone import BackboneSpec, create_model
+from laicbench.data.text_encoder import NOUN_TEMPLATES, TextEncoder
 
 TEXTS = [
     "a photo of a cat.",

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-import laicbench.vocab
-from laicbench.errors import UserError
-from laicbench.vocab import (
+import laicbench.data.vocab
+from laicbench.api.errors import UserError
+from laicbench.data.vocab import (
     WORDNET_NOUNS_FILE,
     WORDNET_NOUNS_SHA256,
     load_vocabulary,
@@ -52,7 +52,7 @@ def test_wordnet_nouns_words():
 def test_tampered_list_is_refused(tmp_path, monkeypatch):
     fake = tmp_path / "wordnet_nouns.csv.gz"
     fake.write_bytes(gzip.compress(b"word,definition\ncat,a feline\n"))
-    monkeypatch.setattr(laicbench.vocab, "WORDNET_NOUNS_FILE", fake)
+    monkeypatch.setattr(laicbench.data.vocab, "WORDNET_NOUNS_FILE", fake)
     wordnet_nouns.cache_clear()
     try:
         with pytest.raises(RuntimeError, match="SHA-256"):

@@ -1,0 +1,125 @@
+"""The method plugin API, in the style of scikit-learn estimators.
+
+A method stores its hyperparameters unchanged in ``__init__`` (so ``get_params()`` is the exact
+configuration that is hashed and recorded), gets all randomness from the ``seed`` of
+``fit_predict``, and declares a ``version``, its ``needs`` and its ``resources``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from laicbench.api.errors import UserError, did_you_mean
+from laicbench.api.features import FeatureBundle, Need
+from laicbench.api.params import Constraint, param_problems
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run of a method asks a scheduler for: CPUs and a (fractional) GPU share."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def device_for(self, requested: str) -> str:
+        """The device a run uses given the sweep's resolved `requested` device (cpu, cuda[:N]).
+
+        Only methods that ask for a GPU share run on the GPU; the others run on the CPU with
+        either executor (a Ray trial without a GPU share has none), so records do not depend on
+        the executor.
+        """
+        return requested if self.gpus > 0 else "cpu"
+
+
+class Method:
+    """Base class of method plugins.
+
+    Subclasses define ``__init__`` with explicit keyword hyperparameters stored under the same
+    attribute names, and ``fit_predict``. Optional per-run artefacts (selected nouns, diagnostics)
+    go in ``self.artefacts_`` (a JSON-serialisable dict) during ``fit_predict``.
+    """
+
+    name: ClassVar[str]  # set by the registry
+    version: ClassVar[str] = "1"
+    needs: ClassVar[frozenset[Need]] = frozenset()
+    resources: ClassVar[Resources] = Resources()
+    oracle: ClassVar[bool] = False  # uses ground-truth label names: reported apart, never ranked
+    # allowed values per hyperparameter, checked (with the __init__ type hints) before runs start
+    param_constraints: ClassVar[dict[str, Constraint]] = {}
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The hyperparameter names: the keyword arguments of ``__init__``."""
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        """The default value of each hyperparameter (``inspect.Parameter.empty`` when none)."""
+        sig = inspect.signature(cls.__init__)
+        return {name: sig.parameters[name].default for name in cls.param_names()}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Method:
+        """Instantiate with `params` over the defaults; UserError naming any unknown parameter.
+
+        An integer given for a parameter whose default is a float becomes that float, so that
+        ``ridge_lambda=3`` and the default ``3.0`` are one run (one hash), not two.
+        """
+        defaults = cls.param_defaults()
+        for key in params:
+            if key not in defaults:
+                known = list(defaults)
+                raise UserError(
+                    f"method {cls.name!r} has no parameter {key!r}{did_you_mean(key, known)}; "
+                    f"its parameters: {', '.join(known) or '(none)'}"
+                )
+        values = {key: _canonical(value, defaults[key]) for key, value in params.items()}
+        problems = param_problems(cls, values)
+        if problems:
+            raise UserError(f"method {cls.name!r}: {'; '.join(problems)}")
+        return cls(**values)
+
+    def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
+        """Cluster the test split: return integer labels of shape (len(features.image_test),)."""
+        raise NotImplementedError
+
+
+def _canonical(value: Any, default: Any) -> Any:
+    """`value` as the type of a float `default` when it is an integer (not a bool)."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def check_method_class(name: str, cls: Any) -> None:
+    """UserError (one line) unless `cls` can be registered as method `name`: a subclass of
+    Method that overrides ``fit_predict`` and gives every ``__init__`` parameter a default (a
+    method is built with no arguments, and its parameters are what is hashed and recorded)."""
+    where = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', cls)!s}"
+    if not (inspect.isclass(cls) and issubclass(cls, Method)):
+        raise UserError(
+            f"method {name!r} ({where}) is not a subclass of laicbench.api.method.Method"
+        )
+    if cls.fit_predict is Method.fit_predict:
+        raise UserError(f"method {name!r} ({where}) does not define fit_predict")
+    missing = [
+        p for p, default in cls.param_defaults().items() if default is inspect.Parameter.empty
+    ]
+    if missing:
+        raise UserError(
+            f"method {name!r} ({where}): __init__ parameter(s) {', '.join(missing)} have no "
+            "default; every hyperparameter needs one"
+        )

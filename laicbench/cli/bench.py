@@ -1,0 +1,208 @@
+"""``laicbench bench``: measured speed and memory of laicbench's own work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from laicbench.api.errors import UserError
+
+
+def add_commands(sub) -> None:
+    """Register ``bench`` and its targets on the `sub` subparsers action."""
+    bench = sub.add_parser("bench", help="benchmarks: feature throughput, methods, sweeps")
+    targets = bench.add_subparsers(dest="target", metavar="TARGET", required=True)
+    features = targets.add_parser(
+        "features",
+        help="image and text encoding throughput vs the GEMM-bound limit",
+        description="Image encoding throughput beside the GEMM-bound limit measured in the same "
+        "run, and truncated vs full-context text encoding. Random weights cost the same compute "
+        "as trained ones, so the default backbone needs no download.",
+    )
+    features.add_argument("--backbone", default="ViT-B-32:random", help="default ViT-B-32:random")
+    features.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    features.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    features.add_argument("--images", type=int, default=128, help="images to encode (default 128)")
+    features.add_argument("--prompts", type=int, default=512, help="distinct prompts (default 512)")
+    features.add_argument("--batch-size", type=int, default=64, help="image batch (default 64)")
+    features.add_argument("--out", help="also write the figures as JSON to this file")
+
+    methods = targets.add_parser(
+        "methods",
+        help="wall time and peak memory of each method on synthetic CIFAR-10 / ImageNet-1K size",
+        description="CIFAR-10 size: every method end to end on 50k/10k synthetic 512-d features. "
+        "ImageNet-1K size: the dominant steps at full size, measured and extrapolated (each row "
+        "says how). Every measurement runs in a fresh process (peak RSS is its own).",
+    )
+    methods.add_argument("--size", choices=["cifar10", "imagenet", "both"], default="both")
+    methods.add_argument("--methods", default="all", help="comma list for the CIFAR-10 size")
+    methods.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    methods.add_argument(
+        "--ours-epochs",
+        type=int,
+        help="run ours for this many prompt-learning epochs at CIFAR-10 size and extrapolate "
+        "to its default (default: its default epochs, end to end)",
+    )
+    methods.add_argument("--out", help="also write the figures as JSON to this file")
+
+    sweep = targets.add_parser(
+        "sweep",
+        help="the same CPU-bound demo runs with the local executor and with Ray",
+        description="Wall time of N CPU-bound demo runs in-process vs as Ray Tune trials, the "
+        "speedup and Ray's overhead per trial.",
+    )
+    sweep.add_argument("--runs", type=int, default=8, help="number of runs (default 8)")
+    sweep.add_argument(
+        "--seconds", type=float, default=5.5, help="seconds per run (default 5.5: at least 5)"
+    )
+    sweep.add_argument("--cpus", type=int, help="CPUs for Ray (default: all)")
+    sweep.add_argument(
+        "--repeats", type=int, default=3, help="local-vs-Ray comparisons, medians reported (3)"
+    )
+    sweep.add_argument("--out", help="also write the figures as JSON to this file")
+
+
+def dispatch(args: argparse.Namespace, out: Console) -> int:
+    """Run the benchmark named by `args.target`."""
+    if args.target == "methods":
+        return _methods(args, out)
+    if args.target == "sweep":
+        return _sweep(args, out)
+    return _features(args, out)
+
+
+def _write(path: str | None, result) -> None:
+    if path:
+        Path(path).write_text(json.dumps(result, indent=2, default=str) + "\n")
+
+
+def _methods(args: argparse.Namespace, out: Console) -> int:
+    from dataclasses import asdict
+
+    from laicbench.bench.methods import cifar10_jobs, imagenet_jobs, measure
+    from laicbench.run.config import split_list
+    from laicbench.run.plan import expand_methods
+    from laicbench.run.provenance import resolve_device
+
+    if args.ours_epochs is not None and args.ours_epochs < 1:
+        raise UserError("--ours-epochs must be positive")
+    device = resolve_device(args.device)
+    jobs = []
+    if args.size in ("cifar10", "both"):
+        names = expand_methods(split_list(args.methods))
+        jobs += [("cifar10", n, j) for n, j in cifar10_jobs(names, device, args.ours_epochs)]
+    if args.size in ("imagenet", "both"):
+        jobs += [("imagenet", n, j) for n, j in imagenet_jobs(device)]
+    table = Table(title=f"methods benchmark on {device}")
+    for column in ("size", "method / step", "measured", "estimated", "peak RSS", "how"):
+        table.add_column(column, overflow="fold")
+    results = []
+    for size, name, job in jobs:
+        m = measure(name, job)
+        results.append({"size": size, **asdict(m)})
+        table.add_row(
+            size,
+            name,
+            f"{m.measured_s:.1f} s",
+            _duration(m.estimated_s),
+            f"{m.peak_rss_mb / 1024:.2f} GiB",
+            m.note,
+        )
+        out.print(
+            f"{size} {name}: {m.measured_s:.1f} s measured, {_duration(m.estimated_s)} "
+            f"estimated, peak {m.peak_rss_mb / 1024:.2f} GiB"
+        )
+    out.print(table)
+    _write(args.out, {"device": device, "results": results})
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _sweep(args: argparse.Namespace, out: Console) -> int:
+    from laicbench.bench.sweep import bench_sweep
+
+    if args.runs < 1 or args.seconds <= 0 or args.repeats < 1:
+        raise UserError("--runs, --seconds and --repeats must be positive")
+    result = bench_sweep(args.runs, args.seconds, args.cpus, args.repeats)
+    runs = result["repeats"]
+    table = Table(
+        title=f"sweep benchmark: {result['runs']} runs, {result['cpus']} CPUs, clip-kmeans "
+        f"n_init {result['n_init']} (calibrated), {len(runs)} repeats"
+    )
+    table.add_column("measure")
+    for column in ["median", "min", "max"]:
+        table.add_column(column, justify="right")
+    rows = [
+        ("local executor wall time", "local_wall_s", "{:.1f} s"),
+        ("mean run time, local", "local_mean_run_s", "{:.2f} s"),
+        ("Ray start-up (once per sweep)", "ray_start_s", "{:.1f} s"),
+        ("Ray wall time (after start-up)", "ray_wall_s", "{:.1f} s"),
+        ("mean run time, in a Ray trial", "ray_mean_run_s", "{:.2f} s"),
+        ("speedup local / Ray", "speedup", "{:.2f}x"),
+        ("speedup counting Ray start-up", "speedup_with_ray_start", "{:.2f}x"),
+        ("Tune start-up (until the first trial)", "tune_start_s", "{:.1f} s"),
+        ("Ray overhead per trial, all in", "ray_overhead_per_trial_s", "{:.2f} s"),
+        (
+            "Ray overhead per trial after start-up",
+            "ray_overhead_per_trial_after_start_s",
+            "{:.2f} s",
+        ),
+    ]
+    for label, key, fmt in rows:
+        values = [r[key] for r in runs]
+        table.add_row(
+            label,
+            fmt.format(result["median"][key]),
+            fmt.format(min(values)),
+            fmt.format(max(values)),
+        )
+    table.add_row("same metrics both ways", str(result["median"]["same_metrics"]), "", "")
+    out.print(table)
+    _write(args.out, result)
+    return 0
+
+
+def _features(args: argparse.Namespace, out: Console) -> int:
+    from laicbench.bench.features import bench_features
+    from laicbench.data.backbone import BackboneSpec, load_backbone
+    from laicbench.run.provenance import resolve_device
+
+    if min(args.images, args.prompts, args.batch_size) < 1:
+        raise UserError("--images, --prompts and --batch-size must be positive")
+    device = resolve_device(args.device)
+    backbone = load_backbone(BackboneSpec.parse(args.backbone), device)
+    result = bench_features(
+        backbone, device, args.images, args.prompts, args.batch_size, args.precision
+    )
+    text = result["text"]
+    table = Table(title=f"features benchmark: {result['backbone']} on {device} ({args.precision})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("matmul 2048^3", f"{result['gemm_gflop_per_s']:.0f} GFLOP/s"),
+        ("image encoder cost", f"{result['image_gflop_per_item']:.2f} GFLOP/image"),
+        ("GEMM-bound limit", f"{result['image_gemm_bound_per_s']:.1f} images/s"),
+        ("image encoding", f"{result['image_per_s']:.1f} images/s"),
+        ("fraction of the limit", f"{100 * result['image_fraction_of_bound']:.0f}%"),
+        ("text, full 77-token context", f"{text['full_context_per_s']:.1f} prompts/s"),
+        ("text, truncated + length-sorted", f"{text['truncated_per_s']:.1f} prompts/s"),
+        ("text speedup", f"{text['speedup']:.1f}x"),
+        ("text max abs difference", f"{text['max_abs_diff']:.2e}"),
+        ("mean prompt length", f"{text['mean_tokens']:.1f} tokens"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    _write(args.out, result)
+    return 0

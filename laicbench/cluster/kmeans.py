@@ -1,0 +1,169 @@
+"""Spherical k-means in torch (CPU or CUDA): the one k-means every laicbench method uses."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from laicbench.cluster.tensors import torch_threads, unit_rows
+
+IMPLEMENTATION = (
+    "laicbench.cluster.kmeans.spherical_kmeans (torch, greedy k-means++ init, Lloyd; "
+    "1 CPU thread below 2^28 multiply-adds per iteration)"
+)
+# Below this many multiply-adds per Lloyd iteration one CPU thread is faster than several (thread
+# start-up dominates, and oversubscribed cores make OpenMP spin) and the result cannot depend on
+# the machine's thread count.
+SINGLE_THREAD_BELOW = 2**28
+
+
+@dataclass(frozen=True)
+class KMeansResult:
+    """Labels (n,), unit centers (k, d), objective (sum of cosine to own center), iterations."""
+
+    labels: np.ndarray
+    centers: np.ndarray
+    objective: float
+    n_iter: int
+
+
+def spherical_kmeans(
+    x: np.ndarray | torch.Tensor,
+    n_clusters: int,
+    *,
+    n_init: int = 10,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    seed: int = 0,
+    device: str = "cpu",
+    sample_size: int | None = None,
+    points_per_centroid: int | None = None,
+    chunk_size: int = 16384,
+) -> KMeansResult:
+    """Cluster the rows of `x` by cosine similarity (rows are L2-normalised here).
+
+    Each of `n_init` restarts seeds centers with greedy k-means++ (sampling by 1 - cosine, the
+    squared chordal distance up to a factor 2) and runs Lloyd iterations (assign to the most similar
+    center, center = normalised sum of members) until no label changes, the objective improves by
+    less than `tol` relative, or `max_iter`. The restart with the highest objective wins. Empty
+    clusters are re-seeded with the points farthest from their centers. With `sample_size`, centers
+    are fitted on a seeded random subsample of that many rows (as faiss does) and every row is then
+    assigned; `points_per_centroid` sets it to that many times `n_clusters` (faiss's
+    max_points_per_centroid). A sample at least as large as the data means all rows. All
+    randomness comes from `seed`.
+    """
+    if points_per_centroid:
+        sample_size = points_per_centroid * n_clusters
+    data = unit_rows(x, device)
+    small = data.numel() * n_clusters < SINGLE_THREAD_BELOW
+    with torch_threads(1 if small and data.device.type == "cpu" else None):
+        return _spherical_kmeans(
+            data, n_clusters, n_init, max_iter, tol, seed, sample_size, chunk_size
+        )
+
+
+def _spherical_kmeans(
+    data: torch.Tensor,
+    n_clusters: int,
+    n_init: int,
+    max_iter: int,
+    tol: float,
+    seed: int,
+    sample_size: int | None,
+    chunk_size: int,
+) -> KMeansResult:
+    n = data.shape[0]
+    if not 1 <= n_clusters <= n:
+        raise ValueError(f"n_clusters={n_clusters} must be between 1 and the {n} samples")
+    gen = torch.Generator(device=data.device).manual_seed(seed)
+    fit = data
+    if sample_size is not None and sample_size < n:
+        if sample_size < n_clusters:
+            raise ValueError(f"sample_size={sample_size} is below n_clusters={n_clusters}")
+        fit = data[torch.randperm(n, generator=gen, device=data.device)[:sample_size]]
+
+    best: tuple[float, torch.Tensor, int] | None = None
+    for _ in range(n_init):
+        centers = _kmeans_plus_plus(fit, n_clusters, gen, chunk_size)
+        centers, objective, n_iter = _lloyd(fit, centers, max_iter, tol, chunk_size)
+        if best is None or objective > best[0]:
+            best = (objective, centers, n_iter)
+    assert best is not None
+    _, centers, n_iter = best
+    labels, sims = _assign(data, centers, chunk_size)
+    return KMeansResult(
+        labels=labels.cpu().numpy().astype(np.int64),
+        centers=centers.cpu().numpy(),
+        objective=float(sims.sum().item()),
+        n_iter=n_iter,
+    )
+
+
+def _assign(
+    data: torch.Tensor, centers: torch.Tensor, chunk_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Most similar center of each row, and that similarity, chunk by chunk."""
+    labels = torch.empty(data.shape[0], dtype=torch.long, device=data.device)
+    sims = torch.empty(data.shape[0], dtype=data.dtype, device=data.device)
+    for start in range(0, data.shape[0], chunk_size):
+        s, i = (data[start : start + chunk_size] @ centers.T).max(dim=1)
+        labels[start : start + chunk_size] = i
+        sims[start : start + chunk_size] = s
+    return labels, sims
+
+
+def _kmeans_plus_plus(
+    data: torch.Tensor, k: int, gen: torch.Generator, chunk_size: int
+) -> torch.Tensor:
+    """Greedy k-means++ seeding with 2 + log(k) candidate trials per center."""
+    n = data.shape[0]
+    trials = 2 + int(math.log(k))
+    first = torch.randint(n, (1,), generator=gen, device=data.device)
+    centers = [data[first[0]]]
+    dist = (1.0 - data @ centers[0]).clamp_min(0)
+    for _ in range(1, k):
+        total = dist.sum()
+        if total <= 0:  # every point coincides with a center: pick any
+            cand = torch.randint(n, (trials,), generator=gen, device=data.device)
+        else:
+            cand = torch.multinomial(dist / total, trials, replacement=True, generator=gen)
+        cand_dist = torch.empty((trials, n), dtype=data.dtype, device=data.device)
+        for start in range(0, n, chunk_size):
+            block = data[start : start + chunk_size]
+            cand_dist[:, start : start + chunk_size] = (1.0 - data[cand] @ block.T).clamp_min(0)
+        potentials = torch.minimum(cand_dist, dist).sum(dim=1)
+        best = int(potentials.argmin().item())
+        centers.append(data[cand[best]])
+        dist = torch.minimum(dist, cand_dist[best])
+    return torch.stack(centers)
+
+
+def _lloyd(
+    data: torch.Tensor, centers: torch.Tensor, max_iter: int, tol: float, chunk_size: int
+) -> tuple[torch.Tensor, float, int]:
+    """Lloyd iterations from `centers`; returns (centers, objective, iterations)."""
+    k = centers.shape[0]
+    labels, sims = _assign(data, centers, chunk_size)
+    objective = float(sims.sum().item())
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is reported
+        sums = torch.zeros_like(centers).index_add_(0, labels, data)
+        counts = torch.bincount(labels, minlength=k)
+        empty = (counts == 0).nonzero().flatten()
+        if len(empty):
+            farthest = sims.argsort()[: len(empty)]
+            sums[empty] = data[farthest]
+        centers = F.normalize(sums, dim=1)
+        new_labels, sims = _assign(data, centers, chunk_size)
+        new_objective = float(sims.sum().item())
+        done = torch.equal(new_labels, labels) or (
+            new_objective - objective <= tol * abs(objective)
+        )
+        labels, objective = new_labels, new_objective
+        if done:
+            break
+    return centers, objective, n_iter

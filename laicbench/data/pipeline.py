@@ -1,0 +1,185 @@
+"""From dataset files to DatasetFeatures: backbone, feature extraction and the feature cache.
+
+Cache keys cover everything that changes the arrays: architecture, weights identity (tag and
+its config, file checksum, or random seed), preprocessing (input size, resize ratio,
+interpolation, mean, std), precision, dataset, split and the hash of its sample list, and for
+text the vocabulary hash and templates; plus the versions of torch, torchvision and open_clip and
+laicbench's feature-code version.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from laicbench.api.features import DatasetFeatures
+from laicbench.api.settings import DataSettings
+from laicbench.data.backbone import Backbone, BackboneSpec, load_backbone, weights_identity
+from laicbench.data.cache import FeatureCache
+from laicbench.data.extract import autocast_context, encode_images, progress_bar
+from laicbench.data.text_encoder import NOUN_TEMPLATES
+from laicbench.data.vocab import load_vocabulary, vocabulary_hash
+
+if TYPE_CHECKING:
+    from laicbench.data.image_dataset import ImageDataset
+
+# Bump when extraction code changes what it computes, so that old cache entries are not used.
+FEATURE_CODE_VERSION = "1"
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "torch": version("torch"),
+        "torchvision": version("torchvision"),
+        "open_clip_torch": version("open_clip_torch"),
+        "laicbench_features": FEATURE_CODE_VERSION,
+    }
+
+
+def backbone_fields(backbone: Backbone, cache_dir: str | None = None) -> dict[str, Any]:
+    """Cache-key fields of the backbone's weights."""
+    return {"arch": backbone.spec.arch, "weights": weights_identity(backbone.spec, cache_dir)}
+
+
+def image_key_fields(
+    backbone: Backbone,
+    dataset: ImageDataset,
+    split: str,
+    sample_ids: list[str],
+    precision: str,
+    cache_dir: str | None = None,
+) -> dict[str, Any]:
+    """Cache-key fields of one split's image features (`cache_dir` only locates the memo of
+    checkpoint checksums; it is not part of the key)."""
+    return {
+        "kind": "image",
+        **backbone_fields(backbone, cache_dir),
+        "preprocess": {
+            **backbone.preprocess_cfg,
+            "resize_ratio": dataset.resize_ratio,
+            "interpolation": "bicubic",
+            "crop": "center",
+        },
+        "precision": precision,
+        "dataset": dataset.name,
+        "split": split,
+        "n": len(sample_ids),
+        "samples_sha256": vocabulary_hash(sample_ids),
+        "versions": _versions(),
+    }
+
+
+def text_key_fields(
+    backbone: Backbone, words: list[str], precision: str, cache_dir: str | None = None
+) -> dict[str, Any]:
+    """Cache-key fields of a vocabulary's text features."""
+    return {
+        "kind": "text",
+        **backbone_fields(backbone, cache_dir),
+        "precision": precision,
+        "vocabulary_sha256": vocabulary_hash(words),
+        "n": len(words),
+        "templates": list(NOUN_TEMPLATES),
+        "ensemble": "mean of unnormalised template embeddings, then L2-normalised",
+        "versions": _versions(),
+    }
+
+
+def split_features(
+    dataset: ImageDataset,
+    split: str,
+    backbone: Backbone,
+    cache: FeatureCache,
+    device: str,
+    settings: DataSettings,
+) -> tuple[str, np.ndarray, np.ndarray]:
+    """(cache key, features, labels) of one split, extracted once and then read from the cache."""
+    data = dataset.split(split)
+    precision = settings.resolved_precision(device)
+    fields = image_key_fields(
+        backbone, dataset, split, data.sample_ids, precision, settings.cache_dir
+    )
+
+    def build() -> dict[str, np.ndarray]:
+        features = encode_images(
+            backbone.model,
+            data.images,
+            backbone.image_transform(dataset.resize_ratio),
+            device,
+            precision=precision,
+            batch_size=settings.batch_size,
+            num_workers=settings.num_workers,
+            description=f"{dataset.name} {split} images",
+        )
+        return {"features": features, "labels": np.asarray(data.labels, dtype=np.int64)}
+
+    key, arrays = cache.get_or_build(fields, build, f"{dataset.name}/{split} {backbone.spec}")
+    return key, arrays["features"], arrays["labels"]
+
+
+def vocabulary_features(
+    words: list[str], backbone: Backbone, cache: FeatureCache, device: str, settings: DataSettings
+) -> tuple[str, np.ndarray]:
+    """(cache key, L2-normalised TAC-ensemble features) of `words`, cached."""
+    precision = settings.resolved_precision(device)
+    fields = text_key_fields(backbone, words, precision, settings.cache_dir)
+
+    def build() -> dict[str, np.ndarray]:
+        encoder = backbone.text_encoder
+        total = len(set(words)) * len(NOUN_TEMPLATES)
+        with progress_bar() as progress:
+            task = progress.add_task(f"noun prompts ({backbone.spec})", total=total, rate="")
+
+            def advance(k: int) -> None:
+                progress.advance(task, k)
+
+            with autocast_context(device, precision):
+                features = encoder.encode_words(words, on_batch=advance)
+        return {"features": features.astype(np.float32)}
+
+    key, arrays = cache.get_or_build(fields, build, f"{len(words)} nouns {backbone.spec}")
+    return key, arrays["features"]
+
+
+def image_dataset_features(
+    dataset: ImageDataset, spec: BackboneSpec, device: str, settings: DataSettings
+) -> DatasetFeatures:
+    """DatasetFeatures of an image dataset: cached image features of both splits, lazy nouns."""
+    backbone = load_backbone(spec, device)
+    cache = FeatureCache(settings.cache_dir)
+    keys = {}
+    arrays = {}
+    for split in ("train", "test"):
+        keys[split], features, labels = split_features(
+            dataset, split, backbone, cache, device, settings
+        )
+        arrays[split] = (features, labels)
+    words = load_vocabulary(settings.vocabulary)
+
+    def nouns() -> np.ndarray:
+        key, features = vocabulary_features(words, backbone, cache, device, settings)
+        keys["nouns"] = key
+        return features
+
+    return DatasetFeatures(
+        image_train=arrays["train"][0],
+        image_test=arrays["test"][0],
+        labels_train=np.asarray(arrays["train"][1]),
+        labels_test=np.asarray(arrays["test"][1]),
+        class_names=dataset.class_names(),
+        noun_words=words,
+        noun_features_loader=nouns,
+        text_encoder_loader=lambda: backbone.text_encoder,
+        info={
+            "kind": "images",
+            "root": str(dataset.root),
+            "n_train": int(len(arrays["train"][1])),
+            "n_test": int(len(arrays["test"][1])),
+            "cache_keys": keys,
+            "cache_dir": str(cache.root),
+            "precision": settings.resolved_precision(device),
+            "weights": weights_identity(spec, settings.cache_dir),
+        },
+    )

@@ -1,0 +1,538 @@
+"""``laicbench report``: tables and figures regenerated from the records of a results dir.
+
+The report reads stored records (and the ``.pred.npz`` arrays beside them) only: it never
+computes features or runs a method. Records that failed (error, oom), that an older version of
+their method made, or whose method is not registered are left out, counted in one warning.
+
+Output (``--out``, default: ``<results-dir>/../report`` when the results dir is called ``runs``
+as the default ``results/runs`` is, else ``<results-dir>/report``)::
+
+    index.md             links to everything, provenance footer
+    main_table.md/.tex   the LAIC main table (Markdown, LaTeX booktabs)
+    runs.csv/.parquet    one row per record
+    figures/*.png/.pdf   the figures
+
+Everything is written into a temporary sibling folder that replaces the output folder only when
+complete, so a failed report leaves the previous one (or nothing) behind, never a partial one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from laicbench.api import registry
+from laicbench.api.errors import UserError, did_you_mean
+from laicbench.files import short_hash, staging_dir
+from laicbench.report.figures import (
+    FigureResult,
+    Group,
+    draw_confusion,
+    draw_neighbour_consistency,
+    draw_pseudo_label_filtering,
+    draw_relations_heatmap,
+    draw_semantic_centers,
+    draw_sensitivity,
+    draw_training_free,
+)
+from laicbench.report.tables import (
+    MainPoint,
+    Run,
+    build_main_table,
+    column_labels,
+    dataset_order,
+    find_sweeps,
+    load_reference,
+    main_points,
+    method_order,
+    runs_frame,
+    to_latex,
+    to_markdown,
+)
+from laicbench.run.plan import run_state
+from laicbench.run.records import PREDICTIONS_SUFFIX, RECORD_SUFFIX, ResultStore, predictions_intact
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+REPORT_MARKER = ".laicbench-report"
+REFERENCE_NAME = Path("reference") / "reported.csv"
+LEFT_OUT_ORDER = ("failed", "outdated", "damaged", "unreadable")
+
+
+def default_out(results_dir: str | Path) -> Path:
+    """The default output folder of a report of `results_dir`: the sibling ``report`` when the
+    results dir is named ``runs`` (``results/runs`` -> ``results/report``), else
+    ``<results-dir>/report``."""
+    root = Path(results_dir).expanduser().absolute()
+    return root.parent / "report" if root.name == "runs" else root / "report"
+
+
+def find_reference(results_dir: str | Path) -> Path | None:
+    """The reported-numbers CSV for `results_dir`: ``<results-dir>/../reference/reported.csv``
+    when present, else the repository's ``results/reference/reported.csv`` next to the package
+    (present in a source checkout, absent from a plain install), else None."""
+    root = Path(results_dir).expanduser().absolute()
+    candidates = [
+        root.parent / REFERENCE_NAME,
+        Path(__file__).resolve().parents[2] / "results" / REFERENCE_NAME,
+    ]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _run_from_record(path: Path, record: dict[str, Any], root: Path) -> Run | None:
+    """A Run from a parsed record, or None when fields the report needs are missing."""
+    try:
+        method = record["method"]
+        name = str(method["name"])
+        params = dict(method.get("params") or {})
+        dataset = str(record["dataset"]["name"])
+        backbone = str(record["backbone"])
+        seed = int(record["seed"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if record.get("status") == "ok" and not isinstance(record.get("metrics"), dict):
+        state = "failed"
+    elif name not in registry.methods.names():  # a plugin not importable here: trust the record
+        state = "done" if record.get("status") == "ok" else "failed"
+    else:
+        state = run_state(record)
+    if state == "done" and not predictions_intact(path, record):
+        state = "damaged"
+    run_id = record.get("run_id") or str(path.relative_to(root))[: -len(RECORD_SUFFIX)]
+    return Run(
+        path=path,
+        record=record,
+        run_id=str(run_id),
+        method=name,
+        dataset=dataset,
+        backbone=backbone,
+        seed=seed,
+        params=params,
+        params_hash=short_hash(params),
+        oracle=bool(method.get("oracle", False)),
+        state=state,
+    )
+
+
+def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
+    """(every record below `results_dir` as a Run, the record files that cannot be read).
+
+    UserError when the folder is missing, not a folder, or holds no laicbench records.
+    """
+    root = Path(results_dir).expanduser().absolute()
+    if not root.exists():
+        raise UserError(f"results dir {root} does not exist")
+    if not root.is_dir():
+        raise UserError(f"results dir {root} is not a directory")
+    runs: list[Run] = []
+    unreadable: list[Path] = []
+    for path in ResultStore(root).record_paths():
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):  # truncated or corrupted: counted and named, not dropped
+            unreadable.append(path)
+            continue
+        if not isinstance(record, dict) or record.get("schema_version") is None:
+            continue  # some other JSON file, not a laicbench record
+        run = _run_from_record(path, record, root)
+        if run is None:
+            unreadable.append(path)
+        else:
+            runs.append(run)
+    if not runs:
+        raise UserError(
+            f"no laicbench records in {root} (expected <method>/<dataset>/<backbone>/"
+            "seed<N>-<hash>.json files written by 'laicbench run')"
+        )
+    return runs, unreadable
+
+
+def select_runs(
+    runs: list[Run], methods: Sequence[str] | None = None, datasets: Sequence[str] | None = None
+) -> list[Run]:
+    """The runs of the given methods and datasets (names or aliases; None: all); UserError
+    naming a method or dataset that has no record."""
+    runs = _only(runs, methods, "method", registry.methods, method_order)
+    return _only(runs, datasets, "dataset", registry.datasets, dataset_order)
+
+
+def _only(runs: list[Run], names, kind: str, reg: registry.Registry, order) -> list[Run]:
+    """The runs whose `kind` ("method" or "dataset") is one of `names` (all when None)."""
+    if not names:
+        return runs
+    have = sorted({getattr(r, kind) for r in runs}, key=order)
+    wanted = set()
+    for name in names:
+        canonical = _canonical(reg, name)
+        if canonical not in have:
+            raise UserError(
+                f"--{kind}s: no records of {kind} {name!r}{did_you_mean(name, have)}; "
+                f"{kind}s with records: {', '.join(have)}"
+            )
+        wanted.add(canonical)
+    return [r for r in runs if getattr(r, kind) in wanted]
+
+
+def _canonical(reg: registry.Registry, name: str) -> str:
+    try:
+        return reg.canonical(name)
+    except UserError:
+        return name
+
+
+def left_out_counts(runs: Sequence[Run], unreadable: Sequence[Path] = ()) -> dict[str, int]:
+    """{reason: count} of the records the report leaves out (failed, outdated, damaged,
+    unreadable), zero counts dropped, in that order."""
+    counts = {reason: sum(r.state == reason for r in runs) for reason in LEFT_OUT_ORDER}
+    counts["unreadable"] = len(unreadable)
+    return {k: v for k, v in counts.items() if v}
+
+
+def left_out_message(
+    counts: dict[str, int], named: Sequence[str] = (), root: Path | None = None
+) -> str | None:
+    """'left out 3 records: 2 failed, 1 damaged (a/b/c.json)' (None when nothing was left
+    out); `named` are the record files of accidents (damaged, unreadable), shown relative to
+    `root`, the first three of them."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    parts = ", ".join(f"{n} {reason}" for reason, n in counts.items())
+    message = f"left out {total} record{'s' if total != 1 else ''}: {parts}"
+    if named:
+        shown = [str(Path(p).relative_to(root)) if root else str(p) for p in named[:3]]
+        more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+        message += f" (damaged or unreadable: {', '.join(shown)}{more}; rerun to repair)"
+    return message
+
+
+@dataclass
+class Report:
+    """What ``build_report`` wrote: the output folder, the runs used, the left-out counts, the
+    tables' and figures' files (relative to `out`) and the figures that were skipped."""
+
+    out: Path
+    runs: list[Run]
+    left_out: dict[str, int]
+    tables: list[str] = field(default_factory=list)
+    figures: list[FigureResult] = field(default_factory=list)
+
+
+def _warn_stderr(message: str) -> None:
+    print(f"laicbench: warning: {message}", file=sys.stderr)
+
+
+def build_report(
+    results_dir: str | Path,
+    out: str | Path | None = None,
+    methods: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    confusion: str | None = None,
+    reference: str | Path | bool = True,
+    warn: Callable[[str], None] = _warn_stderr,
+) -> Report:
+    """Write the report of the records in `results_dir` to `out` (default: ``default_out``).
+
+    `methods`/`datasets` restrict the records (names or aliases); `confusion` is the run id whose
+    confusion matrix is drawn (default: ours with seed 0 on the first dataset, else the first
+    run); `reference` is the reported-numbers CSV (True: ``find_reference``; False: none).
+    `warn` receives one line counting the records left out, if any. Returns the Report;
+    UserError (nothing written) when there is nothing to report or an argument is wrong.
+    """
+    root = Path(results_dir).expanduser().absolute()
+    all_runs, unreadable = load_runs(root)
+    selected = select_runs(all_runs, methods, datasets)
+    counts = left_out_counts(selected, unreadable)
+    accidents = [r.path for r in selected if r.state == "damaged"] + list(unreadable)
+    message = left_out_message(counts, accidents, root)
+    runs = [r for r in selected if r.state == "done"]
+    if not runs:
+        raise UserError(f"no usable records in {root}" + (f" ({message})" if message else ""))
+    out_dir = Path(out).expanduser().absolute() if out is not None else default_out(root)
+    _check_out(out_dir, root)
+    reference_path = find_reference(root) if reference is True else reference or None
+    reference_frame = load_reference(reference_path) if reference_path else None
+    confusion_run = _confusion_run(all_runs, runs, confusion)
+    if message:
+        warn(message)
+
+    report = Report(out=out_dir, runs=runs, left_out=counts)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = staging_dir(out_dir.parent, prefix=f".{out_dir.name}-", suffix=".tmp")
+    try:
+        _write_report(report, tmp, selected, reference_frame, reference_path, confusion_run)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _check_out(out_dir: Path, root: Path) -> None:
+    """UserError unless `out_dir` may be (re)placed: absent, empty or an earlier report, and not
+    the results dir or a folder holding it."""
+    if out_dir == root or out_dir in root.parents:
+        raise UserError(f"--out {out_dir}: would replace the results dir {root}")
+    blocker = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"--out {out_dir}: {blocker} is a file, not a directory")
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise UserError(f"--out {out_dir}: exists and is not a directory")
+        if any(out_dir.iterdir()) and not (out_dir / REPORT_MARKER).exists():
+            raise UserError(
+                f"--out {out_dir}: not empty and not an earlier laicbench report; "
+                "choose another folder"
+            )
+
+
+def _confusion_run(all_runs: list[Run], runs: list[Run], run_id: str | None) -> Run | None:
+    """The run whose confusion matrix is drawn; UserError for an unknown or unusable run id."""
+    if run_id is None:
+        return None
+    wanted = run_id.strip().removesuffix(RECORD_SUFFIX).removesuffix(PREDICTIONS_SUFFIX)
+    for run in all_runs:
+        if run.run_id == wanted:
+            if run.state != "done":
+                raise UserError(f"--confusion {run_id}: that run is left out ({run.state})")
+            if run not in runs:
+                raise UserError(f"--confusion {run_id}: not among the selected methods/datasets")
+            if not _predictions(run).is_file():
+                raise UserError(f"--confusion {run_id}: its predictions file is missing")
+            return run
+    ids = [r.run_id for r in runs]
+    raise UserError(f"--confusion: no run {run_id!r}{did_you_mean(wanted, ids)}")
+
+
+def _predictions(run: Run) -> Path:
+    return Path(str(run.path)[: -len(RECORD_SUFFIX)] + PREDICTIONS_SUFFIX)
+
+
+def _has_arrays(run: Run, *names: str) -> bool:
+    path = _predictions(run)
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path) as data:
+            return all(name in data.files for name in names)
+    except (OSError, ValueError):
+        return False
+
+
+def _replace_dir(tmp: Path, out_dir: Path) -> None:
+    """Move the finished `tmp` to `out_dir`, replacing an earlier report there."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}-old-{uuid.uuid4().hex[:8]}")
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _pick(
+    points: dict[tuple[str, str, str], MainPoint],
+    columns: list[tuple[str, str]],
+    methods: Sequence[str],
+    accept: Callable[[Run], bool],
+) -> Run | None:
+    """The first run of `methods` (in that preference order), on the first dataset column that
+    has one, with the lowest seed (seed 0 when present), that `accept` takes."""
+    for method in methods:
+        for dataset, backbone in columns:
+            point = points.get((method, dataset, backbone))
+            if point is None:
+                continue
+            for run in sorted(point.runs, key=lambda r: r.seed):
+                if accept(run):
+                    return run
+    return None
+
+
+def _write_report(
+    report: Report,
+    folder: Path,
+    selected: list[Run],
+    reference: pd.DataFrame | None,
+    reference_path: Path | None,
+    confusion_run: Run | None,
+) -> None:
+    runs = report.runs
+    order = sorted(
+        selected,
+        key=lambda r: (
+            method_order(r.method),
+            dataset_order(r.dataset),
+            r.backbone,
+            r.params_hash,
+            r.seed,
+        ),
+    )
+    frame = runs_frame(order)
+    frame.to_csv(folder / "runs.csv", index=False)
+    frame.to_parquet(folder / "runs.parquet", index=False)
+    table = build_main_table(runs, reference)
+    markdown = to_markdown(table)
+    (folder / "main_table.md").write_text(markdown)
+    (folder / "main_table.tex").write_text(to_latex(table))
+    report.tables = ["main_table.md", "main_table.tex", "runs.csv", "runs.parquet"]
+
+    labels = column_labels(runs)
+    columns = list(labels)
+    points = main_points(runs)
+    groups = [
+        Group(method, labels[(dataset, backbone)], point.runs)
+        for (method, dataset, backbone), point in points.items()
+    ]
+    column_names = list(labels.values())
+    figures_dir = folder / "figures"
+    figures = [
+        draw_training_free(groups, column_names, figures_dir),
+        draw_neighbour_consistency(groups, column_names, figures_dir),
+        draw_pseudo_label_filtering(groups, column_names, figures_dir),
+        draw_relations_heatmap(
+            _pick(
+                points,
+                columns,
+                ("ours", "ours-notrain"),
+                lambda r: _has_arrays(
+                    r, "relations_sample", "relations_sample_labels", "y_true", "y_pred"
+                ),
+            ),
+            figures_dir,
+        ),
+        draw_semantic_centers(
+            _pick(
+                points,
+                columns,
+                ("ours",),
+                lambda r: (
+                    isinstance(r.artefacts.get("center_nouns"), dict)
+                    and bool(r.artefacts["center_nouns"])
+                ),
+            ),
+            figures_dir,
+        ),
+    ]
+    sweeps = find_sweeps(runs)
+    by_param: dict[tuple[str, str], list] = {}
+    for sweep in sweeps:
+        by_param.setdefault((sweep.method, sweep.param), []).append(sweep)
+    if by_param:
+        figures.extend(draw_sensitivity(group, figures_dir) for group in by_param.values())
+    else:
+        figures.append(
+            FigureResult(
+                "sensitivity_<method>_<param>",
+                "Sensitivity to a parameter",
+                skipped="no sweep: no method has runs on one dataset that differ in one "
+                "parameter only",
+            )
+        )
+    if confusion_run is None:
+        confusion_run = _pick(
+            points, columns, ("ours",), lambda r: _has_arrays(r, "y_true", "y_pred")
+        )
+    if confusion_run is None:
+        ordered_done = [r for r in order if r.state == "done"]
+        confusion_run = next((r for r in ordered_done if _has_arrays(r, "y_true", "y_pred")), None)
+    figures.append(draw_confusion(confusion_run, figures_dir))
+    report.figures = figures
+
+    (folder / REPORT_MARKER).write_text("written by laicbench report\n")
+    index = _index(report, markdown, reference_path, labels)
+    (folder / "index.md").write_text(index)  # last: its presence means the report is complete
+
+
+def _index(
+    report: Report,
+    main_table_md: str,
+    reference_path: Path | None,
+    labels: dict[tuple[str, str], str],
+) -> str:
+    runs = report.runs
+    lines = [
+        "# laicbench report",
+        "",
+        f"{len(runs)} runs: {len({r.method for r in runs})} methods on "
+        f"{len(labels)} dataset column(s), seeds "
+        f"{', '.join(str(s) for s in sorted({r.seed for r in runs}))}.",
+    ]
+    message = left_out_message(report.left_out)
+    if message:
+        lines.append(
+            f"Not used: {message} (error/oom records, records of an older method version, "
+            "damaged or unreadable ones; see the state column of runs.csv)."
+        )
+    lines += [
+        "",
+        "## Tables",
+        "",
+        "- [Main table (Markdown)](main_table.md), [LaTeX](main_table.tex)",
+        "- [All records (CSV)](runs.csv), [Parquet](runs.parquet): one row per record, "
+        "with its state (done = used here)",
+    ]
+    if reference_path is None:
+        lines.append(
+            "- No reported rows: no reference file of reported numbers (none found or given)."
+        )
+    else:
+        lines.append(f"- Reported numbers from `{reference_path}`.")
+    lines += ["", main_table_md.rstrip(), "", "## Figures", ""]
+    drawn = [f for f in report.figures if not f.skipped]
+    skipped = [f for f in report.figures if f.skipped]
+    for fig in drawn:
+        png, pdf = (f"figures/{p.name}" for p in fig.files)
+        lines += [
+            f"### {fig.title}",
+            "",
+            fig.description,
+            "",
+            f"![{fig.title}]({png})",
+            "",
+            f"[PNG]({png}), [PDF]({pdf})",
+            "",
+        ]
+    if skipped:
+        lines += ["### Skipped figures", ""]
+        lines += [f"- {fig.title} (`{fig.name}`): {fig.skipped}." for fig in skipped]
+        lines.append("")
+    lines += ["---", ""]
+    lines += _footer(runs)
+    return "\n".join(lines) + "\n"
+
+
+def _footer(runs: list[Run]) -> list[str]:
+    commits: list[str] = []
+    libraries: dict[str, list[str]] = {}
+    for run in runs:
+        env = run.record.get("environment") or {}
+        commit = env.get("git_commit")
+        if commit and str(commit) not in commits:
+            commits.append(str(commit))
+        for name, version in (env.get("libraries") or {}).items():
+            versions = libraries.setdefault(str(name), [])
+            if version is not None and str(version) not in versions:
+                versions.append(str(version))
+    library_text = "; ".join(
+        f"{name} {', '.join(versions) or 'unknown'}" for name, versions in sorted(libraries.items())
+    )
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    backbones = sorted({r.backbone for r in runs})
+    return [
+        f"- laicbench commit(s) of the runs: {', '.join(commits) or 'unknown'}",
+        f"- libraries of the runs: {library_text or 'unknown'}",
+        f"- backbone(s): {', '.join(backbones)}",
+        f"- generated: {generated} by `laicbench report`",
+    ]

@@ -1,0 +1,271 @@
+"""Expand a SweepConfig into runs, decide what to skip (resume), and run the rest in-process."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from laicbench.api import registry
+from laicbench.api.dataset import BENCHMARKS, resolve_dataset
+from laicbench.api.errors import UserError
+from laicbench.api.settings import DataSettings
+from laicbench.data.backbone import DEFAULT_BACKBONE
+from laicbench.files import canonical_json
+from laicbench.run.config import SweepConfig
+from laicbench.run.records import ResultStore, predictions_intact
+from laicbench.run.spec import RunSpec, parse_seeds
+
+
+def expand_methods(names: list[str]) -> list[str]:
+    """Canonical method names; 'all' is every registered method in registry order."""
+    out: list[str] = []
+    for name in names:
+        out.extend(
+            registry.methods.names() if name == "all" else [registry.methods.canonical(name)]
+        )
+    return list(dict.fromkeys(out))
+
+
+def expand_datasets(names: list[str]) -> list[str]:
+    """Canonical dataset names; 'all' is the eight benchmarks."""
+    out: list[str] = []
+    for name in names:
+        for item in BENCHMARKS if name == "all" else [name]:
+            out.append(resolve_dataset(item).name)
+    return list(dict.fromkeys(out))
+
+
+def expand(config: SweepConfig) -> list[RunSpec]:
+    """Every run of `config` (methods x datasets x seeds), validated; UserError on bad input."""
+    if not config.methods:
+        raise UserError("no methods given")
+    if not config.datasets:
+        raise UserError("no datasets given")
+    try:
+        seeds = parse_seeds(config.seeds)
+    except ValueError as exc:
+        raise UserError(f"--seeds: {exc}") from exc
+    methods = expand_methods(config.methods)
+    datasets = expand_datasets(config.datasets)
+    for name in config.params:
+        if registry.methods.canonical(name) not in methods:
+            raise UserError(f"params given for method {name!r}, which this sweep does not run")
+    grids = parse_grid(config.grid, methods)
+    params = {m: _param_points(m, _params_for(config, m), grids.get(m, {})) for m in methods}
+    specs = []
+    for dataset in datasets:
+        ds = resolve_dataset(dataset)
+        backbone = ds.backbone_for(config.backbone, DEFAULT_BACKBONE)
+        for method in methods:
+            for point in params[method]:
+                for seed in seeds:
+                    specs.append(RunSpec(method, dataset, backbone, seed, point))
+    return specs
+
+
+def parse_value(text: str) -> Any:
+    """A grid value: a TOML literal (1, 0.5, true, "x") or else the plain string."""
+    try:
+        return tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()
+
+
+def parse_grid(
+    grid: dict[str, list[Any] | str], methods: list[str]
+) -> dict[str, dict[str, list[Any]]]:
+    """{'method.param': values} -> {canonical method: {param: values}}; UserError when bad."""
+    out: dict[str, dict[str, list[Any]]] = {}
+    for key, values in grid.items():
+        method, sep, param = key.partition(".")
+        if not sep or not param:
+            raise UserError(f"--grid {key}: expected METHOD.PARAM=V1,V2,...")
+        canonical = registry.methods.canonical(method)
+        if canonical not in methods:
+            raise UserError(f"--grid {key}: method {method!r} is not in this sweep")
+        if isinstance(values, str):
+            values = [parse_value(v) for v in values.split(",") if v.strip()]
+        if not values:
+            raise UserError(f"--grid {key}: no values")
+        out.setdefault(canonical, {})[param] = list(values)
+    return out
+
+
+def _param_points(
+    method: str, base: dict[str, Any], grid: dict[str, list[Any]]
+) -> list[dict[str, Any]]:
+    """Full parameter dicts of `method`: `base` overrides, times the grid's product; points
+    that are equal once canonicalised (``3`` and ``3.0`` for a float) are one point."""
+    cls = registry.methods.get(method)
+    names = list(grid)
+    points = (
+        cls.from_params({**base, **dict(zip(names, values, strict=True))}).get_params()
+        for values in itertools.product(*(grid[n] for n in names))
+    )
+    return list({canonical_json(p): p for p in points}.values())
+
+
+def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
+    """Fail with one UserError before any run when a dataset of `specs` is missing or incomplete,
+    or cannot give a method of `specs` an input it declares in its ``needs``."""
+    for name in dict.fromkeys(spec.dataset for spec in specs):
+        resolve_dataset(name, settings).check_available()
+    for method, dataset in dict.fromkeys((spec.method, spec.dataset) for spec in specs):
+        for need in sorted(registry.methods.get(method).needs, key=lambda n: n.value):
+            reason = resolve_dataset(dataset, settings).lacks(need)
+            if reason:
+                raise UserError(
+                    f"method {method!r} needs {need.value}, which dataset {dataset} cannot give: "
+                    f"{reason}; drop {method!r} from --methods for this dataset"
+                )
+
+
+def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) -> None:
+    """Extract (or verify cached) features of every (dataset, backbone) of `specs`, and the noun
+    features when a method needs them, so that parallel trials only read the cache."""
+    from laicbench.api.features import Need
+    from laicbench.data.image_dataset import ImageDataset
+
+    pairs: dict[tuple[str, str], bool] = {}
+    for spec in specs:
+        needs_nouns = Need.NOUNS in registry.methods.get(spec.method).needs
+        key = (spec.dataset, spec.backbone)
+        pairs[key] = pairs.get(key, False) or needs_nouns
+    for (dataset, backbone), needs_nouns in pairs.items():
+        ds = resolve_dataset(dataset, settings)
+        if isinstance(ds, ImageDataset):
+            data = ds.load(backbone, device, settings)
+            if needs_nouns:
+                _ = data.noun_features
+
+
+def _params_for(config: SweepConfig, method: str) -> dict[str, Any]:
+    for name, values in config.params.items():
+        if registry.methods.canonical(name) == method:
+            return dict(values)
+    return {}
+
+
+def run_state(record: dict[str, Any] | None, inputs: dict[str, Any] | None = None) -> str:
+    """'missing', 'failed' (error or oom), 'outdated' (older method version, or inputs that differ
+    from `inputs` when given) or 'done'."""
+    return run_state_why(record, inputs)[0]
+
+
+def run_state_why(
+    record: dict[str, Any] | None, inputs: dict[str, Any] | None = None
+) -> tuple[str, str]:
+    """(state as in ``run_state``, why: '' for done and missing, else a short reason)."""
+    if record is None:
+        return "missing", ""
+    if record.get("status") != "ok":
+        return "failed", str(record.get("status"))
+    method = registry.methods.get(record["method"]["name"])
+    stored = record["method"].get("version")
+    if stored != method.version:
+        return "outdated", f"method version {stored} -> {method.version}"
+    if inputs is not None and "inputs" in record and record["inputs"] != inputs:
+        changed = sorted(
+            k for k in {*inputs, *record["inputs"]} if inputs.get(k) != record["inputs"].get(k)
+        )
+        return "outdated", "inputs changed: " + ", ".join(changed)
+    return "done", ""
+
+
+@dataclass
+class SweepPlan:
+    """The runs to do now and the runs already done (with their records)."""
+
+    todo: list[RunSpec] = field(default_factory=list)
+    done: list[tuple[RunSpec, dict[str, Any]]] = field(default_factory=list)
+
+
+class InputFingerprints:
+    """The inputs fingerprint of each run (``runner.run_inputs``), computed once per dataset,
+    backbone, device and needs."""
+
+    def __init__(self, device: str, settings: DataSettings):
+        self.device = device
+        self.settings = settings
+        self._memo: dict[tuple, dict[str, Any]] = {}
+
+    def __call__(self, spec: RunSpec) -> dict[str, Any] | None:
+        """The fingerprint `spec` would store if it ran now; None when it cannot be computed
+        (the dataset is gone: then nothing is compared, and running reports what is missing)."""
+        method = registry.methods.get(spec.method)
+        device = method.resources.device_for(self.device)
+        key = (spec.dataset, spec.backbone, device, method.needs)
+        if key not in self._memo:
+            from laicbench.run.runner import run_inputs
+
+            try:
+                self._memo[key] = run_inputs(spec, device, self.settings)
+            except UserError:
+                self._memo[key] = None
+        return self._memo[key]
+
+
+def stored_state(
+    spec: RunSpec,
+    store: ResultStore,
+    fingerprints: Callable[[RunSpec], dict[str, Any] | None] | None,
+) -> tuple[str, str, dict[str, Any] | None]:
+    """(state, why, record) of `spec` in `store`: a done record whose inputs differ from today's
+    (`fingerprints`) is outdated, and one whose predictions file is missing or damaged is
+    'damaged'."""
+    record = store.read(spec)
+    inputs = fingerprints(spec) if fingerprints is not None and record is not None else None
+    state, why = run_state_why(record, inputs)
+    if state == "done" and not predictions_intact(store.record_path(spec), record):
+        return "damaged", "predictions file missing or damaged", record
+    return state, why, record
+
+
+def plan(
+    specs: list[RunSpec],
+    store: ResultStore,
+    overwrite: bool = False,
+    fingerprints: Callable[[RunSpec], dict[str, Any] | None] | None = None,
+) -> SweepPlan:
+    """Split `specs` into runs to execute and runs whose ok record exists (unless `overwrite`),
+    is of the current method version, has intact predictions and, with `fingerprints`, was made
+    from the same inputs."""
+    result = SweepPlan()
+    for spec in specs:
+        if overwrite:
+            result.todo.append(spec)
+            continue
+        state, _, record = stored_state(spec, store, fingerprints)
+        if state == "done":
+            result.done.append((spec, record))
+        else:
+            result.todo.append(spec)
+    return result
+
+
+def run_local(
+    specs: list[RunSpec],
+    store: ResultStore,
+    device: str,
+    settings: DataSettings,
+    on_start: Callable[[RunSpec], None] = lambda spec: None,
+    on_done: Callable[[RunSpec, dict[str, Any]], None] = lambda spec, record: None,
+) -> list[tuple[RunSpec, dict[str, Any]]]:
+    """Execute `specs` one after another in this process; return (spec, record) pairs."""
+    from laicbench.run.runner import execute_run
+
+    results = []
+    for spec in specs:
+        on_start(spec)
+        record = execute_run(spec, store, device, settings)
+        results.append((spec, record))
+        on_done(spec, record)
+    return results
