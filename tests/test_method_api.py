@@ -200,5 +200,5 @@ def test_a_cpu_method_asked_for_cuda_runs_on_the_cpu(tmp_path):
     record = execute_run(
         RunSpec("clip-kmeans", "demo", "tiny-random", 0, {}), ResultStore(tmp_path), "cuda"
     )
-    assert record["status"] == "ok", record.get("error")
-    assert record["device"].startswith("cpu")
+    assert record.status == "ok", record.error
+    assert record.device.startswith("cpu")

@@ -187,15 +187,15 @@ def test_bench_sweep_rejects_zero_repeats(capsys):
 def test_cuda_on_a_cluster_without_gpus_is_a_user_error(tmp_path):
     from laicbench.api.errors import UserError
     from laicbench.api.settings import DataSettings
-    from laicbench.run.executors.ray import run_ray
+    from laicbench.run.executors.ray import RayExecutor
     from laicbench.run.records import ResultStore
     from laicbench.run.spec import RunSpec
 
     spec = RunSpec("tac-notrain", "demo", "tiny-random", 0, {})
     ray.shutdown()  # a local Ray without GPUs, also on a machine that has one
     with pytest.raises(UserError, match="no GPU"):
-        run_ray(
-            [spec], ResultStore(tmp_path), DataSettings(), num_cpus=2, num_gpus=0, device="cuda"
+        RayExecutor("cuda", num_cpus=2, num_gpus=0).run(
+            [spec], ResultStore(tmp_path), DataSettings(), lambda s: None, lambda s, r: None
         )
     assert not list(tmp_path.rglob("*.json"))
 

@@ -48,6 +48,9 @@ class Method:
     needs: ClassVar[frozenset[Need]] = frozenset()
     resources: ClassVar[Resources] = Resources()
     oracle: ClassVar[bool] = False  # uses ground-truth label names: reported apart, never ranked
+    # what reports may choose runs by: "training-free" (no learning beyond k-means), "featured"
+    # (the default subject of run-level figures such as the confusion matrix)
+    tags: ClassVar[frozenset[str]] = frozenset()
     # allowed values per hyperparameter, checked (with the __init__ type hints) before runs start
     param_constraints: ClassVar[dict[str, Constraint]] = {}
 

@@ -44,40 +44,45 @@ def calibrate(seconds: float) -> int:
         for _ in range(2):  # a first guess, then one correction at the guessed size
             with tempfile.TemporaryDirectory() as tmp:
                 record = execute_run(_specs(1, n_init)[0], ResultStore(tmp), "cpu")
-            n_init = max(10, round(n_init * seconds / record["wall_time_s"]))
+            n_init = max(10, round(n_init * seconds / record.wall_time_s))
     finally:
         torch.set_num_threads(threads)
     return n_init
+
+
+def _quiet():
+    """on_start and on_done callbacks that do nothing."""
+    return (lambda spec: None, lambda spec, record: None)
 
 
 def _one_comparison(specs: list[RunSpec], cpus: int) -> dict[str, Any]:
     """Wall times of `specs` with the local executor, then on a freshly started local Ray."""
     import ray
 
-    from laicbench.run.executors.ray import run_ray, start_ray
-    from laicbench.run.plan import run_local
+    from laicbench.run.executors.local import LocalExecutor
+    from laicbench.run.executors.ray import RayExecutor, start_ray
 
     settings = DataSettings()
     with tempfile.TemporaryDirectory() as local_dir, tempfile.TemporaryDirectory() as ray_dir:
         t = time.perf_counter()
-        local = run_local(specs, ResultStore(local_dir), "cpu", settings)
+        local = LocalExecutor("cpu").run(specs, ResultStore(local_dir), settings, *_quiet())
         local_s = time.perf_counter() - t
         t = time.perf_counter()
         start_ray(None, cpus, 0)
         ray_start_s = time.perf_counter() - t
         try:
             t, t_epoch = time.perf_counter(), time.time()
-            on_ray = run_ray(specs, ResultStore(ray_dir), settings)
+            on_ray = RayExecutor("cpu").run(specs, ResultStore(ray_dir), settings, *_quiet())
             ray_s = time.perf_counter() - t
         finally:
             ray.shutdown()  # the next repeat starts from a cold Ray, as a user's run does
     n_runs = len(specs)
-    first_start = min(datetime.fromisoformat(r["started_at"]).timestamp() for _, r in on_ray)
+    first_start = min(datetime.fromisoformat(r.started_at).timestamp() for _, r in on_ray)
     tune_start_s = first_start - t_epoch
-    local_run_s = sum(r["wall_time_s"] for _, r in local)
-    ray_run_s = sum(r["wall_time_s"] for _, r in on_ray)
-    same = sorted((s.run_id, r["metrics"]) for s, r in local) == sorted(
-        (s.run_id, r["metrics"]) for s, r in on_ray
+    local_run_s = sum(r.wall_time_s for _, r in local)
+    ray_run_s = sum(r.wall_time_s for _, r in on_ray)
+    same = sorted((s.run_id, r.metrics) for s, r in local) == sorted(
+        (s.run_id, r.metrics) for s, r in on_ray
     )
     return {
         "local_wall_s": local_s,

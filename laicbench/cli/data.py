@@ -49,9 +49,9 @@ def add_commands(sub, plugins: argparse.ArgumentParser, data: argparse.ArgumentP
 
 def dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Run the data subcommand named by `args.command`."""
-    from laicbench.cli.main import data_settings
+    from laicbench.cli.options import sweep_config
 
-    settings = data_settings(args)
+    settings = sweep_config(args).data_settings()
     if args.command == "features":
         return cmd_features(args, settings, out)
     if args.command == "cache":

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -60,7 +60,13 @@ from laicbench.report.tables import (
     to_markdown,
 )
 from laicbench.run.plan import run_state
-from laicbench.run.records import PREDICTIONS_SUFFIX, RECORD_SUFFIX, ResultStore, predictions_intact
+from laicbench.run.records import (
+    PREDICTIONS_SUFFIX,
+    RECORD_SUFFIX,
+    ResultStore,
+    RunRecord,
+    predictions_intact,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,37 +96,30 @@ def find_reference(results_dir: str | Path) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-def _run_from_record(path: Path, record: dict[str, Any], root: Path) -> Run | None:
-    """A Run from a parsed record, or None when fields the report needs are missing."""
-    try:
-        method = record["method"]
-        name = str(method["name"])
-        params = dict(method.get("params") or {})
-        dataset = str(record["dataset"]["name"])
-        backbone = str(record["backbone"])
-        seed = int(record["seed"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if record.get("status") == "ok" and not isinstance(record.get("metrics"), dict):
+def _run_from_record(path: Path, record: RunRecord, root: Path) -> Run:
+    """The Run of a record, with its state (a record whose method is not registered here, a
+    plugin not importable, is trusted as stored)."""
+    name = record.method.name
+    if record.ok and not record.metrics:
         state = "failed"
-    elif name not in registry.methods.names():  # a plugin not importable here: trust the record
-        state = "done" if record.get("status") == "ok" else "failed"
+    elif name not in registry.methods.names():
+        state = "done" if record.ok else "failed"
     else:
         state = run_state(record)
     if state == "done" and not predictions_intact(path, record):
         state = "damaged"
-    run_id = record.get("run_id") or str(path.relative_to(root))[: -len(RECORD_SUFFIX)]
+    run_id = record.run_id or str(path.relative_to(root))[: -len(RECORD_SUFFIX)]
     return Run(
         path=path,
         record=record,
-        run_id=str(run_id),
+        run_id=run_id,
         method=name,
-        dataset=dataset,
-        backbone=backbone,
-        seed=seed,
-        params=params,
-        params_hash=short_hash(params),
-        oracle=bool(method.get("oracle", False)),
+        dataset=record.dataset.name,
+        backbone=record.backbone,
+        seed=record.seed,
+        params=record.method.params,
+        params_hash=short_hash(record.method.params),
+        oracle=record.method.oracle,
         state=state,
     )
 
@@ -139,17 +138,16 @@ def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
     unreadable: list[Path] = []
     for path in ResultStore(root).record_paths():
         try:
-            record = json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except (OSError, ValueError):  # truncated or corrupted: counted and named, not dropped
             unreadable.append(path)
             continue
-        if not isinstance(record, dict) or record.get("schema_version") is None:
+        if not isinstance(data, dict) or data.get("schema_version") is None:
             continue  # some other JSON file, not a laicbench record
-        run = _run_from_record(path, record, root)
-        if run is None:
+        try:
+            runs.append(_run_from_record(path, RunRecord.from_dict(data), root))
+        except ValueError:  # a record without the fields every record has
             unreadable.append(path)
-        else:
-            runs.append(run)
     if not runs:
         raise UserError(
             f"no laicbench records in {root} (expected <method>/<dataset>/<backbone>/"
@@ -517,7 +515,7 @@ def _footer(runs: list[Run]) -> list[str]:
     commits: list[str] = []
     libraries: dict[str, list[str]] = {}
     for run in runs:
-        env = run.record.get("environment") or {}
+        env = run.record.environment or {}
         commit = env.get("git_commit")
         if commit and str(commit) not in commits:
             commits.append(str(commit))

@@ -1,7 +1,8 @@
 """The tables of ``laicbench report``: the runs table and the LAIC main table (Markdown, LaTeX).
 
 Everything here works on stored records (``Run``); nothing computes features or runs a method.
-Per-cell mean ± std over seeds comes from ``laicbench.report.summary.mean_std_table``.
+Per-cell mean ± std over seeds comes from ``laicbench.report.aggregate.mean_std_table``, the
+aggregation that the CLI's summary uses too.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from laicbench.api import registry
 from laicbench.api.dataset import BENCHMARKS
 from laicbench.api.errors import UserError
 from laicbench.files import canonical_json
-from laicbench.report.summary import METRICS as TABLE_METRICS
-from laicbench.report.summary import format_mean_std, mean_std_table
+from laicbench.report.aggregate import METRICS as TABLE_METRICS
+from laicbench.report.aggregate import default_params, format_mean_std, mean_std_table, same_params
+from laicbench.run.records import RunRecord
 
 METRIC_LABELS = {"nmi": "NMI", "acc": "ACC", "ari": "ARI"}
 AVG = "Avg."
@@ -48,12 +50,12 @@ class Run:
     """One stored record, with the fields the report uses pulled out.
 
     `state` is 'done' (ok, current method version: used by the report), 'failed' (error or
-    oom), 'outdated' (another version of the method made it) or 'unregistered' (its method is
-    not registered any more).
+    oom), 'outdated' (another version of the method made it) or 'damaged' (its predictions file
+    is missing or corrupt).
     """
 
     path: Path
-    record: dict[str, Any] = field(repr=False, compare=False)
+    record: RunRecord = field(repr=False, compare=False)
     run_id: str
     method: str
     dataset: str
@@ -67,17 +69,25 @@ class Run:
     @property
     def metrics(self) -> dict[str, float]:
         """The record's metrics (acc, nmi, ari, x100); empty for failed runs."""
-        return self.record.get("metrics") or {}
+        return self.record.metrics or {}
 
     @property
     def diagnostics(self) -> dict[str, Any]:
         """The label-based diagnostics the harness stored (cluster_to_class, ...)."""
-        return self.record.get("diagnostics") or {}
+        return self.record.diagnostics or {}
 
     @property
     def artefacts(self) -> dict[str, Any]:
         """The method's per-run artefacts (selected nouns, center nouns, ...)."""
-        return self.record.get("artefacts") or {}
+        return self.record.artefacts or {}
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """The method's tags: today's, for a registered method; else the record's."""
+        try:
+            return frozenset(registry.methods.get(self.method).tags)
+        except UserError:
+            return frozenset(self.record.method.tags or ())
 
 
 def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
@@ -89,7 +99,7 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
             {
                 "run_id": run.run_id,
                 "method": run.method,
-                "method_version": str(run.record.get("method", {}).get("version", "")),
+                "method_version": run.record.method.version,
                 "oracle": run.oracle,
                 "dataset": run.dataset,
                 "backbone": run.backbone,
@@ -97,9 +107,9 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
                 "params_hash": run.params_hash,
                 "params": canonical_json(run.params),
                 **{m: _float(metrics.get(m)) for m in ("acc", "nmi", "ari")},
-                "wall_time_s": _float(run.record.get("wall_time_s")),
-                "peak_rss_mb": _float(run.record.get("peak_rss_mb")),
-                "status": str(run.record.get("status", "")),
+                "wall_time_s": _float(run.record.wall_time_s),
+                "peak_rss_mb": _float(run.record.peak_rss_mb),
+                "status": run.record.status,
                 "state": run.state,
             }
         )
@@ -113,31 +123,6 @@ def _float(value: Any) -> float:
 
 # ------------------------------------------------------------------------------------------
 # which runs the tables use
-
-
-def default_params(method: str) -> dict[str, Any] | None:
-    """The registered method's default parameters (``cls().get_params()``), or None when the
-    method is unknown or cannot be built without arguments."""
-    try:
-        return registry.methods.get(method)().get_params()
-    except Exception:  # noqa: BLE001 - a plugin without defaults simply has no default point
-        return None
-
-
-def same_params(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two parameter dicts are equal, an int equal to a float counting as equal (a grid
-    value '1' and a default 1.0 are the same point)."""
-    return canonical_json(_numbers_as_floats(a)) == canonical_json(_numbers_as_floats(b))
-
-
-def _numbers_as_floats(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _numbers_as_floats(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_numbers_as_floats(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 def _default_hash(defaults: dict[str, Any] | None, points: dict[str, list[Run]]) -> str | None:

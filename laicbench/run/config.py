@@ -1,4 +1,9 @@
-"""Sweep configuration: a TOML file, overridden field by field by command-line flags."""
+"""The sweep configuration: one type with a field for every flag of ``laicbench run``.
+
+A TOML file (``--config``) takes the same fields, spelled as the flags with underscores
+(``--data-root`` is ``data_root``); flags given on the command line override the file's values,
+field by field. The Python API (``laicbench.run_sweep``) takes the same object.
+"""
 
 from __future__ import annotations
 
@@ -14,30 +19,114 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from laicbench.api.errors import UserError, did_you_mean
+from laicbench.api.settings import DataSettings
 
 DEFAULT_RESULTS_DIR = "results/runs"
+EXECUTORS = ("ray", "local")
 
 
 @dataclass
 class SweepConfig:
-    """What ``laicbench run`` runs. Lists are comma-separated strings on the command line."""
+    """What a sweep runs, where its data and records live, and how it executes.
+
+    Selection: ``methods`` and ``datasets`` (names, aliases, ``all`` or a dataset suite),
+    ``seeds`` (``0-2``, ``0,3,5``), ``backbone`` (None: ViT-B-32:openai, or a simulated dataset's
+    own), ``params`` ({method: {param: value}}) and ``grid`` ({"method.param": [values]}).
+    Records: ``results_dir``, ``overwrite``. Data: ``data_root``, ``download``, ``cache_dir``,
+    ``precision``, ``vocabulary``, ``batch_size``, ``workers`` (DataSettings; None: its
+    default). Execution: ``device``, ``executor`` (ray or local; default $LAICBENCH_EXECUTOR or
+    ray), and for Ray ``address``, ``num_cpus``, ``num_gpus``; ``include_path``: folders of
+    plugin files, imported by every process of the sweep.
+    """
 
     methods: list[str] = field(default_factory=lambda: ["all"])
     datasets: list[str] = field(default_factory=lambda: ["demo"])
     seeds: str = "0-2"
     backbone: str | None = None
-    results_dir: str = DEFAULT_RESULTS_DIR
-    device: str = "auto"
-    overwrite: bool = False
-    executor: str = field(default_factory=lambda: os.environ.get("LAICBENCH_EXECUTOR", "ray"))
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     grid: dict[str, list[Any] | str] = field(default_factory=dict)
+    results_dir: str = DEFAULT_RESULTS_DIR
+    overwrite: bool = False
+    data_root: str | None = None
+    download: bool = False
+    cache_dir: str | None = None
+    precision: str = "auto"
+    vocabulary: str | None = None
+    batch_size: int | None = None
+    workers: int | None = None
+    device: str = "auto"
+    executor: str = field(default_factory=lambda: os.environ.get("LAICBENCH_EXECUTOR", "ray"))
+    address: str | None = None
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+    include_path: list[str] = field(default_factory=list)
+
+    def data_settings(self) -> DataSettings:
+        """The DataSettings of the data fields (defaults for those left at None); UserError
+        for a batch size below 1 or a negative worker count."""
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UserError("--batch-size must be at least 1")
+        if self.workers is not None and self.workers < 0:
+            raise UserError("--workers must be 0 (load in the main process) or more")
+        given = {
+            "data_root": self.data_root,
+            "download": self.download,
+            "cache_dir": self.cache_dir,
+            "precision": self.precision,
+            "vocabulary": self.vocabulary,
+            "batch_size": self.batch_size,
+            "num_workers": self.workers,
+        }
+        return DataSettings(**{k: v for k, v in given.items() if v is not None})
+
+    def check(self) -> None:
+        """UserError for a value no sweep can take (an unknown executor or precision)."""
+        if self.executor not in EXECUTORS:
+            raise UserError(f"executor {self.executor!r}: expected ray or local")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision {self.precision!r}: expected one of {PRECISIONS}")
+
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_LISTS = ("methods", "datasets", "include_path")
+_STRINGS = ("results_dir", "precision", "device", "executor")
+_OPTIONAL_STRINGS = ("backbone", "data_root", "cache_dir", "vocabulary", "address")
+_BOOLS = ("overwrite", "download")
+_OPTIONAL_INTS = ("batch_size", "workers", "num_cpus", "num_gpus")
 
 
 def split_list(value: str | list[str]) -> list[str]:
     """'a, b' or ['a', 'b'] -> ['a', 'b'] (empty items dropped)."""
     items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
     return [item.strip() for item in items if item.strip()]
+
+
+def config_value(key: str, value: Any, where: str) -> Any:
+    """`value` of field `key` in the form SweepConfig holds; UserError (prefixed by `where`)
+    when it has the wrong type."""
+    if key in _LISTS:
+        if not isinstance(value, (str, list)):
+            raise UserError(f"{where}: {key} must be a string or a list of strings")
+        return split_list(value)
+    if key == "seeds":
+        return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    if key == "params":
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise UserError(f"{where}: params must be tables, e.g. [params.clip-kmeans]")
+    elif key == "grid":
+        if not isinstance(value, dict) or not all(
+            isinstance(v, (list, str)) for v in value.values()
+        ):
+            raise UserError(
+                f'{where}: grid must be a table of lists, e.g. [grid] "ours.eta" = [0.7, 0.9]'
+            )
+    elif key in _BOOLS and not isinstance(value, bool):
+        raise UserError(f"{where}: {key} must be true or false")
+    elif key in _STRINGS + _OPTIONAL_STRINGS and not isinstance(value, str):
+        raise UserError(f"{where}: {key} must be a string")
+    elif key in _OPTIONAL_INTS and (not isinstance(value, int) or isinstance(value, bool)):
+        raise UserError(f"{where}: {key} must be an integer")
+    return value
 
 
 def load_config(path: str | Path | None) -> SweepConfig:
@@ -60,30 +149,5 @@ def load_config(path: str | Path | None) -> SweepConfig:
     for key, value in raw.items():
         if key not in known:
             raise UserError(f"--config {path}: unknown key {key!r}{did_you_mean(key, known)}")
-        if key in ("methods", "datasets"):
-            if not isinstance(value, (str, list)):
-                raise UserError(f"--config {path}: {key} must be a string or a list of strings")
-            value = split_list(value)
-        elif key == "seeds":
-            value = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
-        elif key == "params":
-            if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-                raise UserError(
-                    f"--config {path}: params must be tables, e.g. [params.clip-kmeans]"
-                )
-        elif key == "grid":
-            if not isinstance(value, dict) or not all(
-                isinstance(v, (list, str)) for v in value.values()
-            ):
-                raise UserError(
-                    f"--config {path}: grid must be a table of lists, e.g. [grid] "
-                    '"ours.eta" = [0.7, 0.9]'
-                )
-        elif key == "overwrite" and not isinstance(value, bool):
-            raise UserError(f"--config {path}: overwrite must be true or false")
-        elif key in ("backbone", "results_dir", "device", "executor") and not isinstance(
-            value, str
-        ):
-            raise UserError(f"--config {path}: {key} must be a string")
-        setattr(config, key, value)
+        setattr(config, key, config_value(key, value, f"--config {path}"))
     return config

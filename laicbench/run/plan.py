@@ -1,4 +1,4 @@
-"""Expand a SweepConfig into runs, decide what to skip (resume), and run the rest in-process."""
+"""Expand a SweepConfig into runs, check their inputs, and decide what to skip (resume)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from laicbench.api.settings import DataSettings
 from laicbench.data.backbone import DEFAULT_BACKBONE
 from laicbench.files import canonical_json
 from laicbench.run.config import SweepConfig
-from laicbench.run.records import ResultStore, predictions_intact
+from laicbench.run.records import ResultStore, RunRecord, predictions_intact
 from laicbench.run.spec import RunSpec, parse_seeds
 
 
@@ -154,28 +154,26 @@ def _params_for(config: SweepConfig, method: str) -> dict[str, Any]:
     return {}
 
 
-def run_state(record: dict[str, Any] | None, inputs: dict[str, Any] | None = None) -> str:
+def run_state(record: RunRecord | None, inputs: dict[str, Any] | None = None) -> str:
     """'missing', 'failed' (error or oom), 'outdated' (older method version, or inputs that differ
     from `inputs` when given) or 'done'."""
     return run_state_why(record, inputs)[0]
 
 
 def run_state_why(
-    record: dict[str, Any] | None, inputs: dict[str, Any] | None = None
+    record: RunRecord | None, inputs: dict[str, Any] | None = None
 ) -> tuple[str, str]:
     """(state as in ``run_state``, why: '' for done and missing, else a short reason)."""
     if record is None:
         return "missing", ""
-    if record.get("status") != "ok":
-        return "failed", str(record.get("status"))
-    method = registry.methods.get(record["method"]["name"])
-    stored = record["method"].get("version")
-    if stored != method.version:
-        return "outdated", f"method version {stored} -> {method.version}"
-    if inputs is not None and "inputs" in record and record["inputs"] != inputs:
-        changed = sorted(
-            k for k in {*inputs, *record["inputs"]} if inputs.get(k) != record["inputs"].get(k)
-        )
+    if not record.ok:
+        return "failed", record.status
+    current = registry.methods.get(record.method.name).version
+    if record.method.version != current:
+        return "outdated", f"method version {record.method.version} -> {current}"
+    stored = record.inputs
+    if inputs is not None and stored is not None and stored != inputs:
+        changed = sorted(k for k in {*inputs, *stored} if inputs.get(k) != stored.get(k))
         return "outdated", "inputs changed: " + ", ".join(changed)
     return "done", ""
 
@@ -185,7 +183,7 @@ class SweepPlan:
     """The runs to do now and the runs already done (with their records)."""
 
     todo: list[RunSpec] = field(default_factory=list)
-    done: list[tuple[RunSpec, dict[str, Any]]] = field(default_factory=list)
+    done: list[tuple[RunSpec, RunRecord]] = field(default_factory=list)
 
 
 class InputFingerprints:
@@ -217,7 +215,7 @@ def stored_state(
     spec: RunSpec,
     store: ResultStore,
     fingerprints: Callable[[RunSpec], dict[str, Any] | None] | None,
-) -> tuple[str, str, dict[str, Any] | None]:
+) -> tuple[str, str, RunRecord | None]:
     """(state, why, record) of `spec` in `store`: a done record whose inputs differ from today's
     (`fingerprints`) is outdated, and one whose predictions file is missing or damaged is
     'damaged'."""
@@ -249,23 +247,3 @@ def plan(
         else:
             result.todo.append(spec)
     return result
-
-
-def run_local(
-    specs: list[RunSpec],
-    store: ResultStore,
-    device: str,
-    settings: DataSettings,
-    on_start: Callable[[RunSpec], None] = lambda spec: None,
-    on_done: Callable[[RunSpec, dict[str, Any]], None] = lambda spec, record: None,
-) -> list[tuple[RunSpec, dict[str, Any]]]:
-    """Execute `specs` one after another in this process; return (spec, record) pairs."""
-    from laicbench.run.runner import execute_run
-
-    results = []
-    for spec in specs:
-        on_start(spec)
-        record = execute_run(spec, store, device, settings)
-        results.append((spec, record))
-        on_done(spec, record)
-    return results

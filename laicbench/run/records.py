@@ -1,8 +1,12 @@
-"""The result store: one JSON record per finished run, written atomically.
+"""The run record (one typed ``RunRecord`` per run) and the result store that keeps them.
 
 Layout below the results dir: ``<method>/<dataset>/<backbone>/seed<N>-<params hash>.json`` (the
 run id) and, beside it, ``.pred.npz`` with the test labels and predictions. The predictions file
 is written first and the record last, so a record's presence means the run is complete.
+
+Records are JSON with ``schema_version`` 1; every record written since that schema reads back
+into the same RunRecord (keys this release does not know are kept in ``extra`` and written back).
+Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import traceback
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +29,169 @@ SCHEMA_VERSION = 1
 RECORD_SUFFIX = ".json"
 PREDICTIONS_SUFFIX = ".pred.npz"
 STATUSES = ("ok", "error", "oom")
+
+
+@dataclass
+class MethodInfo:
+    """The method of a run: name, version, full parameters, whether it is an oracle, the inputs
+    it declared and its tags (``training-free``, ...)."""
+
+    name: str
+    version: str
+    params: dict[str, Any] = field(default_factory=dict)
+    oracle: bool = False
+    needs: list[str] | None = None
+    tags: list[str] | None = None
+
+
+@dataclass
+class DatasetInfo:
+    """The dataset of a run: name and, once loaded, its sizes and how its features were made."""
+
+    name: str
+    n_classes: int | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    info: dict[str, Any] | None = None
+
+
+@dataclass
+class RunRecord:
+    """Everything stored about one run: what ran (spec, method, dataset, backbone, seed, inputs),
+    where and how (device, threads, k-means implementation, environment), what came out (status,
+    metrics, artefacts, label-based diagnostics, predictions checksum, or the error) and what it
+    cost (times, peak memory). Optional fields left at None are not written."""
+
+    run_id: str
+    status: str
+    spec: dict[str, Any]
+    method: MethodInfo
+    dataset: DatasetInfo
+    backbone: str
+    seed: int
+    schema_version: int = SCHEMA_VERSION
+    device: str | None = None
+    threads: int | None = None
+    kmeans: str | None = None
+    inputs: dict[str, Any] | None = None
+    fit_time_s: float | None = None
+    metrics: dict[str, float] | None = None
+    n_clusters: int | None = None
+    n_clusters_found: int | None = None
+    artefacts: dict[str, Any] | None = None
+    diagnostics: dict[str, Any] | None = None
+    wall_time_s: float | None = None
+    peak_rss_mb: float | None = None
+    peak_gpu_mb: float | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    environment: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    predictions: dict[str, str] | None = None
+    last_failure: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, spec: RunSpec, method_cls: type, **fields_: Any) -> RunRecord:
+        """A new ok record of `spec` run by `method_cls` (its version, oracle flag, needs and
+        tags), with any further fields given."""
+        return cls(
+            run_id=spec.run_id,
+            status="ok",
+            spec=spec.to_dict(),
+            method=MethodInfo(
+                name=spec.method,
+                version=method_cls.version,
+                params=spec.params,
+                oracle=method_cls.oracle,
+                needs=sorted(n.value for n in method_cls.needs),
+                tags=sorted(method_cls.tags),
+            ),
+            dataset=DatasetInfo(spec.dataset),
+            backbone=spec.backbone,
+            seed=spec.seed,
+            **fields_,
+        )
+
+    def fail(
+        self, exc: BaseException, *, oom: bool, text: str | None = None, message: str | None = None
+    ) -> None:
+        """Turn this record into an error (with `oom`: an oom) record of `exc`; `text` is the
+        traceback (default: of the exception being handled), `message` the one-line message
+        (default: ``str(exc)``)."""
+        self.status = "oom" if oom else "error"
+        self.metrics = None
+        self.error = {
+            "type": type(exc).__name__,
+            "message": str(exc) if message is None else message,
+            "traceback": traceback.format_exc() if text is None else text,
+        }
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run finished (status ok)."""
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: known fields in declaration order (``schema_version`` first; optional
+        ones only when set), then the unknown keys of a record read from disk."""
+        out: dict[str, Any] = {"schema_version": self.schema_version}
+        for f in fields(self):
+            if f.name in ("schema_version", "extra"):
+                continue
+            value = getattr(self, f.name)
+            if f.name == "metrics" or value is not None:
+                out[f.name] = _drop_none(value) if f.name in ("method", "dataset") else value
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunRecord:
+        """The RunRecord of a parsed record; ValueError when it is not one (no schema version,
+        a missing field or one of the wrong type)."""
+        if not isinstance(data, dict) or data.get("schema_version") is None:
+            raise ValueError("not a laicbench record (no schema_version)")
+        known = {f.name for f in fields(cls)} - {"extra"}
+        try:
+            method = data["method"]
+            dataset = data["dataset"]
+            values = {k: v for k, v in data.items() if k in known}
+            values["method"] = MethodInfo(
+                name=str(method["name"]),
+                version=str(method.get("version", "")),
+                params=dict(method.get("params") or {}),
+                oracle=bool(method.get("oracle", False)),
+                needs=method.get("needs"),
+                tags=method.get("tags"),
+            )
+            values["dataset"] = DatasetInfo(
+                **{k: dataset.get(k) for k in ("n_classes", "n_train", "n_test", "info")},
+                name=str(dataset["name"]),
+            )
+            values["backbone"] = str(data["backbone"])
+            values["seed"] = int(data["seed"])
+            values.setdefault("run_id", "")
+            values.setdefault("spec", {})
+            values.setdefault("status", "error")
+            record = cls(**values, extra={k: v for k, v in data.items() if k not in known})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"malformed record: {exc!r}") from exc
+        if record.metrics is not None and not isinstance(record.metrics, dict):
+            raise ValueError("malformed record: metrics is not a mapping")
+        return record
+
+    def to_json(self) -> str:
+        """The record file's text."""
+        return json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n"
+
+
+def now() -> str:
+    """The current UTC time in ISO format, as records store it."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _drop_none(value: Any) -> dict[str, Any]:
+    return {f.name: v for f in fields(value) if (v := getattr(value, f.name)) is not None}
 
 
 class ResultStore:
@@ -42,14 +212,14 @@ class ResultStore:
         """Raise UserError unless the results dir exists or can be created, and is writable."""
         check_writable_dir(self.root, "results dir")
 
-    def read(self, spec: RunSpec) -> dict[str, Any] | None:
+    def read(self, spec: RunSpec) -> RunRecord | None:
         """The stored record of `spec`, or None when absent or unreadable."""
         return read_record(self.record_path(spec))
 
     def write(
         self,
         spec: RunSpec,
-        record: dict[str, Any],
+        record: RunRecord,
         y_true=None,
         y_pred=None,
         arrays: dict[str, np.ndarray] | None = None,
@@ -64,13 +234,9 @@ class ResultStore:
             data = buf.getvalue()
             path = self.predictions_path(spec)
             atomic_write_bytes(path, data)
-            record["predictions"] = {
-                "file": path.name,
-                "sha256": hashlib.sha256(data).hexdigest(),
-            }
-        text = json.dumps(record, indent=2, sort_keys=False, default=_json_default) + "\n"
+            record.predictions = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
         path = self.record_path(spec)
-        atomic_write_bytes(path, text.encode())
+        atomic_write_bytes(path, record.to_json().encode())
         return path
 
     def record_paths(self) -> list[Path]:
@@ -83,36 +249,34 @@ class ResultStore:
         )
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    """Parse a record file; None when missing, unparsable or not a laicbench record."""
+def read_record(path: Path) -> RunRecord | None:
+    """The RunRecord of a record file; None when missing, unparsable or not a laicbench record."""
     try:
-        record = json.loads(path.read_text())
+        return RunRecord.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("schema_version") is None:
-        return None
-    return record
 
 
-def predictions_intact(record_path: Path, record: dict[str, Any]) -> bool:
+def predictions_intact(record_path: Path, record: RunRecord) -> bool:
     """Whether the predictions file beside `record_path` exists with the SHA-256 that `record`
     stores (a record without predictions, such as a failed run's, passes)."""
-    expected = (record.get("predictions") or {}).get("sha256")
+    expected = (record.predictions or {}).get("sha256")
     if expected is None:
         return True
     try:
-        return file_sha256(_predictions_path(record_path)) == expected
+        return file_sha256(predictions_path(record_path)) == expected
     except OSError:
         return False
 
 
-def _predictions_path(record_path: Path) -> Path:
+def predictions_path(record_path: Path) -> Path:
+    """The predictions file beside the record file `record_path`."""
     return Path(str(record_path)[: -len(RECORD_SUFFIX)] + PREDICTIONS_SUFFIX)
 
 
 def load_arrays(record_path: Path) -> dict[str, np.ndarray]:
     """The arrays stored beside a record: y_true, y_pred and any diagnostic arrays."""
-    with np.load(_predictions_path(record_path)) as data:
+    with np.load(predictions_path(record_path)) as data:
         return {key: data[key] for key in data.files}
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import math
 import random
 import time
-import traceback
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -26,7 +24,7 @@ from laicbench.cluster.tensors import torch_threads
 from laicbench.run.diagnostics import label_diagnostics
 from laicbench.run.peak_memory import PeakMemory
 from laicbench.run.provenance import device_description, environment
-from laicbench.run.records import SCHEMA_VERSION, ResultStore
+from laicbench.run.records import DatasetInfo, ResultStore, RunRecord, now
 from laicbench.run.spec import RunSpec
 
 
@@ -64,7 +62,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 def execute_run(
     spec: RunSpec, store: ResultStore, device: str, settings: DataSettings | None = None
-) -> dict[str, Any]:
+) -> RunRecord:
     """Run `spec` on `device`, store its record (ok, error or oom) and return the record.
 
     A method without a GPU share runs on the CPU whatever `device` says (Resources.device_for).
@@ -75,36 +73,25 @@ def execute_run(
     settings = settings or DataSettings()
     method_cls: type[Method] = registry.methods.get(spec.method)
     device = method_cls.resources.device_for(device)
-    started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": spec.run_id,
-        "status": "ok",
-        "spec": spec.to_dict(),
-        "method": {
-            "name": spec.method,
-            "version": method_cls.version,
-            "params": spec.params,
-            "oracle": method_cls.oracle,
-            "needs": sorted(n.value for n in method_cls.needs),
-        },
-        "dataset": {"name": spec.dataset},
-        "backbone": spec.backbone,
-        "seed": spec.seed,
-        "device": device_description(device),
-        "threads": run_threads(method_cls),
-        "kmeans": kmeans.IMPLEMENTATION,
-    }
+    record = RunRecord.start(
+        spec,
+        method_cls,
+        device=device_description(device),
+        threads=run_threads(method_cls),
+        kmeans=kmeans.IMPLEMENTATION,
+        started_at=now(),
+    )
     y_true = y_pred = None
     arrays: dict[str, np.ndarray] = {}
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    with PeakMemory() as memory, torch_threads(record["threads"]):
+    with PeakMemory() as memory, torch_threads(record.threads):
         try:
-            record["inputs"] = run_inputs(spec, device, settings)
+            record.inputs = run_inputs(spec, device, settings)
             data = load_dataset_features(spec.dataset, spec.backbone, device, settings)
-            record["dataset"].update(
+            record.dataset = DatasetInfo(
+                spec.dataset,
                 n_classes=data.n_classes,
                 n_train=int(len(data.labels_train)),
                 n_test=int(len(data.labels_test)),
@@ -115,39 +102,36 @@ def execute_run(
             seed_everything(spec.seed)
             t_fit = time.perf_counter()
             y_pred = np.asarray(method.fit_predict(bundle, data.n_classes, spec.seed))
-            record["fit_time_s"] = time.perf_counter() - t_fit
+            record.fit_time_s = time.perf_counter() - t_fit
             if y_pred.shape != data.labels_test.shape:
                 raise ValueError(
                     f"fit_predict returned labels of shape {y_pred.shape}, expected "
                     f"{data.labels_test.shape}"
                 )
             y_true = data.labels_test
-            record["metrics"] = evaluate(y_true, y_pred)
-            record["n_clusters"] = data.n_classes
-            record["n_clusters_found"] = int(len(np.unique(y_pred)))
-            record["artefacts"] = getattr(method, "artefacts_", {})
-            record["diagnostics"], arrays = label_diagnostics(
+            record.metrics = evaluate(y_true, y_pred)
+            record.n_clusters = data.n_classes
+            record.n_clusters_found = int(len(np.unique(y_pred)))
+            record.artefacts = getattr(method, "artefacts_", {})
+            record.diagnostics, arrays = label_diagnostics(
                 getattr(method, "diagnostics_", {}), data, y_pred, spec.seed, device
             )
         except Exception as exc:  # noqa: BLE001 - a failing run becomes an error record
-            record["status"] = "oom" if _is_oom(exc) else "error"
-            record["metrics"] = None
-            record["error"] = {
-                "type": type(exc).__name__,
-                "message": str(exc),
-                "traceback": traceback.format_exc(),
-            }
+            record.fail(exc, oom=_is_oom(exc))
             y_pred = None
-    record["wall_time_s"] = time.perf_counter() - t0
-    record["peak_rss_mb"] = memory.peak_mb
+    record.wall_time_s = time.perf_counter() - t0
+    record.peak_rss_mb = memory.peak_mb
     if device.startswith("cuda"):
-        record["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    record["started_at"] = started.isoformat()
-    record["finished_at"] = datetime.now(timezone.utc).isoformat()
-    record["environment"] = environment()
-    previous = store.read(spec) if record["status"] != "ok" else None
-    if previous is not None and previous.get("status") == "ok":
-        previous["last_failure"] = {k: record.get(k) for k in ("status", "error", "finished_at")}
+        record.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
+    record.finished_at = now()
+    record.environment = environment()
+    previous = store.read(spec) if not record.ok else None
+    if previous is not None and previous.ok:
+        previous.last_failure = {
+            "status": record.status,
+            "error": record.error,
+            "finished_at": record.finished_at,
+        }
         store.write(spec, previous)  # the predictions of the ok run stay as they are
         return record
     store.write(spec, record, y_true=y_true, y_pred=y_pred, arrays=arrays)

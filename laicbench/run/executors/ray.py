@@ -1,26 +1,26 @@
-"""Run a sweep on Ray Tune: one trial per run, resources from each method's declared request.
+"""The Ray executor: one Tune trial per run, resources from each method's declared request.
 
 The trials write the laicbench records themselves (absolute paths); the records stay the source
-of truth, so an interrupted sweep resumes the same way as with the in-process executor. Tune's
-own files live under ``<results dir>/_ray``. Features are extracted by the driver before the
-trials start, so trials only read the cache.
+of truth, so an interrupted sweep resumes the same way as with the in-process executor. The
+driver follows the trials through a Tune callback (a trial reports its run id once its record is
+stored). Tune's own files live under ``<results dir>/_ray``. Features are extracted by the driver
+before the trials start, so trials only read the cache.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from laicbench.api import registry
 from laicbench.api.errors import UserError
 from laicbench.api.settings import DataSettings
-from laicbench.run.records import ResultStore
+from laicbench.run.executors import Executor, OnDone, OnStart
+from laicbench.run.records import ResultStore, RunRecord, now
 from laicbench.run.spec import RunSpec
 
 RAY_SUBDIR = "_ray"
@@ -143,7 +143,7 @@ def check_shared_storage(paths: list[Path]) -> None:
 
 
 def _trial(config: dict[str, Any]) -> None:
-    """One Tune trial: execute the run and let it write its record."""
+    """One Tune trial: execute the run, let it write its record, report its status."""
     import ray
     from ray import tune
 
@@ -156,8 +156,7 @@ def _trial(config: dict[str, Any]) -> None:
     record = execute_run(
         spec, ResultStore(config["results_dir"]), device, DataSettings(**config["settings"])
     )
-    metrics = record.get("metrics") or {}
-    tune.report({"status_ok": record["status"] == "ok", **metrics})
+    tune.report({"run_id": spec.run_id, "status_ok": record.ok, **(record.metrics or {})})
 
 
 def prepare_cluster(
@@ -172,7 +171,7 @@ def prepare_cluster(
     """Start or reach Ray and check that `specs` can run there (shared storage on several
     nodes, GPUs for ``--device cuda``, every trial's request fits a node); UserError otherwise.
     Returns the GPUs that trials may ask for (0 with ``--device cpu`` or none in the cluster).
-    Idempotent: ``run_ray`` calls it again."""
+    Idempotent."""
     resources = start_ray(address, num_cpus, num_gpus)
     if address:
         check_shared_storage(
@@ -185,139 +184,144 @@ def prepare_cluster(
     return gpus
 
 
-def run_ray(
-    specs: list[RunSpec],
-    store: ResultStore,
-    settings: DataSettings,
-    *,
-    address: str | None = None,
-    num_cpus: int | None = None,
-    num_gpus: int | None = None,
-    include_paths: tuple[str, ...] = (),
-    device: str = "auto",
-    on_done: Callable[[RunSpec, dict[str, Any]], None] = lambda spec, record: None,
-) -> list[tuple[RunSpec, dict[str, Any]]]:
-    """Execute `specs` as Tune trials; return (spec, record) pairs, read back from the store.
+class RayExecutor(Executor):
+    """Runs as Ray Tune trials on a local Ray or the cluster at `address`.
 
     `device` is the sweep's request: ``cpu`` keeps every trial off the cluster's GPUs, ``auto``
     gives methods that ask for a GPU share one where the cluster has GPUs, ``cuda[:N]`` requires
-    the cluster to have GPUs (Ray picks which).
-
-    A trial that dies without writing a record (killed for memory, a crashed worker) gets an
-    error or oom record written here from Tune's error.
+    the cluster to have GPUs (Ray picks which). `include_paths` are plugin folders each trial
+    imports.
     """
-    from ray import tune
 
-    gpus = prepare_cluster(specs, store, settings, address, num_cpus, num_gpus, device)
-    trainable = tune.with_resources(
-        _trial,
-        lambda config: tune.PlacementGroupFactory(
-            [trial_resources(config["spec"]["method"], gpus)]
-        ),
-    )
-    tuner = tune.Tuner(
-        trainable,
-        param_space={
-            "spec": tune.grid_search([spec.to_dict() for spec in specs]),
-            "results_dir": str(store.root),
-            "settings": settings.to_dict(),
-            "include_paths": [str(Path(p).absolute()) for p in include_paths],
-        },
-        tune_config=tune.TuneConfig(reuse_actors=True),
-        run_config=tune.RunConfig(
-            name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=str(store.root / RAY_SUBDIR),
-            verbose=0,
-            # a trial whose worker or node died is retried once (elsewhere, if its node is gone);
-            # a method's own exception never fails a trial: it becomes an error record
-            failure_config=tune.FailureConfig(max_failures=1, fail_fast=False),
-        ),
-    )
-    watcher = _RecordWatcher(specs, store, on_done)
-    watcher.start()
-    try:
-        grid = tuner.fit()
-    finally:
-        watcher.stop()
-    for result in grid:
-        spec = RunSpec(**result.config["spec"])
-        if result.error is not None and not watcher.is_fresh(spec):
-            store.write(spec, _lost_trial_record(spec, result.error))
-    watcher.poll()
-    return watcher.results
+    name = "ray"
+
+    def __init__(
+        self,
+        device: str = "auto",
+        address: str | None = None,
+        num_cpus: int | None = None,
+        num_gpus: int | None = None,
+        include_paths: tuple[str, ...] = (),
+    ):
+        self.device = device
+        self.address = address
+        self.num_cpus = num_cpus
+        self.num_gpus = num_gpus
+        self.include_paths = tuple(str(Path(p).absolute()) for p in include_paths)
+
+    def prepare(self, specs: list[RunSpec], store: ResultStore, settings: DataSettings) -> None:
+        """Start or reach Ray and check that `specs` fit it (see ``prepare_cluster``)."""
+        if specs:
+            prepare_cluster(
+                specs, store, settings, self.address, self.num_cpus, self.num_gpus, self.device
+            )
+
+    def run(
+        self,
+        specs: list[RunSpec],
+        store: ResultStore,
+        settings: DataSettings,
+        on_start: OnStart,
+        on_done: OnDone,
+    ) -> list[tuple[RunSpec, RunRecord]]:
+        """Execute `specs` as Tune trials (see Executor.run). A trial that dies without writing
+        a record (killed for memory, a crashed worker) gets an error or oom record written here
+        from Tune's error."""
+        if not specs:
+            return []
+        from ray import tune
+
+        gpus = prepare_cluster(
+            specs, store, settings, self.address, self.num_cpus, self.num_gpus, self.device
+        )
+        trainable = tune.with_resources(
+            _trial,
+            lambda config: tune.PlacementGroupFactory(
+                [trial_resources(config["spec"]["method"], gpus)]
+            ),
+        )
+        progress = _Progress(store, on_start, on_done)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={
+                "spec": tune.grid_search([spec.to_dict() for spec in specs]),
+                "results_dir": str(store.root),
+                "settings": settings.to_dict(),
+                "include_paths": list(self.include_paths),
+            },
+            tune_config=tune.TuneConfig(reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=str(store.root / RAY_SUBDIR),
+                verbose=0,
+                callbacks=[progress.callback()],
+                # a trial whose worker or node died is retried once (elsewhere, if its node is
+                # gone); a method's own exception never fails a trial: it becomes an error record
+                failure_config=tune.FailureConfig(max_failures=1, fail_fast=False),
+            ),
+        )
+        for result in tuner.fit():
+            spec = RunSpec(**result.config["spec"])
+            if spec.run_id in progress.reported:
+                continue
+            # a record the callback could not read yet (slow shared storage), or none at all
+            record = store.read(spec) if result.error is None else None
+            if record is None:
+                error = result.error or RuntimeError("the trial ended without a record")
+                record = lost_trial_record(spec, error)
+                store.write(spec, record)
+            progress.done(spec, record)
+        return progress.results
 
 
-class _RecordWatcher:
-    """Reports runs as their records appear (the trials write them), from a driver thread."""
+class _Progress:
+    """The driver's view of the trials: calls `on_start` as a trial starts and `on_done` with
+    the stored record as a trial reports it."""
 
-    def __init__(self, specs: list[RunSpec], store: ResultStore, on_done):
-        self.pending = {spec.run_id: spec for spec in specs}
+    def __init__(self, store: ResultStore, on_start: OnStart, on_done: OnDone):
         self.store = store
+        self.on_start = on_start
         self.on_done = on_done
-        self.results: list[tuple[RunSpec, dict[str, Any]]] = []
-        self.started = time.time()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._lock = threading.Lock()
+        self.reported: set[str] = set()
+        self.results: list[tuple[RunSpec, RunRecord]] = []
 
-    def is_fresh(self, spec: RunSpec) -> bool:
-        """Whether `spec` has a record written during this sweep."""
-        path = self.store.record_path(spec)
-        return path.exists() and path.stat().st_mtime >= self.started - 1
+    def done(self, spec: RunSpec, record: RunRecord) -> None:
+        """Count `spec` as finished with `record`."""
+        self.reported.add(spec.run_id)
+        self.results.append((spec, record))
+        self.on_done(spec, record)
 
-    def poll(self) -> None:
-        """Report every pending run whose fresh record now exists."""
-        with self._lock:
-            for run_id, spec in list(self.pending.items()):
-                record = self.store.read(spec) if self.is_fresh(spec) else None
-                if record is not None:
-                    del self.pending[run_id]
-                    self.results.append((spec, record))
-                    self.on_done(spec, record)
+    def callback(self):
+        """The Tune callback that feeds this progress (Tune calls it in the driver)."""
+        from ray.tune import Callback
 
-    def _loop(self) -> None:
-        while not self._stop.wait(0.5):
-            self.poll()
+        class TrialProgress(Callback):
+            # Tune pickles its run config (with the callbacks) into the experiment folder; the
+            # driver's progress (display, locks) stays out of that copy
+            def __init__(self, progress: _Progress):
+                self.progress = progress
 
-    def start(self) -> None:
-        """Start polling."""
-        self._thread.start()
+            def __getstate__(self):
+                return {"progress": None}
 
-    def stop(self) -> None:
-        """Stop polling."""
-        self._stop.set()
-        self._thread.join()
+            def on_trial_start(self, iteration, trials, trial, **info):
+                self.progress.on_start(RunSpec(**trial.config["spec"]))
+
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                spec = RunSpec(**trial.config["spec"])
+                record = self.progress.store.read(spec)
+                if spec.run_id not in self.progress.reported and record is not None:
+                    self.progress.done(spec, record)
+
+        return TrialProgress(self)
 
 
-def _lost_trial_record(spec: RunSpec, error: BaseException) -> dict[str, Any]:
-    """The record of a trial that ended without writing one (its worker died)."""
-    from datetime import datetime, timezone
-
-    from laicbench.run.records import SCHEMA_VERSION
-
+def lost_trial_record(spec: RunSpec, error: BaseException) -> RunRecord:
+    """The error (or oom) record of a trial that ended without writing one (its worker died)."""
     text = "".join(traceback.format_exception(error)) or "the trial ended without a record"
     lowered = text.lower()
     oom = "outofmemoryerror" in lowered or ("memory" in lowered and "kill" in lowered)
-    method = registry.methods.get(spec.method)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": spec.run_id,
-        "status": "oom" if oom else "error",
-        "spec": spec.to_dict(),
-        "method": {
-            "name": spec.method,
-            "version": method.version,
-            "params": spec.params,
-            "oracle": method.oracle,
-        },
-        "dataset": {"name": spec.dataset},
-        "backbone": spec.backbone,
-        "seed": spec.seed,
-        "metrics": None,
-        "error": {
-            "type": type(error).__name__,
-            "message": text.strip().splitlines()[-1] if text.strip() else text,
-            "traceback": text,
-        },
-        "finished_at": datetime.now(timezone.utc).isoformat(),
-    }
+    record = RunRecord.start(spec, registry.methods.get(spec.method))
+    record.fail(error, oom=oom, text=text, message=text.strip().splitlines()[-1])
+    record.finished_at = now()
+    return record
