@@ -1,0 +1,129 @@
+"""The Python API under the CLI: run_sweep, SweepConfig (every flag a field, TOML the same), the
+typed RunRecord and its schema-1 files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+import laicbench
+from laicbench.api.errors import UserError
+from laicbench.cli.main import build_parser
+from laicbench.run.config import SweepConfig, load_config
+from laicbench.run.records import RunRecord, read_record
+
+SCHEMA1 = Path(__file__).parent / "golden" / "schema1"
+# flags of `laicbench run` that are not part of what a sweep is: how the command behaves
+COMMAND_ONLY = {"help", "dry_run", "config", "command"}
+
+
+def test_run_sweep_runs_stores_and_resumes(tmp_path):
+    config = laicbench.SweepConfig(
+        methods=["clip-kmeans"],
+        datasets=["demo"],
+        seeds="0-1",
+        results_dir=str(tmp_path / "runs"),
+        executor="local",
+        params={"clip-kmeans": {"n_init": 2}},
+    )
+    started = []
+    result = laicbench.run_sweep(config, on_start=started.append)
+    assert [s.seed for s in started] == [0, 1]
+    assert len(result.finished) == 2 and not result.skipped and not result.failed
+    for spec, record in result.finished:
+        assert isinstance(record, RunRecord) and record.ok
+        assert record.method.params["n_init"] == 2
+        assert read_record(tmp_path / "runs" / f"{spec.run_id}.json") == record
+
+    again = laicbench.run_sweep(config)
+    assert not again.finished and len(again.skipped) == 2
+    assert [r.metrics for r in again.records] == [r.metrics for _, r in result.finished]
+
+
+def test_every_run_flag_is_a_config_field_and_toml_takes_them_all(tmp_path):
+    parser = build_parser()
+    run = parser._subparsers._group_actions[0].choices["run"]
+    flags = {a.dest for a in run._actions} - COMMAND_ONLY
+    assert flags <= {f.name for f in fields(SweepConfig)}
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (tmp_path / "sweep.toml").write_text(
+        f'data_root = "{tmp_path}"\n'
+        f'cache_dir = "{tmp_path / "cache"}"\n'
+        "download = false\n"
+        'precision = "fp32"\n'
+        "batch_size = 8\n"
+        "workers = 0\n"
+        'executor = "local"\n'
+        "num_cpus = 2\n"
+        f'include_path = ["{plugins}"]\n'
+        'device = "cpu"\n'
+    )
+    config = load_config(tmp_path / "sweep.toml")
+    assert (config.data_root, config.batch_size, config.workers) == (str(tmp_path), 8, 0)
+    assert config.include_path == [str(plugins)]
+    settings = config.data_settings()
+    assert (settings.batch_size, settings.num_workers, settings.precision) == (8, 0, "fp32")
+
+
+def test_a_wrongly_typed_toml_field_is_one_line(cli, tmp_path):
+    (tmp_path / "sweep.toml").write_text('batch_size = "large"\n')
+    result = cli("run", "--config", tmp_path / "sweep.toml", "--dry-run")
+    assert result.status == 2
+    assert result.err.strip() == (
+        f"laicbench: error: --config {tmp_path / 'sweep.toml'}: batch_size must be an integer"
+    )
+
+
+def test_the_data_root_of_a_toml_reaches_the_datasets(cli, tmp_path):
+    (tmp_path / "sweep.toml").write_text(f'data_root = "{tmp_path / "nowhere"}"\n')
+    result = cli(
+        "run", "--config", tmp_path / "sweep.toml", "--methods", "clip-kmeans",
+        "--datasets", "cifar10", "--results-dir", tmp_path / "runs", "--executor", "local",
+    )  # fmt: skip
+    assert result.status == 2
+    assert str(tmp_path / "nowhere") in result.err
+
+
+def test_a_schema1_record_of_the_previous_release_reads_and_writes_back_unchanged(tmp_path):
+    (path,) = SCHEMA1.rglob("*.json")
+    stored = json.loads(path.read_text())
+    record = RunRecord.from_dict(stored)
+    assert record.method.name == "clip-kmeans" and record.dataset.n_classes == 10
+    assert record.metrics == stored["metrics"]
+    assert record.to_dict() == stored
+
+
+def test_schema1_records_are_reported_and_counted_done(cli, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(SCHEMA1, runs)
+    result = cli("report", "--results-dir", runs, "--out", tmp_path / "report")
+    assert result.status == 0, result.err
+    assert "clip-kmeans" in (tmp_path / "report" / "main_table.md").read_text()
+    status = cli(
+        "status", "--methods", "clip-kmeans", "--datasets", "demo", "--seeds", "0",
+        "--results-dir", runs,
+    )  # fmt: skip
+    assert status.status == 0 and "1 done" in status.out
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"schema_version": 1, "method": {"name": "x"}}, {"schema_version": 1, "seed": "zero"}],
+    ids=["no-dataset", "bad-seed"],
+)
+def test_a_record_missing_fields_is_not_a_record(data):
+    with pytest.raises(ValueError, match="malformed record"):
+        RunRecord.from_dict(data)
+
+
+def test_run_sweep_refuses_bad_input_before_any_run(tmp_path):
+    config = SweepConfig(methods=["no-such-method"], results_dir=str(tmp_path), executor="local")
+    with pytest.raises(UserError, match="unknown method 'no-such-method'"):
+        laicbench.run_sweep(config)
+    assert list(tmp_path.iterdir()) == []
