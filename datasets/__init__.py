@@ -1,1 +1,14 @@
-"""Built-in dataset plugins (installed as ``laicbench.datasets``)."""
+"""Built-in dataset plugins (installed as ``laicbench.datasets``).
+
+``BUILTIN`` lists the modules that register datasets, in registration order.
+"""
+
+BUILTIN = (
+    "laicbench.datasets.demo",
+    "laicbench.datasets.demo_nuisance",
+    "laicbench.datasets.cifar",
+    "laicbench.datasets.stl10",
+    "laicbench.datasets.imagenet",
+    "laicbench.datasets.dtd",
+    "laicbench.datasets.ucf101",
+)

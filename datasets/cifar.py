@@ -119,6 +119,7 @@ class Cifar10(_TorchvisionCifar):
     """CIFAR-10: 10 classes, 50,000 train / 10,000 test 32x32 images (torchvision CIFAR10)."""
 
     n_classes = 10
+    suites = {"all": 1}  # the papers' eight benchmarks, in table order
     expected_counts = {"train": 50_000, "test": 10_000}
     resize_ratio = 1.0
     layout = (
@@ -138,6 +139,7 @@ class Cifar20(_TorchvisionCifar):
     """CIFAR-20: CIFAR-100 (50,000 / 10,000) with labels mapped to its 20 superclasses."""
 
     n_classes = 20
+    suites = {"all": 2}  # the papers' eight benchmarks, in table order
     expected_counts = {"train": 50_000, "test": 10_000}
     resize_ratio = 1.0
     layout = "<root>/cifar-100-python/{train,test,meta} (torchvision CIFAR100 python format)"

@@ -34,11 +34,12 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from laicbench.api.backbone_spec import TINY_RANDOM, BackboneSpec
 from laicbench.api.dataset import Dataset
 from laicbench.api.features import DatasetFeatures, Need
 from laicbench.api.registry import register_dataset
 from laicbench.api.settings import DataSettings
-from laicbench.data.backbone import TINY_RANDOM, BackboneSpec, create_model
+from laicbench.data.backbone import create_model
 from laicbench.data.text_encoder import TextEncoder
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "sh", "tr")

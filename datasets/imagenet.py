@@ -99,6 +99,7 @@ class ImageNet10(_ImageNetSubset):
     """ImageNet-10: 10 ImageNet classes, 13,000 train / 500 val images."""
 
     n_classes = 10
+    suites = {"all": 4}  # the papers' eight benchmarks, in table order
     expected_counts = {"train": 13_000, "test": 500}
     subset_wnids = IMAGENET10_WNIDS
     layout = (
@@ -112,6 +113,7 @@ class ImageNetDogs(_ImageNetSubset):
     """ImageNet-Dogs: 15 ImageNet dog breeds, 19,500 train / 750 val images."""
 
     n_classes = 15
+    suites = {"all": 5}  # the papers' eight benchmarks, in table order
     expected_counts = {"train": 19_500, "test": 750}
     subset_wnids = IMAGENET_DOGS_WNIDS
     layout = (
@@ -125,6 +127,7 @@ class ImageNet(_ImageNetFolders):
     """ImageNet-1K: 1,000 classes, 1,281,167 train / 50,000 val images."""
 
     n_classes = N_IMAGENET_CLASSES
+    suites = {"all": 8}  # the papers' eight benchmarks, in table order
     expected_counts = {"train": 1_281_167, "test": 50_000}
     layout = (
         "<root>/imagenet/{train,val}/<wnid>/*.JPEG, 1000 wnid folders in each; val images sorted "

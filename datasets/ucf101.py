@@ -25,6 +25,7 @@ class Ucf101(ImageDataset):
     """UCF101: 101 action classes, 9,537 train / 3,783 test middle frames (split 1)."""
 
     n_classes = 101
+    suites = {"all": 7}  # the papers' eight benchmarks, in table order
     expected_counts = {"train": 9_537, "test": 3_783}
     resize_ratio = 1.0
     layout = (

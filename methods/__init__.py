@@ -1,1 +1,13 @@
-"""Built-in method plugins (installed as ``laicbench.methods``)."""
+"""Built-in method plugins (installed as ``laicbench.methods``).
+
+``BUILTIN`` lists the modules that register methods, in the order of the tables; ``FIGURES`` the
+modules that register report figures specific to a method.
+"""
+
+BUILTIN = (
+    "laicbench.methods.clip_kmeans",
+    "laicbench.methods.tac",
+    "laicbench.methods.ours",
+    "laicbench.methods.zeroshot",
+)
+FIGURES = ("laicbench.methods.ours_figures",)

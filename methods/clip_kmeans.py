@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from laicbench.api.features import FeatureBundle
 from laicbench.api.method import Method, Resources
 from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE
 from laicbench.api.registry import register_method
-from laicbench.cluster.kmeans import spherical_kmeans
 
 
 @register_method("clip-kmeans", aliases=("kmeans", "clip_kmeans"))
+@dataclass
 class ClipKMeans(Method):
     """Spherical k-means (K = number of classes) on L2-normalised test image features."""
 
+    n_init: int = 10
+    max_iter: int = 300
+    tol: float = 1e-4
+
     version = "1"
+    tags = frozenset({"training-free"})
     resources = Resources(cpus=1, gpus=0)
     param_constraints = {"n_init": AT_LEAST_ONE, "max_iter": AT_LEAST_ONE, "tol": NON_NEGATIVE}
 
-    def __init__(self, n_init: int = 10, max_iter: int = 300, tol: float = 1e-4):
-        self.n_init = n_init
-        self.max_iter = max_iter
-        self.tol = tol
-
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Labels of the test images from spherical k-means with `n_clusters` centers."""
+        from laicbench.cluster.kmeans import spherical_kmeans
+
         result = spherical_kmeans(
             features.image_test,
             n_clusters,

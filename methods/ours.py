@@ -28,26 +28,35 @@ step costs one pass of the tower, forward and backward.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+from laicbench.methods.noun_selecting import NounSelectingMethod
 
 from laicbench.api.features import FeatureBundle, Need
 from laicbench.api.method import Resources
+from laicbench.api.outputs import MethodOutputs
 from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
 from laicbench.api.registry import register_method
-from laicbench.cluster.kmeans import spherical_kmeans
-from laicbench.cluster.knn import cosine_knn
-from laicbench.cluster.nouns import NounSelectingMethod, normalise
-from laicbench.cluster.prompts import PromptLearner, train_prompts
 from laicbench.cluster.relational import RIDGE_SCALES, RidgeRelations
+
+if TYPE_CHECKING:
+    import torch
 
 REPRESENTATIONS = ("relation", "concat")
 RIDGE_LAMBDA = 10.0  # relative to the mean eigenvalue of T^T T (README, "Hyperparameters of ours")
 RELATIONS_SAMPLE = 256  # test rows whose explicit relations are kept for the heat map figure
 
 
+@dataclass
 class _Relational(NounSelectingMethod):
     """Noun selection, ridge relations and the chosen representation."""
+
+    ridge_lambda: float = RIDGE_LAMBDA
+    ridge_scale: str = "relative"
+    representation: str = "relation"
+    n_init: int = 20
 
     param_constraints = {
         **NounSelectingMethod.param_constraints,
@@ -69,6 +78,8 @@ class _Relational(NounSelectingMethod):
         return relations
 
     def _represent(self, relations: RidgeRelations, images: np.ndarray) -> np.ndarray:
+        from laicbench.cluster.nouns import normalise
+
         r = relations.representation(images)
         if self.representation == "relation":
             return r
@@ -81,45 +92,27 @@ class _Relational(NounSelectingMethod):
         x_test = features.image_test
         rng = np.random.default_rng(seed)
         sample = np.sort(rng.choice(len(x_test), min(RELATIONS_SAMPLE, len(x_test)), False))
-        self.diagnostics_ = {
-            "representation_test": relations.representation(x_test),
-            "relations_sample_index": sample,
-            "relations_sample": relations.relations(x_test[sample]).astype(np.float32),
-        }
+        self.outputs_ = MethodOutputs(
+            representation_test=relations.representation(x_test),
+            relations_sample=relations.relations(x_test[sample]).astype(np.float32),
+            relations_sample_index=sample,
+        )
 
 
 @register_method("ours-notrain", aliases=("ours_notrain", "ours-nt"))
+@dataclass
 class OursNoTrain(_Relational):
     """2026 relational method without training: k-means on ridge relations to selected nouns."""
 
     version = "3"  # 3: ridge penalty relative to the selected nouns (README)
+    tags = frozenset({"training-free"})
     needs = frozenset({Need.NOUNS})
     resources = Resources(cpus=1, gpus=0.25)
 
-    def __init__(
-        self,
-        n_semantic_centers: int | None = None,
-        gamma: int = 5,
-        select_n_init: int = 10,
-        max_iter: int = 300,
-        points_per_centroid: int | None = 256,
-        ridge_lambda: float = RIDGE_LAMBDA,
-        ridge_scale: str = "relative",
-        representation: str = "relation",
-        n_init: int = 20,
-    ):
-        self.n_semantic_centers = n_semantic_centers
-        self.gamma = gamma
-        self.select_n_init = select_n_init
-        self.max_iter = max_iter
-        self.points_per_centroid = points_per_centroid
-        self.ridge_lambda = ridge_lambda
-        self.ridge_scale = ridge_scale
-        self.representation = representation
-        self.n_init = n_init
-
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Spherical k-means with K on the relational representation of the test split."""
+        from laicbench.cluster.kmeans import spherical_kmeans
+
         relations = self._relations(features, n_clusters, seed)
         z = self._represent(relations, features.image_test)
         labels = spherical_kmeans(
@@ -135,10 +128,23 @@ class OursNoTrain(_Relational):
 
 
 @register_method("ours")
+@dataclass
 class Ours(_Relational):
     """2026 method: relational pseudo-labels, consistency filtering, prompt-learned centers."""
 
+    k_hat: int = 10
+    eta: float = 0.7
+    prompt_length: int = 4
+    tau_p: float = 0.05
+    optimizer: str = "sgd"
+    lr: float = 0.016
+    momentum: float = 0.9
+    epochs: int = 50
+    batch_size: int | None = None
+    balance_weight: float = 0.0
+
     version = "3"  # 3: relative ridge penalty; fewer, larger prompt-learning steps (README)
+    tags = frozenset({"featured"})
     needs = frozenset({Need.NOUNS, Need.TEXT_ENCODER})
     resources = Resources(cpus=1, gpus=0.5)
     param_constraints = {
@@ -155,48 +161,6 @@ class Ours(_Relational):
         "balance_weight": NON_NEGATIVE,
     }
 
-    def __init__(
-        self,
-        n_semantic_centers: int | None = None,
-        gamma: int = 5,
-        select_n_init: int = 10,
-        max_iter: int = 300,
-        points_per_centroid: int | None = 256,
-        ridge_lambda: float = RIDGE_LAMBDA,
-        ridge_scale: str = "relative",
-        representation: str = "relation",
-        n_init: int = 20,
-        k_hat: int = 10,
-        eta: float = 0.7,
-        prompt_length: int = 4,
-        tau_p: float = 0.05,
-        optimizer: str = "sgd",
-        lr: float = 0.016,
-        momentum: float = 0.9,
-        epochs: int = 50,
-        batch_size: int | None = None,
-        balance_weight: float = 0.0,
-    ):
-        self.n_semantic_centers = n_semantic_centers
-        self.gamma = gamma
-        self.select_n_init = select_n_init
-        self.max_iter = max_iter
-        self.points_per_centroid = points_per_centroid
-        self.ridge_lambda = ridge_lambda
-        self.ridge_scale = ridge_scale
-        self.representation = representation
-        self.n_init = n_init
-        self.k_hat = k_hat
-        self.eta = eta
-        self.prompt_length = prompt_length
-        self.tau_p = tau_p
-        self.optimizer = optimizer
-        self.lr = lr
-        self.momentum = momentum
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.balance_weight = balance_weight
-
     def pseudo_labels(
         self,
         relations: RidgeRelations,
@@ -207,6 +171,9 @@ class Ours(_Relational):
     ) -> tuple[np.ndarray, np.ndarray]:
         """(pseudo-labels, kept mask) of `images`: k-means in relational space, then the
         neighbourhood consistency filter. Reads no labels."""
+        from laicbench.cluster.kmeans import spherical_kmeans
+        from laicbench.cluster.knn import cosine_knn
+
         z = self._represent(relations, images)
         pseudo = spherical_kmeans(
             z, n_clusters, n_init=self.n_init, max_iter=self.max_iter, seed=seed, device=device
@@ -221,6 +188,8 @@ class Ours(_Relational):
     ) -> list[str]:
         """'a photo of a {noun}.' with each cluster's most related selected noun (largest mean
         relation weight over its members)."""
+        from laicbench.cluster.nouns import normalise
+
         x = normalise(images).numpy().astype(np.float64)
         texts = []
         for cluster in range(n_clusters):
@@ -232,6 +201,8 @@ class Ours(_Relational):
         return texts
 
     def _optimiser(self, params) -> torch.optim.Optimizer:
+        import torch
+
         if self.optimizer == "sgd":
             return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum)
         if self.optimizer == "adam":
@@ -240,6 +211,11 @@ class Ours(_Relational):
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Learn K semantic centers on the train split; label test images by nearest center."""
+        import torch
+
+        from laicbench.cluster.nouns import normalise
+        from laicbench.cluster.prompts import PromptLearner, train_prompts
+
         device = features.device
         relations = self._relations(features, n_clusters, seed)
         pseudo, keep = self.pseudo_labels(relations, features.image_train, n_clusters, seed, device)
@@ -277,7 +253,8 @@ class Ours(_Relational):
         )
         self.artefacts_["center_nouns"] = self._nearest_nouns(centers_np, features)
         self._keep_diagnostics(relations, features, seed)
-        self.diagnostics_.update(pseudo_labels_train=pseudo, kept_train=keep)
+        self.outputs_.pseudo_labels_train = pseudo
+        self.outputs_.kept_train = keep
         return labels.cpu().numpy()
 
     @staticmethod

@@ -18,31 +18,34 @@ of drop_last is guarded by shrinking the batch to the train split's size.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+from laicbench.methods.noun_selecting import NounSelectingMethod
 
 from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Resources
+from laicbench.api.method import Resources, merge_settings
 from laicbench.api.params import AT_LEAST_ONE, POSITIVE
 from laicbench.api.registry import register_method
-from laicbench.cluster.kmeans import spherical_kmeans
-from laicbench.cluster.knn import cosine_knn
-from laicbench.cluster.nouns import NounSelectingMethod, normalise, text_counterparts
 
-LARGE_CLUSTER_DATASETS = ("ucf101", "imagenet")
+# TAC's training settings for its "large cluster number" datasets; 20 epochs, batch 512 and
+# temperature 0.5 elsewhere
+TAC_LARGE_CLUSTER_SETTINGS = {"epochs": 100, "batch_size": 8192, "temperature": 5.0}
+TAC_TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 512, "temperature": 0.5}
 
 
 @register_method("tac-notrain", aliases=("tac_notrain", "tac-nt"))
+@dataclass
 class TacNoTrain(NounSelectingMethod):
     """TAC without training: k-means on [image; retrieved-noun counterpart] of the test split."""
 
+    tau: float = 0.005
+    n_init: int = 20
+
     version = "1"
+    tags = frozenset({"training-free"})
     resources = Resources(cpus=1, gpus=0.25)
     param_constraints = {
         **NounSelectingMethod.param_constraints,
@@ -50,26 +53,11 @@ class TacNoTrain(NounSelectingMethod):
         "n_init": AT_LEAST_ONE,
     }
 
-    def __init__(
-        self,
-        n_semantic_centers: int | None = None,
-        gamma: int = 5,
-        tau: float = 0.005,
-        select_n_init: int = 10,
-        n_init: int = 20,
-        max_iter: int = 300,
-        points_per_centroid: int | None = 256,
-    ):
-        self.n_semantic_centers = n_semantic_centers
-        self.gamma = gamma
-        self.tau = tau
-        self.select_n_init = select_n_init
-        self.n_init = n_init
-        self.max_iter = max_iter
-        self.points_per_centroid = points_per_centroid
-
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Cluster the test split on the concatenation of images and their counterparts."""
+        from laicbench.cluster.kmeans import spherical_kmeans
+        from laicbench.cluster.nouns import normalise, text_counterparts
+
         selected = self._select(features, n_clusters, seed)
         x = normalise(features.image_test).numpy()
         t, nearest = text_counterparts(
@@ -89,79 +77,19 @@ class TacNoTrain(NounSelectingMethod):
         return labels
 
 
-class ClusterHead(nn.Module):
-    """Linear -> BatchNorm -> ReLU -> Linear -> Softmax, weights trunc_normal(std 0.02).
-
-    The hidden width defaults to the input width, as in TAC's code (512 for ViT-B/32).
-    """
-
-    def __init__(self, in_dim: int, n_clusters: int, hidden: int | None = None):
-        super().__init__()
-        hidden = hidden or in_dim
-        self.net = nn.Sequential(
-            nn.Linear(in_dim, hidden),
-            nn.BatchNorm1d(hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, n_clusters),
-        )
-        for layer in (self.net[0], self.net[3]):
-            nn.init.trunc_normal_(layer.weight, std=0.02)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Cluster probabilities (B, K)."""
-        return torch.softmax(self.net(x), dim=1)
-
-
-def cluster_contrastive(p: torch.Tensor, q: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Contrastive Clustering's cluster-level loss between assignment matrices p, q (B, K).
-
-    Columns are L2-normalised over the batch; column c of p and of q are positives, the other
-    2K - 2 columns negatives; the mean over all 2K columns of -log softmax(positive).
-    """
-    k = p.shape[1]
-    c = F.normalize(torch.cat([p.T, q.T], dim=0), dim=1)
-    sim = c @ c.T / temperature
-    sim = sim.masked_fill(torch.eye(2 * k, dtype=torch.bool, device=sim.device), -math.inf)
-    positive = torch.cat([torch.arange(k, 2 * k), torch.arange(k)]).to(sim.device)
-    return F.cross_entropy(sim, positive)
-
-
-def consistency(p_text: torch.Tensor, p_image: torch.Tensor) -> torch.Tensor:
-    """-mean log <p_text_i, p_image_i>, with the log clamped at -100 (binary cross-entropy)."""
-    dot = (p_text * p_image).sum(dim=1)
-    return F.binary_cross_entropy(dot.clamp(0, 1), torch.ones_like(dot))
-
-
-def batch_entropy(p: torch.Tensor) -> torch.Tensor:
-    """Entropy of the batch-mean assignment (probabilities clamped at 1e-9)."""
-    mean = p.mean(dim=0).clamp_min(1e-9)
-    return -(mean * mean.log()).sum()
-
-
-def tac_loss(
-    heads: tuple[ClusterHead, ClusterHead],
-    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
-    temperature: float,
-    entropy_weight: float,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """TAC's loss on one batch (text, image, text neighbour, image neighbour); returns parts."""
-    text_head, image_head = heads
-    text, image, text_nb, image_nb = batch
-    p_t, p_v = text_head(text), image_head(image)
-    p_t_nb, p_v_nb = text_head(text_nb), image_head(image_nb)
-    distill = cluster_contrastive(p_v, p_t_nb, temperature) + cluster_contrastive(
-        p_t, p_v_nb, temperature
-    )
-    consist = consistency(p_t, p_v)
-    entropy = batch_entropy(p_t) + batch_entropy(p_v)
-    loss = distill + consist - entropy_weight * entropy
-    parts = {"distill": distill.item(), "consistency": consist.item(), "entropy": entropy.item()}
-    return loss, parts
-
-
 @register_method("tac")
+@dataclass
 class Tac(NounSelectingMethod):
     """TAC with its text and image cluster heads trained by cross-modal mutual distillation."""
+
+    tau: float = 0.005
+    n_neighbors: int = 50
+    epochs: int | None = None
+    batch_size: int | None = None
+    temperature: float | None = None
+    entropy_weight: float = 5.0
+    lr: float = 1e-3
+    hidden: int | None = None
 
     version = "2"  # 2: hidden width = input width, as TAC's code
     resources = Resources(cpus=1, gpus=0.25)
@@ -175,36 +103,10 @@ class Tac(NounSelectingMethod):
         "lr": POSITIVE,
         "hidden": AT_LEAST_ONE,
     }
-
-    def __init__(
-        self,
-        n_semantic_centers: int | None = None,
-        gamma: int = 5,
-        tau: float = 0.005,
-        select_n_init: int = 10,
-        max_iter: int = 300,
-        points_per_centroid: int | None = 256,
-        n_neighbors: int = 50,
-        epochs: int | None = None,
-        batch_size: int | None = None,
-        temperature: float | None = None,
-        entropy_weight: float = 5.0,
-        lr: float = 1e-3,
-        hidden: int | None = None,
-    ):
-        self.n_semantic_centers = n_semantic_centers
-        self.gamma = gamma
-        self.tau = tau
-        self.select_n_init = select_n_init
-        self.max_iter = max_iter
-        self.points_per_centroid = points_per_centroid
-        self.n_neighbors = n_neighbors
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.temperature = temperature
-        self.entropy_weight = entropy_weight
-        self.lr = lr
-        self.hidden = hidden
+    dataset_settings: ClassVar[dict[str, dict[str, Any]]] = merge_settings(
+        NounSelectingMethod.dataset_settings,
+        {dataset: TAC_LARGE_CLUSTER_SETTINGS for dataset in ("ucf101", "imagenet")},
+    )
 
     def training_config(self, dataset: str, n_train: int) -> dict[str, Any]:
         """Epochs, batch size and distillation temperature: TAC's per-dataset values unless set.
@@ -212,16 +114,21 @@ class Tac(NounSelectingMethod):
         UCF101 and ImageNet ("large cluster number"): 100, 8192, 5.0; others 20, 512, 0.5. The
         batch never exceeds the train split, so drop_last always leaves at least one step.
         """
-        large = dataset in LARGE_CLUSTER_DATASETS
-        batch = self.batch_size or (8192 if large else 512)
-        return {
-            "epochs": self.epochs or (100 if large else 20),
-            "batch_size": min(batch, n_train),
-            "temperature": self.temperature or (5.0 if large else 0.5),
+        config = {
+            name: self.resolved(name, dataset, default)
+            for name, default in TAC_TRAINING_DEFAULTS.items()
         }
+        config["batch_size"] = min(config["batch_size"], n_train)
+        return config
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Train both heads on the train split; the image head labels the test split."""
+        import torch
+
+        from laicbench.cluster.heads import ClusterHead, tac_loss
+        from laicbench.cluster.knn import cosine_knn
+        from laicbench.cluster.nouns import normalise, text_counterparts
+
         device = features.device
         selected = self._select(features, n_clusters, seed)
         x_train = normalise(features.image_train).numpy()

@@ -6,21 +6,22 @@ it with the methods that see no labels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from laicbench.api.features import FeatureBundle, Need
 from laicbench.api.method import Method, Resources
 from laicbench.api.params import Options
 from laicbench.api.registry import register_method
-from laicbench.cluster.tensors import unit_rows
-from laicbench.data.text_encoder import ensemble_templates
 
 
 @register_method("zeroshot", aliases=("zero-shot", "clip-zeroshot"))
+@dataclass
 class ZeroShot(Method):
     """CLIP zero-shot with class names and the 80 OpenAI templates (oracle: uses label names)."""
+
+    templates: str = "openai"
 
     version = "1"
     oracle = True
@@ -28,11 +29,14 @@ class ZeroShot(Method):
     resources = Resources(cpus=1, gpus=0.25)
     param_constraints = {"templates": Options(("openai", "simple"))}
 
-    def __init__(self, templates: str = "openai"):
-        self.templates = templates
-
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Each test image's most similar class text (mean of normalised template features)."""
+        import torch
+        import torch.nn.functional as F
+
+        from laicbench.cluster.tensors import unit_rows
+        from laicbench.data.text_encoder import ensemble_templates
+
         templates = ensemble_templates(self.templates)
         encoder = features.text_encoder
         names = [name.replace("_", " ") for name in features.class_names]

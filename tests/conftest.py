@@ -47,7 +47,7 @@ def isolated_registries(monkeypatch):
     make tests depend on their order. Built-ins are loaded first so that the copy holds them.
     Plugin modules imported during the test are forgotten afterwards.
     """
-    for reg in (registry.methods, registry.datasets):
+    for reg in (registry.methods, registry.datasets, registry.figures):
         reg.load_builtins()
         monkeypatch.setattr(reg, "_entries", dict(reg._entries))
         monkeypatch.setattr(reg, "_alias_to_name", dict(reg._alias_to_name))

@@ -9,11 +9,11 @@ import pytest
 from laicbench.datasets.demo import Demo10, simulate
 
 from laicbench.api import registry
-from laicbench.api.dataset import resolve_dataset
+from laicbench.api.backbone_spec import BackboneSpec
 from laicbench.api.features import FeatureBundle
 from laicbench.api.settings import DataSettings
 from laicbench.cluster.metrics import evaluate
-from laicbench.data.backbone import BackboneSpec
+from laicbench.data.resolve import resolve_dataset
 
 
 def load(name: str):

@@ -125,7 +125,7 @@ def entry_point_dist(tmp_path) -> Path:
 
 def test_entry_point_plugin_is_registered(entry_point_dist, monkeypatch):
     monkeypatch.syspath_prepend(str(entry_point_dist))
-    registry = Registry("method", "laicbench.methods", builtin_modules=())
+    registry = Registry("method", "laicbench.methods", builtin=())
     entry = registry.entry("ep-method")
     assert entry.obj.__name__ == "EntryPointMethod"
     assert entry.origin == "entry point"

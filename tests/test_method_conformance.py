@@ -10,12 +10,12 @@ import pytest
 from conftest import save_as_features_file
 
 from laicbench.api import registry
-from laicbench.api.dataset import resolve_dataset
 from laicbench.api.errors import UserError
 from laicbench.api.features import FeatureBundle, Need, UndeclaredNeedError
 from laicbench.api.method import Method, check_method_class
 from laicbench.api.settings import DataSettings
 from laicbench.data.features_file import FeaturesFile
+from laicbench.data.resolve import resolve_dataset
 
 METHODS = registry.methods.names()
 

@@ -12,11 +12,11 @@ from confounded_features import write_confounded_features
 from conftest import save_as_features_file
 from laicbench.methods.ours import Ours
 
-from laicbench.api.dataset import resolve_dataset
 from laicbench.api.features import FeatureBundle
 from laicbench.api.settings import DataSettings
 from laicbench.cli.main import main
 from laicbench.cluster.relational import RidgeRelations
+from laicbench.data.resolve import resolve_dataset
 
 
 def _unit(rng, n, d):
@@ -111,7 +111,7 @@ def test_filtering_and_training_never_read_labels():
     )
     method = Ours(epochs=2, n_init=2, select_n_init=2)
     first = method.fit_predict(_bundle(data), 10, seed=0)
-    kept = method.diagnostics_["kept_train"].copy()
+    kept = method.outputs_.kept_train.copy()
     second = Ours(epochs=2, n_init=2, select_n_init=2).fit_predict(_bundle(scrambled), 10, 0)
     np.testing.assert_array_equal(first, second)
     assert 0 < kept.mean() < 1

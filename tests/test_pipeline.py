@@ -18,8 +18,9 @@ from laicbench.datasets.imagenet import ImageNet10, ImageNetDogs
 from laicbench.datasets.imagenet_classes import IMAGENET10_WNIDS
 
 import laicbench.data.pipeline
+from laicbench.api.backbone_spec import BackboneSpec
 from laicbench.api.settings import DataSettings
-from laicbench.data.backbone import Backbone, BackboneSpec, create_model, load_backbone
+from laicbench.data.backbone import Backbone, create_model, load_backbone
 from laicbench.data.cache import FeatureCache, cache_key
 from laicbench.data.pipeline import image_dataset_features, image_key_fields, text_key_fields
 from laicbench.data.text_encoder import NOUN_TEMPLATES, TextEncoder
@@ -157,7 +158,8 @@ def test_text_cache_key_changes_with_every_keyed_field(tmp_path, monkeypatch, ti
 
 FRESH_PROCESS_KEYS = """
 import json
-from laicbench.data.backbone import BackboneSpec, load_backbone
+from laicbench.data.backbone import load_backbone
+from laicbench.api.backbone_spec import BackboneSpec
 from laicbench.data.cache import cache_key
 from laicbench.data.pipeline import text_key_fields
 

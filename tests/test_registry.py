@@ -14,7 +14,7 @@ from laicbench.api.registry import Registry
 
 @pytest.fixture
 def fresh():
-    return Registry("widget", "laicbench.tests.no_such_group", builtin_modules=())
+    return Registry("widget", "laicbench.tests.no_such_group", builtin=())
 
 
 def test_register_and_get_by_name_and_alias(fresh):

@@ -472,12 +472,12 @@ def test_sensitivity_axis_is_logarithmic_for_values_over_decades(
         write_cell(results, "ours-notrain", "demo-10", (80.0, 70.0, 60.0),
                    backbone="tiny-random", params={**defaults, "ridge_lambda": value})  # fmt: skip
     scales = {}
-    save = figures._save
+    save = figures.save_figure
 
     def keep_scale(fig, folder, stem):
         scales[stem] = [ax.get_xscale() for ax in fig.axes]
         return save(fig, folder, stem)
 
-    monkeypatch.setattr(figures, "_save", keep_scale)
+    monkeypatch.setattr(figures, "save_figure", keep_scale)
     build_report(results, out=tmp_path / "out", reference=False)
     assert scales["sensitivity_ours-notrain_ridge_lambda"] == [scale] * 3

@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from laicbench.methods.tac import ClusterHead, Tac, tac_loss
+from laicbench.methods.tac import Tac
 
 from laicbench.cli.main import main
-from laicbench.cluster.nouns import default_semantic_centers, select_nouns, text_counterparts
+from laicbench.cluster.heads import ClusterHead, tac_loss
+from laicbench.cluster.nouns import select_nouns, text_counterparts
 
 
 def _unit(rng, n, d):
@@ -97,10 +98,11 @@ def test_tac_defaults_per_dataset():
     # a train split smaller than the batch still gets one step with drop_last
     assert Tac().training_config("ucf101", 5_000)["batch_size"] == 5_000
     assert Tac(epochs=3, batch_size=64).training_config("ucf101", 9_537)["epochs"] == 3
-    assert default_semantic_centers("stl10", 5_000, 10) == 17
-    assert default_semantic_centers("imagenet", 1_281_167, 1000) == 4271
-    assert default_semantic_centers("demo-10", 2_000, 10) == 30  # floor of 3K
-    assert default_semantic_centers("other", 90_000, 10) == 300  # N / 300
+    assert Tac().semantic_centers("stl10", 5_000, 10) == 17
+    assert Tac().semantic_centers("imagenet", 1_281_167, 1000) == 4271
+    assert Tac().semantic_centers("demo-10", 2_000, 10) == 30  # floor of 3K
+    assert Tac().semantic_centers("other", 90_000, 10) == 300  # N / 300
+    assert Tac(n_semantic_centers=7).semantic_centers("imagenet", 1_281_167, 1000) == 7
 
 
 def test_tac_runs_through_the_cli_with_artefacts(tmp_path):

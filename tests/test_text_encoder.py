@@ -7,7 +7,8 @@ import open_clip
 import pytest
 import torch
 
-from laicbench.data.backbone import BackboneSpec, create_model
+from laicbench.api.backbone_spec import BackboneSpec
+from laicbench.data.backbone import create_model
 from laicbench.data.text_encoder import NOUN_TEMPLATES, TextEncoder
 
 TEXTS = [

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any, ClassVar
 
 from laicbench.api import registry
+from laicbench.api.backbone_spec import BackboneSpec
 from laicbench.api.errors import UserError
 from laicbench.api.features import DatasetFeatures, Need
 from laicbench.api.settings import DataSettings
-from laicbench.data.backbone import BackboneSpec
 
-# The eight standard LAIC benchmarks, in the order of the papers' tables; `--datasets all`.
-BENCHMARKS: tuple[str, ...] = (
-    "cifar10",
-    "cifar20",
-    "stl10",
-    "imagenet10",
-    "imagenet-dogs",
-    "dtd",
-    "ucf101",
-    "imagenet",
-)
+# The suite that `--datasets all` runs: the eight benchmarks of TAC and the 2026 paper, declared
+# by their dataset plugins (``suites = {"all": position}``).
+PAPER_SUITE = "all"
 
 
 class Dataset:
@@ -37,6 +27,8 @@ class Dataset:
     name: ClassVar[str]  # set by the registry
     n_classes: ClassVar[int]
     native_backbone: ClassVar[str | None] = None
+    # the named suites this dataset belongs to (`--datasets SUITE`), with its position in each
+    suites: ClassVar[dict[str, int]] = {}
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:
         """Return the features of both splits under `backbone`, computed on `device`."""
@@ -73,31 +65,17 @@ class Dataset:
         return self.native_backbone
 
 
-def resolve_dataset(name: str, settings: DataSettings | None = None) -> Dataset:
-    """The dataset plugin for a ``--datasets`` entry: a registered name or alias, or a path to a
-    ``.npz`` features file. One instance per (name, settings) and process, so that what an
-    instance has read (split listings, decoded batches) is read once. A features file is read
-    again when it changed on disk (size or modification time)."""
-    if name.endswith(".npz"):
-        path = Path(name).expanduser().absolute()
-        stat = path.stat() if path.is_file() else None
-        return _features_file(path, stat and (stat.st_size, stat.st_mtime_ns))
-    return _dataset_instance(name, settings or DataSettings())
+def suite_members(name: str) -> list[str] | None:
+    """The datasets of suite `name` in suite order, or None when no dataset declares it."""
+    members = [
+        (entry.obj.suites[name], entry.name)
+        for entry in registry.datasets.entries()
+        if name in getattr(entry.obj, "suites", {})
+    ]
+    return [dataset for _, dataset in sorted(members)] if members else None
 
 
-@functools.lru_cache(maxsize=32)
-def _features_file(path: Path, version: tuple[int, int] | None) -> Dataset:
-    del version  # part of the cache key only
-    from laicbench.data.features_file import FeaturesFile
-
-    return FeaturesFile(path)
-
-
-@functools.lru_cache(maxsize=32)
-def _dataset_instance(name: str, settings: DataSettings) -> Dataset:
-    cls = registry.datasets.get(name)
-    from laicbench.data.image_dataset import ImageDataset
-
-    if issubclass(cls, ImageDataset):
-        return cls(root=settings.data_root, download=settings.download)
-    return cls()
+def dataset_order(name: str) -> tuple[int, str]:
+    """Sort key of datasets in tables: the paper suite's in its order, then the others by name."""
+    members = suite_members(PAPER_SUITE) or []
+    return (members.index(name), "") if name in members else (len(members), name)

@@ -2,7 +2,12 @@
 
 A method stores its hyperparameters unchanged in ``__init__`` (so ``get_params()`` is the exact
 configuration that is hashed and recorded), gets all randomness from the ``seed`` of
-``fit_predict``, and declares a ``version``, its ``needs`` and its ``resources``.
+``fit_predict``, and declares a ``version``, its ``needs``, its ``resources``, its parameter
+constraints, its per-dataset settings and its tags. A dataclass is the shortest way to write
+such an ``__init__``; a group of parameters shared by several methods is then a base dataclass.
+
+What a method leaves for the harness: ``artefacts_`` (a JSON-serialisable dict stored in the
+record) and ``outputs_`` (a ``MethodOutputs``: arrays the harness scores against the labels).
 """
 
 from __future__ import annotations
@@ -53,6 +58,16 @@ class Method:
     tags: ClassVar[frozenset[str]] = frozenset()
     # allowed values per hyperparameter, checked (with the __init__ type hints) before runs start
     param_constraints: ClassVar[dict[str, Constraint]] = {}
+    # official per-dataset values of parameters left at None: {dataset: {parameter: value}}
+    dataset_settings: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def resolved(self, name: str, dataset: str, fallback: Any = None) -> Any:
+        """The value parameter `name` takes in a run on `dataset`: the value given, else the
+        method's ``dataset_settings`` for `dataset`, else `fallback`."""
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        return self.dataset_settings.get(dataset, {}).get(name, fallback)
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -118,11 +133,26 @@ def check_method_class(name: str, cls: Any) -> None:
         )
     if cls.fit_predict is Method.fit_predict:
         raise UserError(f"method {name!r} ({where}) does not define fit_predict")
-    missing = [
-        p for p, default in cls.param_defaults().items() if default is inspect.Parameter.empty
-    ]
+    defaults = cls.param_defaults()
+    missing = [p for p, default in defaults.items() if default is inspect.Parameter.empty]
     if missing:
         raise UserError(
             f"method {name!r} ({where}): __init__ parameter(s) {', '.join(missing)} have no "
             "default; every hyperparameter needs one"
         )
+    unknown = sorted({p for table in cls.dataset_settings.values() for p in table} - set(defaults))
+    if unknown:
+        raise UserError(
+            f"method {name!r} ({where}): dataset_settings name {', '.join(unknown)}, which "
+            "are not parameters of the method"
+        )
+
+
+def merge_settings(*tables: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per-dataset settings tables ({dataset: {parameter: value}}) merged dataset by dataset, the
+    later tables winning: how a subclass extends its base's ``dataset_settings``."""
+    out: dict[str, dict[str, Any]] = {}
+    for table in tables:
+        for dataset, values in table.items():
+            out.setdefault(dataset, {}).update(values)
+    return out

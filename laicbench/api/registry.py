@@ -1,6 +1,7 @@
-"""One small generic registry for methods and datasets.
+"""One small generic registry for methods, datasets and report figures.
 
-Names and aliases map to plugin classes. Built-in plugins are listed explicitly by module,
+Names and aliases map to plugins (classes; functions for figures). Built-in plugins are listed by
+module in ``laicbench.methods`` and ``laicbench.datasets`` (so that no core module names one),
 third-party plugins arrive through an entry-point group or a folder of plugin files
 (``--include-path``). A duplicate name is an error and a miss suggests the closest names.
 """
@@ -20,16 +21,16 @@ from typing import Generic, TypeVar
 
 from laicbench.api.errors import UserError, did_you_mean
 
-T = TypeVar("T", bound=type)
+T = TypeVar("T", bound=Callable)
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered plugin: its canonical name, aliases, class and where it came from."""
+    """A registered plugin: its canonical name, aliases, class (or function) and origin."""
 
     name: str
     aliases: tuple[str, ...]
-    obj: type
+    obj: Callable
     origin: str
 
     @property
@@ -48,21 +49,23 @@ class Entry:
 
 
 class Registry(Generic[T]):
-    """Maps names and aliases of one kind of plugin ("method", "dataset") to classes."""
+    """Maps names and aliases of one kind of plugin ("method", "dataset", "figure") to plugins."""
 
     def __init__(
         self,
         kind: str,
         entry_point_group: str,
-        builtin_modules: Iterable[str],
+        builtin: Iterable[str],
         contract: str | None = None,
     ):
-        """`contract`: "module:function" called with (name, class) before a class is registered,
-        raising UserError when the class breaks the plugin contract (imported on first use, so
-        that this module imports no plugin API)."""
+        """`builtin`: the built-in plugin modules, each a module name or "module:ATTRIBUTE"
+        naming a tuple of module names (read on first use). `contract`: "module:function" called
+        with (name, plugin) before a plugin is registered, raising UserError when it breaks the
+        plugin contract (imported on first use, so that this module imports no plugin API)."""
         self.kind = kind
         self.entry_point_group = entry_point_group
-        self.builtin_modules = tuple(builtin_modules)
+        self.builtin = tuple(builtin)
+        self.builtin_modules: tuple[str, ...] = ()
         self.contract = contract
         self._entries: dict[str, Entry] = {}
         self._alias_to_name: dict[str, str] = {}
@@ -102,13 +105,19 @@ class Registry(Generic[T]):
         if self._loaded:
             return
         self._loaded = True
+        modules: list[str] = []
+        for item in self.builtin:
+            module, _, attribute = item.partition(":")
+            listed = getattr(importlib.import_module(module), attribute) if attribute else [item]
+            modules.extend(listed)
+        self.builtin_modules = tuple(modules)
         for module in self.builtin_modules:
             importlib.import_module(module)
         self._origin = "entry point"
         try:
             for ep in entry_points(group=self.entry_point_group):
                 loaded = ep.load()
-                if inspect.isclass(loaded) and loaded not in self.classes():
+                if callable(loaded) and loaded not in self.classes():
                     self.add(ep.name, loaded)
         finally:
             self._origin = "builtin"
@@ -148,60 +157,53 @@ class Registry(Generic[T]):
             key=lambda e: (rank.get(e.obj.__module__, len(rank)), order[e.name]),
         )
 
-    def classes(self) -> list[type]:
-        """The registered classes (without triggering loading)."""
+    def classes(self) -> list[Callable]:
+        """The registered classes or functions (without triggering loading)."""
         return [e.obj for e in self._entries.values()]
 
 
 methods: Registry = Registry(
     "method",
     "laicbench.methods",
-    builtin_modules=(
-        "laicbench.methods.clip_kmeans",
-        "laicbench.methods.tac",
-        "laicbench.methods.ours",
-        "laicbench.methods.zeroshot",
-    ),
+    builtin=("laicbench.methods:BUILTIN",),
     contract="laicbench.api.method:check_method_class",
 )
 datasets: Registry = Registry(
-    "dataset",
-    "laicbench.datasets",
-    builtin_modules=(
-        "laicbench.datasets.demo",
-        "laicbench.datasets.demo_nuisance",
-        "laicbench.datasets.cifar",
-        "laicbench.datasets.stl10",
-        "laicbench.datasets.imagenet",
-        "laicbench.datasets.dtd",
-        "laicbench.datasets.ucf101",
-    ),
+    "dataset", "laicbench.datasets", builtin=("laicbench.datasets:BUILTIN",)
+)
+# figures of the report: the report's own, then those that method plugins bring
+figures: Registry = Registry(
+    "figure",
+    "laicbench.figures",
+    builtin=("laicbench.report.figures", "laicbench.methods:FIGURES"),
+    contract="laicbench.report.figures:check_figure",
 )
 
 register_method = methods.register
 register_dataset = datasets.register
+register_figure = figures.register
 
 
 def load_plugin_folder(folder: str | Path) -> None:
     """Import every ``*.py`` file of `folder` (not starting with '_') as a plugin module.
 
-    A file may register methods, datasets or both; each registry records the folder as the
-    origin. Files are imported once per process under a name derived from their full path, so
+    A file may register methods, datasets, figures or several; each registry records the folder
+    as the origin. Files are imported once per process under a name derived from their full path, so
     equal file names in different folders do not collide.
     """
-    for registry in (methods, datasets):
+    for registry in (methods, datasets, figures):
         registry.load_builtins()
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"--include-path {folder}: not a directory")
-    for registry in (methods, datasets):
+    for registry in (methods, datasets, figures):
         registry._origin = f"include-path {folder}"
     try:
         for path in sorted(folder.glob("*.py")):
             if not path.name.startswith("_"):
                 _import_plugin_file(path)
     finally:
-        for registry in (methods, datasets):
+        for registry in (methods, datasets, figures):
             registry._origin = "builtin"
 
 

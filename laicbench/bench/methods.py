@@ -91,7 +91,8 @@ def _bundle(size: str, device: str, text_encoder: bool):
     nouns, _ = synthetic(N_NOUNS, 4 * cfg["k"], 2)
 
     def encoder():
-        from laicbench.data.backbone import BackboneSpec, load_backbone
+        from laicbench.api.backbone_spec import BackboneSpec
+        from laicbench.data.backbone import load_backbone
 
         return load_backbone(BackboneSpec.parse("ViT-B-32:random"), device).text_encoder
 
@@ -296,8 +297,9 @@ def prompt_step_timing(device: str, k: int, n_images: int, steps: int) -> Prompt
     ViT-B-32 text tower, the gradient of `n_images` images) after one warm-up step."""
     import torch
 
+    from laicbench.api.backbone_spec import BackboneSpec
     from laicbench.cluster.prompts import PromptLearner, image_side_backward
-    from laicbench.data.backbone import BackboneSpec, load_backbone
+    from laicbench.data.backbone import load_backbone
 
     def sync() -> None:
         if device.startswith("cuda"):

@@ -174,8 +174,9 @@ def _sweep(args: argparse.Namespace, out: Console) -> int:
 
 
 def _features(args: argparse.Namespace, out: Console) -> int:
+    from laicbench.api.backbone_spec import BackboneSpec
     from laicbench.bench.features import bench_features
-    from laicbench.data.backbone import BackboneSpec, load_backbone
+    from laicbench.data.backbone import load_backbone
     from laicbench.run.provenance import resolve_device
 
     if min(args.images, args.prompts, args.batch_size) < 1:

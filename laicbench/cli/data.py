@@ -60,8 +60,8 @@ def dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _image_datasets(names: str, settings):
-    from laicbench.api.dataset import resolve_dataset
     from laicbench.data.image_dataset import ImageDataset
+    from laicbench.data.resolve import resolve_dataset
     from laicbench.run.config import split_list
     from laicbench.run.plan import expand_datasets
 
@@ -74,7 +74,7 @@ def _image_datasets(names: str, settings):
 
 def cmd_features(args: argparse.Namespace, settings, out: Console) -> int:
     """Extract and cache the features of each dataset."""
-    from laicbench.data.backbone import DEFAULT_BACKBONE
+    from laicbench.api.backbone_spec import DEFAULT_BACKBONE
     from laicbench.run.provenance import resolve_device
 
     device = resolve_device(args.device)

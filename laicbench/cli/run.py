@@ -60,11 +60,11 @@ def add_commands(sub, plugins, data, selection) -> None:
     lst = sub.add_parser(
         "list",
         parents=[plugins],
-        help="list registered methods or datasets",
+        help="list registered methods, datasets or report figures",
         description="List registered plugins with a one-line description and where each is "
         "defined.",
     )
-    lst.add_argument("kind", choices=["methods", "datasets"])
+    lst.add_argument("kind", choices=["methods", "datasets", "figures"])
 
 
 def dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -78,7 +78,7 @@ def dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def cmd_list(kind: str, out: Console) -> int:
     """Print the registered methods or datasets."""
-    reg = registry.methods if kind == "methods" else registry.datasets
+    reg = {"methods": registry.methods, "datasets": registry.datasets}.get(kind, registry.figures)
     table = Table(title=f"laicbench {kind}", show_lines=False)
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("aliases")

@@ -9,38 +9,14 @@ chunks, so no N x M or k_s x M matrix is ever whole.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Method
-from laicbench.api.params import AT_LEAST_ONE, Constraint
 from laicbench.cluster.kmeans import spherical_kmeans
 from laicbench.cluster.tensors import unit_rows
-
-# TAC's number of semantic centers per benchmark (its filter_nouns.py comment); others use the rule.
-TAC_SEMANTIC_CENTERS = {
-    "cifar10": 167,
-    "cifar20": 167,
-    "stl10": 17,
-    "imagenet10": 43,
-    "imagenet-dogs": 65,
-    "dtd": 141,
-    "ucf101": 303,
-    "imagenet": 4271,
-}
-
-
-def default_semantic_centers(dataset: str, n_train: int, n_clusters: int) -> int:
-    """TAC's k_s for `dataset`, else max(round(n_train / 300), 3 K)."""
-    if dataset in TAC_SEMANTIC_CENTERS:
-        return TAC_SEMANTIC_CENTERS[dataset]
-    return max(round(n_train / 300), 3 * n_clusters)
 
 
 def normalise(x: np.ndarray | torch.Tensor, device: str = "cpu") -> torch.Tensor:
@@ -123,55 +99,3 @@ def text_counterparts(
         out[start : start + len(logits)] = F.normalize(weights @ nouns, dim=1).cpu().numpy()
         nearest[start : start + len(logits)] = logits.argmax(dim=1).cpu().numpy()
     return (out, nearest) if return_nearest else out
-
-
-class NounSelectingMethod(Method):
-    """Base of methods that start from TAC's noun selection (TAC, and methods built on it).
-
-    Subclasses have the hyperparameters n_semantic_centers (None: TAC's per-dataset k_s), gamma,
-    select_n_init, max_iter and points_per_centroid.
-    """
-
-    needs = frozenset({Need.NOUNS})
-    param_constraints: ClassVar[dict[str, Constraint]] = {
-        "n_semantic_centers": AT_LEAST_ONE,
-        "gamma": AT_LEAST_ONE,
-        "select_n_init": AT_LEAST_ONE,
-        "max_iter": AT_LEAST_ONE,
-        "points_per_centroid": AT_LEAST_ONE,
-    }
-
-    def _semantic_centers(self, features: FeatureBundle, n_clusters: int) -> int:
-        if self.n_semantic_centers is not None:
-            return self.n_semantic_centers
-        return default_semantic_centers(features.dataset, len(features.image_train), n_clusters)
-
-    def _select(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
-        """Selected noun features (|S|, d); records the selection in ``artefacts_``."""
-        k_s = self._semantic_centers(features, n_clusters)
-        selection = select_nouns(
-            features.image_train,
-            features.noun_features,
-            k_s,
-            self.gamma,
-            seed=seed,
-            n_init=self.select_n_init,
-            max_iter=self.max_iter,
-            points_per_centroid=self.points_per_centroid,
-            device=features.device,
-        )
-        words = features.noun_words
-        self.artefacts_: dict[str, Any] = {
-            "resolved": {"n_semantic_centers": k_s},
-            "selected_nouns": [words[i] for i in selection.indices],
-        }
-        self._selected_words = [words[i] for i in selection.indices]
-        return np.asarray(features.noun_features)[selection.indices]
-
-    def _cluster_nouns(self, labels: np.ndarray, nearest: np.ndarray, top: int = 5) -> dict:
-        """For each cluster, its most frequent retrieved nouns with counts."""
-        out = {}
-        for cluster in np.unique(labels):
-            counts = Counter(self._selected_words[i] for i in nearest[labels == cluster])
-            out[str(int(cluster))] = [[w, c] for w, c in counts.most_common(top)]
-        return out

@@ -19,52 +19,12 @@ from typing import Any
 
 import torch
 
+from laicbench.api.backbone_spec import BackboneSpec
 from laicbench.api.errors import UserError, did_you_mean
 from laicbench.data.text_encoder import TextEncoder
 
-TINY_RANDOM = "tiny-random"
-RANDOM = "random"
-TINY_ARCH = "laicbench-tiny"
 TINY_SEED = 0
-DEFAULT_BACKBONE = "ViT-B-32:openai"
 _MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """An open_clip architecture and its weights (a pretrained tag, a checkpoint file or random)."""
-
-    arch: str
-    pretrained: str | None
-
-    @classmethod
-    def parse(cls, text: str) -> BackboneSpec:
-        """Parse ``tiny-random``, ``ARCH:random`` (seeded random weights, for benchmarks) or
-        ``ARCH:PRETRAINED`` (PRETRAINED an open_clip tag or a checkpoint file path)."""
-        if text == TINY_RANDOM:
-            return cls(TINY_ARCH, None)
-        arch, sep, pretrained = text.partition(":")
-        if not sep or not arch or not pretrained:
-            raise UserError(
-                f"backbone {text!r}: expected ARCH:PRETRAINED (e.g. {DEFAULT_BACKBONE}) "
-                f"or {TINY_RANDOM!r}"
-            )
-        return cls(arch, None if pretrained == RANDOM else pretrained)
-
-    def __str__(self) -> str:
-        if self.is_tiny_random:
-            return TINY_RANDOM
-        return f"{self.arch}:{self.pretrained or RANDOM}"
-
-    @property
-    def is_tiny_random(self) -> bool:
-        """True for the seeded random-weight test architecture."""
-        return self.arch == TINY_ARCH and self.pretrained is None
-
-    @property
-    def is_random(self) -> bool:
-        """True for seeded random weights (tiny-random or ARCH:random)."""
-        return self.pretrained is None
 
 
 @functools.cache

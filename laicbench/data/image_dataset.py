@@ -15,11 +15,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from laicbench.api.backbone_spec import BackboneSpec
 from laicbench.api.dataset import Dataset
 from laicbench.api.errors import UserError
 from laicbench.api.features import DatasetFeatures, Need
 from laicbench.api.settings import DataSettings
-from laicbench.data.backbone import BackboneSpec
 
 SPLITS = ("train", "test")
 

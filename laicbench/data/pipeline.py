@@ -10,20 +10,33 @@ laicbench's feature-code version.
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from laicbench.api.backbone_spec import BackboneSpec
 from laicbench.api.features import DatasetFeatures
 from laicbench.api.settings import DataSettings
-from laicbench.data.backbone import Backbone, BackboneSpec, load_backbone, weights_identity
+from laicbench.data.backbone import Backbone, load_backbone, weights_identity
 from laicbench.data.cache import FeatureCache
 from laicbench.data.extract import autocast_context, encode_images, progress_bar
 from laicbench.data.text_encoder import NOUN_TEMPLATES
 from laicbench.data.vocab import load_vocabulary, vocabulary_hash
 
-if TYPE_CHECKING:
-    from laicbench.data.image_dataset import ImageDataset
+
+class ImageSource(Protocol):
+    """What the pipeline reads of an image dataset (``ImageSource`` is one): its name, the
+    resize ratio of its transform, its class names and its splits."""
+
+    name: str
+    resize_ratio: float
+
+    def split(self, split: str) -> Any:
+        """The split's sample ids, labels and image loader."""
+
+    def class_names(self) -> list[str]:
+        """The class names, in label order."""
+
 
 # Bump when extraction code changes what it computes, so that old cache entries are not used.
 FEATURE_CODE_VERSION = "1"
@@ -45,7 +58,7 @@ def backbone_fields(backbone: Backbone, cache_dir: str | None = None) -> dict[st
 
 def image_key_fields(
     backbone: Backbone,
-    dataset: ImageDataset,
+    dataset: ImageSource,
     split: str,
     sample_ids: list[str],
     precision: str,
@@ -88,7 +101,7 @@ def text_key_fields(
 
 
 def split_features(
-    dataset: ImageDataset,
+    dataset: ImageSource,
     split: str,
     backbone: Backbone,
     cache: FeatureCache,
@@ -144,7 +157,7 @@ def vocabulary_features(
 
 
 def image_dataset_features(
-    dataset: ImageDataset, spec: BackboneSpec, device: str, settings: DataSettings
+    dataset: ImageSource, spec: BackboneSpec, device: str, settings: DataSettings
 ) -> DatasetFeatures:
     """DatasetFeatures of an image dataset: cached image features of both splits, lazy nouns."""
     backbone = load_backbone(spec, device)

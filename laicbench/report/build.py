@@ -29,24 +29,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from laicbench.api import registry
 from laicbench.api.errors import UserError, did_you_mean
 from laicbench.files import short_hash, staging_dir
 from laicbench.report.figures import (
+    FigureContext,
     FigureResult,
     Group,
     draw_confusion,
-    draw_neighbour_consistency,
-    draw_pseudo_label_filtering,
-    draw_relations_heatmap,
-    draw_semantic_centers,
     draw_sensitivity,
-    draw_training_free,
+    has_arrays,
 )
 from laicbench.report.tables import (
-    MainPoint,
     Run,
     build_main_table,
     column_labels,
@@ -66,6 +60,7 @@ from laicbench.run.records import (
     ResultStore,
     RunRecord,
     predictions_intact,
+    predictions_path,
 )
 
 if TYPE_CHECKING:
@@ -306,26 +301,11 @@ def _confusion_run(all_runs: list[Run], runs: list[Run], run_id: str | None) -> 
                 raise UserError(f"--confusion {run_id}: that run is left out ({run.state})")
             if run not in runs:
                 raise UserError(f"--confusion {run_id}: not among the selected methods/datasets")
-            if not _predictions(run).is_file():
+            if not predictions_path(run.path).is_file():
                 raise UserError(f"--confusion {run_id}: its predictions file is missing")
             return run
     ids = [r.run_id for r in runs]
     raise UserError(f"--confusion: no run {run_id!r}{did_you_mean(wanted, ids)}")
-
-
-def _predictions(run: Run) -> Path:
-    return Path(str(run.path)[: -len(RECORD_SUFFIX)] + PREDICTIONS_SUFFIX)
-
-
-def _has_arrays(run: Run, *names: str) -> bool:
-    path = _predictions(run)
-    if not path.is_file():
-        return False
-    try:
-        with np.load(path) as data:
-            return all(name in data.files for name in names)
-    except (OSError, ValueError):
-        return False
 
 
 def _replace_dir(tmp: Path, out_dir: Path) -> None:
@@ -337,25 +317,6 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
     os.replace(tmp, out_dir)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _pick(
-    points: dict[tuple[str, str, str], MainPoint],
-    columns: list[tuple[str, str]],
-    methods: Sequence[str],
-    accept: Callable[[Run], bool],
-) -> Run | None:
-    """The first run of `methods` (in that preference order), on the first dataset column that
-    has one, with the lowest seed (seed 0 when present), that `accept` takes."""
-    for method in methods:
-        for dataset, backbone in columns:
-            point = points.get((method, dataset, backbone))
-            if point is None:
-                continue
-            for run in sorted(point.runs, key=lambda r: r.seed):
-                if accept(run):
-                    return run
-    return None
 
 
 def _write_report(
@@ -387,42 +348,19 @@ def _write_report(
     report.tables = ["main_table.md", "main_table.tex", "runs.csv", "runs.parquet"]
 
     labels = column_labels(runs)
-    columns = list(labels)
     points = main_points(runs)
-    groups = [
-        Group(method, labels[(dataset, backbone)], point.runs)
-        for (method, dataset, backbone), point in points.items()
-    ]
-    column_names = list(labels.values())
-    figures_dir = folder / "figures"
-    figures = [
-        draw_training_free(groups, column_names, figures_dir),
-        draw_neighbour_consistency(groups, column_names, figures_dir),
-        draw_pseudo_label_filtering(groups, column_names, figures_dir),
-        draw_relations_heatmap(
-            _pick(
-                points,
-                columns,
-                ("ours", "ours-notrain"),
-                lambda r: _has_arrays(
-                    r, "relations_sample", "relations_sample_labels", "y_true", "y_pred"
-                ),
-            ),
-            figures_dir,
-        ),
-        draw_semantic_centers(
-            _pick(
-                points,
-                columns,
-                ("ours",),
-                lambda r: (
-                    isinstance(r.artefacts.get("center_nouns"), dict)
-                    and bool(r.artefacts["center_nouns"])
-                ),
-            ),
-            figures_dir,
-        ),
-    ]
+    context = FigureContext(
+        groups=[
+            Group(method, labels[(dataset, backbone)], point.runs)
+            for (method, dataset, backbone), point in points.items()
+        ],
+        columns=list(labels.values()),
+        folder=folder / "figures",
+        points=points,
+        column_keys=list(labels),
+    )
+    figures_dir = context.folder
+    figures = [entry.obj(context) for entry in registry.figures.entries()]
     sweeps = find_sweeps(runs)
     by_param: dict[tuple[str, str], list] = {}
     for sweep in sweeps:
@@ -438,13 +376,13 @@ def _write_report(
                 "parameter only",
             )
         )
-    if confusion_run is None:
-        confusion_run = _pick(
-            points, columns, ("ours",), lambda r: _has_arrays(r, "y_true", "y_pred")
+    if confusion_run is None:  # a run of a featured method, else the first run
+        confusion_run = context.pick(
+            context.methods_tagged("featured"), lambda r: has_arrays(r, "y_true", "y_pred")
         )
     if confusion_run is None:
         ordered_done = [r for r in order if r.state == "done"]
-        confusion_run = next((r for r in ordered_done if _has_arrays(r, "y_true", "y_pred")), None)
+        confusion_run = next((r for r in ordered_done if has_arrays(r, "y_true", "y_pred")), None)
     figures.append(draw_confusion(confusion_run, figures_dir))
     report.figures = figures
 

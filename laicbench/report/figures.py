@@ -1,17 +1,24 @@
-"""The figures of ``laicbench report``, drawn with matplotlib from stored records only.
+"""The figures of ``laicbench report``, drawn with matplotlib from stored records only, and the
+kit that figure plugins draw with.
 
-Figures are built on ``matplotlib.figure.Figure`` objects and saved with the Agg (PNG) and PDF
-canvases: no pyplot, no display, no global backend switch. Each ``draw_*`` function takes the
-runs it needs and the output folder and returns a ``FigureResult``: the files written, or the
-reason it was skipped when its data is absent.
+A figure plugin is a function registered with ``register_figure(name)`` that takes a
+``FigureContext`` (the main table's cells, the output folder) and returns a ``FigureResult``: the
+files written, or the reason it was skipped when its data is absent. The report draws every
+registered figure (the report's own first, then those of plugins), then one sensitivity figure
+per parameter sweep and the confusion matrix of one run. Figures specific to one method are
+registered by its plugin (``laicbench/methods/ours_figures.py`` for the 2026 method's).
+
+Figures are built on ``matplotlib.figure.Figure`` objects (``new_figure``) and saved with the Agg
+(PNG) and PDF canvases (``save_figure``): no pyplot, no display, no global backend switch.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,16 +28,17 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from laicbench.api.errors import UserError
+from laicbench.api.registry import register_figure
 from laicbench.cluster.metrics import contingency, hungarian_match
 from laicbench.files import canonical_json
-from laicbench.report.tables import TABLE_METRICS, Run, Sweep
-from laicbench.run.records import load_arrays
+from laicbench.report.tables import TABLE_METRICS, MainPoint, Run, Sweep, method_order
+from laicbench.run.records import load_arrays, predictions_path
 
 DPI = 150
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies and in greyscale print.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
-TRAINING_FREE = ("clip-kmeans", "tac-notrain", "ours-notrain")
-MAX_CENTERS = 20
 RC = {
     "font.size": 10,
     "axes.titlesize": 11,
@@ -64,13 +72,68 @@ class Group:
     runs: list[Run]
 
 
-def _figure(width: float, height: float) -> Figure:
+@dataclass
+class FigureContext:
+    """What a registered figure draws from: `groups` (one per main-table cell: a method on a
+    dataset column, its runs over seeds), the dataset `columns` in table order, and the `folder`
+    that figures are saved to."""
+
+    groups: list[Group]
+    columns: list[str]
+    folder: Path
+    points: dict[tuple[str, str, str], MainPoint] = field(default_factory=dict, repr=False)
+    column_keys: list[tuple[str, str]] = field(default_factory=list, repr=False)
+
+    def pick(self, methods: Sequence[str], accept: Callable[[Run], bool]) -> Run | None:
+        """The first run of `methods` (in that preference order), on the first dataset column
+        that has one, with the lowest seed, that `accept` takes (None when there is none)."""
+        for method in methods:
+            for dataset, backbone in self.column_keys:
+                point = self.points.get((method, dataset, backbone))
+                for run in sorted(point.runs if point else [], key=lambda r: r.seed):
+                    if accept(run):
+                        return run
+        return None
+
+    def methods_tagged(self, tag: str) -> list[str]:
+        """The methods of the groups whose method carries `tag`, not oracles, in table order."""
+        methods = [g.method for g in self.groups if tag in g.runs[0].tags and not g.runs[0].oracle]
+        return sorted(dict.fromkeys(methods), key=method_order)
+
+
+def check_figure(name: str, function: Any) -> None:
+    """UserError (one line) unless `function` can be registered as figure `name`: a function
+    taking one argument (the FigureContext)."""
+    if not callable(function) or inspect.isclass(function):
+        raise UserError(f"figure {name!r} ({function!r}) is not a function")
+    try:
+        inspect.signature(function).bind(None)
+    except (TypeError, ValueError) as exc:
+        raise UserError(
+            f"figure {name!r} ({function.__module__}.{function.__qualname__}) must take one "
+            "argument, the FigureContext"
+        ) from exc
+
+
+def has_arrays(run: Run, *names: str) -> bool:
+    """Whether the predictions file of `run` holds the arrays `names`."""
+    path = predictions_path(run.path)
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path) as data:
+            return all(name in data.files for name in names)
+    except (OSError, ValueError):
+        return False
+
+
+def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)  # the Agg canvas: no display, no pyplot state
     return fig
 
 
-def _save(fig: Figure, folder: Path, stem: str) -> list[Path]:
+def save_figure(fig: Figure, folder: Path, stem: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.png", folder / f"{stem}.pdf"]
     fig.savefig(paths[0], dpi=DPI, facecolor="white")
@@ -78,7 +141,7 @@ def _save(fig: Figure, folder: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _styled(function):
+def styled(function):
     """Run a drawing function under the report's matplotlib style (fonts, spines): rc values are
     read when artists are made and when files are saved, both inside the function."""
 
@@ -90,13 +153,13 @@ def _styled(function):
     return wrapper
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample std (0 for one value), as in the tables."""
     array = np.asarray(values, dtype=float)
     return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
 
 
-def _grouped_bars(
+def grouped_bars(
     ax,
     columns: list[str],
     series: list[tuple[str, list[tuple[float, float] | None]]],
@@ -147,14 +210,14 @@ def _grouped_bars(
     return max(tops, default=0.0)
 
 
-def _percent_axis(ax, label: str, highest: float) -> None:
+def percent_axis(ax, label: str, highest: float) -> None:
     """A 0-100 % axis with room above the highest error bar for the value written there."""
     ax.set_ylim(0, max(100.0, highest) + 12)
     ax.set_yticks(np.arange(0, 101, 20))
     ax.set_ylabel(label)
 
 
-def _legend_above(ax, n: int) -> None:
+def legend_above(ax, n: int) -> None:
     ax.legend(
         loc="lower center",
         bbox_to_anchor=(0.5, 1.0),
@@ -167,131 +230,40 @@ def _legend_above(ax, n: int) -> None:
 # ------------------------------------------------------------------------------------------
 
 
-@_styled
-def draw_training_free(groups: list[Group], columns: list[str], folder: Path) -> FigureResult:
-    """Grouped ACC bars (mean ± std over seeds) of the training-free methods per dataset
-    (clip-kmeans, tac-notrain, ours-notrain: the paper's Figure 4); `groups` are the main-table
-    cells. Returns the written files, or a skip reason when none of the three has runs."""
+@register_figure("training_free")
+@styled
+def draw_training_free(context: FigureContext) -> FigureResult:
+    """Grouped ACC bars (mean ± std over seeds) of the training-free methods (tag
+    ``training-free``; CLIP K-means, TAC and ours without training: the paper's Figure 4) per
+    dataset. Returns the written files, or a skip reason when none has runs."""
+    methods = context.methods_tagged("training-free")
     result = FigureResult(
         "training_free",
         "Training-free methods (paper Figure 4)",
-        "Test ACC of CLIP K-means, TAC (no-train) and ours (no-train) per dataset, mean ± std "
-        "over seeds.",
+        f"Test ACC of the training-free methods ({', '.join(methods) or 'none'}) per dataset, "
+        "mean ± std over seeds.",
     )
-    cells = {(g.method, g.column): g.runs for g in groups if g.method in TRAINING_FREE}
-    methods = [m for m in TRAINING_FREE if any(k[0] == m for k in cells)]
-    shown = [c for c in columns if any((m, c) in cells for m in methods)]
+    cells = {(g.method, g.column): g.runs for g in context.groups if g.method in methods}
+    shown = [c for c in context.columns if any((m, c) in cells for m in methods)]
     if not shown:
-        result.skipped = "no runs of clip-kmeans, tac-notrain or ours-notrain"
+        result.skipped = "no runs of a training-free method"
         return result
     series = []
     for method in methods:
         values = []
         for column in shown:
             runs = cells.get((method, column))
-            values.append(_mean_std([r.metrics["acc"] for r in runs]) if runs else None)
+            values.append(mean_std([r.metrics["acc"] for r in runs]) if runs else None)
         series.append((method, values))
-    fig = _figure(max(5.2, 1.3 + 1.1 * len(shown) * len(methods) / 3), 3.8)
+    fig = new_figure(max(5.2, 1.3 + 1.1 * len(shown) * len(methods) / 3), 3.8)
     ax = fig.add_subplot()
-    highest = _grouped_bars(ax, shown, series)
-    _percent_axis(ax, "test ACC (%)", highest)
+    highest = grouped_bars(ax, shown, series)
+    percent_axis(ax, "test ACC (%)", highest)
     ax.set_xlabel("dataset")
-    _legend_above(ax, len(methods))
-    fig.suptitle("Training-free LAIC: k-means on three representations", fontsize=11)
-    result.files = _save(fig, folder, result.name)
-    return result
-
-
-@_styled
-def draw_neighbour_consistency(
-    groups: list[Group], columns: list[str], folder: Path
-) -> FigureResult:
-    """Per dataset, the share of same-class neighbours among each test image's k nearest in
-    CLIP image space vs in the relational space (ours-notrain runs, else ours; mean ± std over
-    seeds; paper Figure 2). Returns the files or a skip reason."""
-    result = FigureResult(
-        "neighbour_consistency",
-        "Neighbour consistency (paper Figure 2)",
-        "Share of each test image's k nearest neighbours that have its class, in CLIP image space "
-        "and in the relational space (rows of the ridge relation matrix).",
-    )
-    by_column: dict[str, list[dict[str, Any]]] = {}
-    source: dict[str, str] = {}
-    for preferred in ("ours-notrain", "ours"):
-        for g in groups:
-            if g.method != preferred or g.column in by_column:
-                continue
-            values = [r.diagnostics.get("neighbour_consistency") for r in g.runs]
-            values = [v for v in values if isinstance(v, dict) and "image" in v]
-            if values:
-                by_column[g.column] = values
-                source[g.column] = preferred
-    shown = [c for c in columns if c in by_column]
-    if not shown:
-        result.skipped = "no ours/ours-notrain run with neighbour_consistency diagnostics"
-        return result
-    ks = sorted({int(v["k"]) for c in shown for v in by_column[c] if "k" in v})
-    k_text = "k" if len(ks) != 1 else f"k = {ks[0]}"
-    series = []
-    for key, label in (("image", "CLIP image space"), ("representation", "relational space")):
-        series.append((label, [_mean_std([float(v[key]) for v in by_column[c]]) for c in shown]))
-    fig = _figure(max(5.2, 1.5 + 1.0 * len(shown)), 3.8)
-    ax = fig.add_subplot()
-    highest = _grouped_bars(ax, shown, series)
-    _percent_axis(ax, f"same-class share of the {k_text}\nnearest neighbours (%)", highest)
-    ax.set_xlabel("dataset (test split; runs of " + ", ".join(sorted(set(source.values()))) + ")")
-    _legend_above(ax, 2)
-    fig.suptitle("Relational rows keep more same-class neighbours", fontsize=11)
-    result.files = _save(fig, folder, result.name)
-    return result
-
-
-@_styled
-def draw_pseudo_label_filtering(
-    groups: list[Group], columns: list[str], folder: Path
-) -> FigureResult:
-    """Per dataset, the accuracy of ours' train pseudo-labels before and after neighbourhood
-    consistency filtering, with the kept fraction under each dataset (mean over seeds; paper
-    Figure 5). Returns the files or a skip reason."""
-    result = FigureResult(
-        "pseudo_label_filtering",
-        "Pseudo-label filtering (paper Figure 5)",
-        "Hungarian-matched accuracy of ours' k-means pseudo-labels on the train split, before and "
-        "after neighbourhood consistency filtering; the share of samples kept is written under "
-        "each dataset.",
-    )
-    by_column: dict[str, list[dict[str, Any]]] = {}
-    for g in groups:
-        if g.method != "ours":
-            continue
-        values = [r.diagnostics.get("pseudo_labels") for r in g.runs]
-        values = [
-            v
-            for v in values
-            if isinstance(v, dict)
-            and v.get("acc_before") is not None
-            and v.get("acc_after") is not None
-        ]
-        if values:
-            by_column[g.column] = values
-    shown = [c for c in columns if c in by_column]
-    if not shown:
-        result.skipped = "no ours run with pseudo_labels diagnostics"
-        return result
-    series = [
-        (label, [_mean_std([float(v[key]) for v in by_column[c]]) for c in shown])
-        for key, label in (("acc_before", "before filtering"), ("acc_after", "after filtering"))
-    ]
-    fig = _figure(max(5.2, 1.5 + 1.0 * len(shown)), 3.8)
-    ax = fig.add_subplot()
-    kept = [float(np.mean([v["kept_fraction"] for v in by_column[c]])) for c in shown]
-    ticks = [f"{c}\nkept {100 * k:.0f}%" for c, k in zip(shown, kept, strict=True)]
-    highest = _grouped_bars(ax, ticks, series)
-    _percent_axis(ax, "pseudo-label ACC, train split (%)", highest)
-    ax.set_xlabel("dataset (kept: share of the train split that passes the filter)")
-    _legend_above(ax, 2)
-    fig.suptitle("Pseudo-labels of ours: neighbourhood filtering", fontsize=11)
-    result.files = _save(fig, folder, result.name)
+    legend_above(ax, len(methods))
+    count = NUMBER_WORDS.get(len(methods), str(len(methods)))
+    fig.suptitle(f"Training-free LAIC: k-means on {count} representations", fontsize=11)
+    result.files = save_figure(fig, context.folder, result.name)
     return result
 
 
@@ -307,7 +279,7 @@ def class_names(run: Run, y_true: np.ndarray, y_pred: np.ndarray) -> dict[int, s
     return names
 
 
-def _block_ticks(ax, axis: str, sizes: list[int], labels: list[str], max_labels: int = 20) -> int:
+def block_ticks(ax, axis: str, sizes: list[int], labels: list[str], max_labels: int = 20) -> int:
     """Ticks at the middle of consecutive blocks of `sizes`, boundaries as thin lines (lighter
     when there are many blocks, so that they do not hide the data). Returns the label step: 1 when
     every block is named, n when every n-th is."""
@@ -327,135 +299,6 @@ def _block_ticks(ax, axis: str, sizes: list[int], labels: list[str], max_labels:
     return step
 
 
-@_styled
-def draw_relations_heatmap(run: Run | None, folder: Path) -> FigureResult:
-    """Heat map of the relation rows stored with one ours (or ours-notrain) run: test images
-    sorted by true class (rows), selected nouns grouped by the class whose mean relation to them
-    is largest (columns), class boundaries drawn (paper Figure 3). Returns files or a reason."""
-    result = FigureResult(
-        "relations_heatmap",
-        "Relation matrix (paper Figure 3)",
-        "Ridge relation weights of a sample of test images (rows, sorted by true class) to the "
-        "selected nouns (columns, grouped by the class they relate to most).",
-    )
-    if run is None:
-        result.skipped = "no ours/ours-notrain run with stored relation rows (relations_sample)"
-        return result
-    arrays = load_arrays(run.path)
-    relations = np.asarray(arrays["relations_sample"], dtype=float)
-    labels = np.asarray(arrays["relations_sample_labels"])
-    names = class_names(run, arrays["y_true"], arrays["y_pred"])
-    classes = sorted(np.unique(labels).tolist())
-    order_rows = np.argsort(labels, kind="stable")
-    means = np.stack([relations[labels == c].mean(axis=0) for c in classes])  # classes x nouns
-    dominant = means.argmax(axis=0)
-    strength = means.max(axis=0)
-    order_cols = np.lexsort((-strength, dominant))
-    matrix = relations[order_rows][:, order_cols]
-    limit = float(np.percentile(np.abs(matrix), 99)) or 1.0
-    n_rows, n_cols = matrix.shape
-    fig = _figure(
-        min(11.0, max(6.0, 2.5 + 0.06 * n_cols)), min(9.0, max(5.0, 1.5 + 0.025 * n_rows))
-    )
-    ax = fig.add_subplot()
-    image = ax.imshow(
-        matrix, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest"
-    )
-    row_sizes = [int((labels == c).sum()) for c in classes]
-    col_sizes = [int((dominant == i).sum()) for i in range(len(classes))]
-    class_labels = [names.get(int(c), f"class {c}") for c in classes]
-    row_step = _block_ticks(ax, "y", row_sizes, class_labels)
-    col_step = _block_ticks(ax, "x", col_sizes, class_labels)
-    every = {1: "", 2: ", every 2nd class named", 3: ", every 3rd class named"}
-    ax.set_ylabel(
-        f"{n_rows} sampled test images, sorted by true class"
-        + every.get(row_step, f", every {row_step}th class named")
-    )
-    ax.set_xlabel(
-        f"{n_cols} selected nouns, grouped by the class they relate to most"
-        + every.get(col_step, f", every {col_step}th group named")
-    )
-    bar = fig.colorbar(image, ax=ax, shrink=0.85, extend="both")
-    bar.set_label("relation weight $c_{ij}$ (ridge coefficient)")
-    ax.set_title(f"Relations of images to nouns: {run.method}, {run.dataset}, seed {run.seed}")
-    result.files = _save(fig, folder, result.name)
-    return result
-
-
-@_styled
-def draw_semantic_centers(run: Run | None, folder: Path) -> FigureResult:
-    """A table figure of one ours run's learned semantic centers: per cluster the matched class
-    (Hungarian), the 5 nearest nouns of the learned center and the prompt it started from (the
-    first 20 clusters when K is larger; paper Figure 1b). Returns files or a reason."""
-    result = FigureResult(
-        "semantic_centers",
-        "Learned semantic centers (paper Figure 1b)",
-        "Each learned center's 5 nearest nouns beside the class it is matched to; a class name "
-        "among its nouns (marked) means the center found the class's own word.",
-    )
-    if run is None:
-        result.skipped = "no ours run with center_nouns artefacts"
-        return result
-    centers: dict[str, list[str]] = run.artefacts["center_nouns"]
-    matched = run.diagnostics.get("cluster_to_class") or {}
-    prompts = run.artefacts.get("initial_prompts") or []
-    keys = sorted(centers, key=lambda k: (int(k) if str(k).isdigit() else math.inf, str(k)))
-    total = len(keys)
-    keys = keys[:MAX_CENTERS]
-    header = ["cluster", "matched class", "5 nearest nouns of the learned center", "class in top 5"]
-    if prompts:
-        header.append("initial prompt")
-    rows = []
-    for key in keys:
-        nouns = [str(n) for n in centers[key]][:5]
-        klass = str(matched.get(str(key), "-"))
-        rank = nouns.index(klass) + 1 if klass in nouns else 0
-        row = [str(key), klass, ", ".join(nouns), f"yes (#{rank})" if rank else "no"]
-        if prompts:
-            index = int(key) if str(key).isdigit() else -1
-            row.append(str(prompts[index]) if 0 <= index < len(prompts) else "-")
-        rows.append(row)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    total_width = sum(widths) + 3 * len(widths)
-    fig = _figure(max(7.0, 0.085 * total_width), 0.9 + 0.3 * (len(rows) + 1))
-    ax = fig.add_subplot()
-    ax.set_axis_off()
-    ax.set_xlim(0, total_width)
-    ax.set_ylim(len(rows) + 0.6, -1)
-    x = 0.0
-    starts = []
-    for w in widths:
-        starts.append(x + 1)
-        x += w + 3
-    for i, text in enumerate(header):
-        ax.text(starts[i], -0.3, text, fontweight="bold", va="center", fontsize=9.5)
-    ax.axhline(0.25, color="black", linewidth=0.8)
-    for r, row in enumerate(rows):
-        y = r + 0.75
-        if r % 2 == 1:
-            ax.axhspan(y - 0.5, y + 0.5, color="#f0f0f0", zorder=0)
-        for i, text in enumerate(row):
-            colour = "#222222"
-            if header[i] == "class in top 5":
-                colour = "#007a4d" if text.startswith("yes") else "#b0412e"
-            ax.text(
-                starts[i],
-                y,
-                text,
-                va="center",
-                fontsize=9,
-                color=colour,
-                family="monospace" if i == 0 else None,
-            )
-    shown = f"first {len(rows)} of {total} clusters" if total > len(rows) else f"{total} clusters"
-    ax.set_title(
-        f"Learned semantic centers: {run.method}, {run.dataset}, seed {run.seed} ({shown})",
-        loc="left",
-    )
-    result.files = _save(fig, folder, result.name)
-    return result
-
-
 def _category_label(key: str) -> str:
     """Tick label of a non-numeric parameter value given as canonical JSON (strings unquoted)."""
     value = json.loads(key)
@@ -466,7 +309,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-@_styled
+@styled
 def draw_sensitivity(sweeps: list[Sweep], folder: Path) -> FigureResult:
     """NMI, ACC and ARI (mean ± std over seeds) against one parameter of one method, one line
     per dataset, the default value marked; `sweeps` share (method, param). Returns the files."""
@@ -488,7 +331,7 @@ def draw_sensitivity(sweeps: list[Sweep], folder: Path) -> FigureResult:
     positives = [float(v) for v in values if numeric and float(v) > 0]
     # values over decades (lambda 0.3..10) read on a log axis
     log = numeric and len(positives) == len(values) and max(positives) / min(positives) > 10
-    fig = _figure(11.5, 3.6)
+    fig = new_figure(11.5, 3.6)
     axes = fig.subplots(1, 3, sharex=True)
     seeds = sorted({len(runs) for s in sweeps for _, runs in s.points})
     for m, metric in enumerate(TABLE_METRICS):
@@ -498,7 +341,7 @@ def draw_sensitivity(sweeps: list[Sweep], folder: Path) -> FigureResult:
                 float(v) if numeric else categories.index(canonical_json(v))
                 for v, _ in sweep.points
             ]
-            stats = [_mean_std([r.metrics[metric] for r in runs]) for _, runs in sweep.points]
+            stats = [mean_std([r.metrics[metric] for r in runs]) for _, runs in sweep.points]
             label = (
                 sweep.dataset
                 if sum(s.dataset == sweep.dataset for s in sweeps) == 1
@@ -563,11 +406,11 @@ def draw_sensitivity(sweeps: list[Sweep], folder: Path) -> FigureResult:
         f"{method}: sensitivity to {param} (mean ± std over {seeds_text} seed(s) per point)",
         fontsize=11,
     )
-    result.files = _save(fig, folder, result.name)
+    result.files = save_figure(fig, folder, result.name)
     return result
 
 
-@_styled
+@styled
 def draw_confusion(run: Run | None, folder: Path) -> FigureResult:
     """The confusion matrix of one run from its stored predictions: rows = true classes, columns
     = clusters ordered by their Hungarian-matched class, colour = share of the class (row), counts
@@ -594,7 +437,7 @@ def draw_confusion(run: Run | None, folder: Path) -> FigureResult:
     names = class_names(run, y_true, y_pred)
     n_classes, n_clusters = matrix.shape
     size = min(11.0, max(5.0, 2.5 + 0.32 * max(n_classes, n_clusters)))
-    fig = _figure(size + 1.2, size)
+    fig = new_figure(size + 1.2, size)
     ax = fig.add_subplot()
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=100, interpolation="nearest")
     step = max(1, math.ceil(max(n_classes, n_clusters) / 60))
@@ -636,5 +479,5 @@ def draw_confusion(run: Run | None, folder: Path) -> FigureResult:
         f"class{counts_text})",
         fontsize=9.5,
     )
-    result.files = _save(fig, folder, result.name)
+    result.files = save_figure(fig, folder, result.name)
     return result

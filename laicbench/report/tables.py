@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from laicbench.api import registry
-from laicbench.api.dataset import BENCHMARKS
+from laicbench.api.dataset import dataset_order
 from laicbench.api.errors import UserError
 from laicbench.files import canonical_json
 from laicbench.report.aggregate import METRICS as TABLE_METRICS
@@ -136,11 +136,6 @@ def _default_hash(defaults: dict[str, Any] | None, points: dict[str, list[Run]])
 def column_key(run: Run) -> tuple[str, str]:
     """(dataset, backbone): one column group of the main table."""
     return (run.dataset, run.backbone)
-
-
-def dataset_order(name: str) -> tuple[int, str]:
-    """Sort key of datasets: the benchmarks in BENCHMARKS order, then the others by name."""
-    return (BENCHMARKS.index(name), "") if name in BENCHMARKS else (len(BENCHMARKS), name)
 
 
 def method_order(name: str) -> tuple[int, str]:

@@ -1,9 +1,9 @@
 """Label-based diagnostics of a finished run, computed by the harness for the reports.
 
-Methods never see labels. A method may leave arrays in ``diagnostics_`` (its representation of the
-test split, train pseudo-labels and the filter's kept mask, a sample of explicit relation rows);
-after prediction the harness scores them against the ground truth here. Nothing here can change a
-prediction.
+Methods never see labels. A method may leave arrays in ``outputs_`` (a MethodOutputs: its
+representation of the test split, train pseudo-labels and the filter's kept mask, a sample of
+explicit relation rows); after prediction the harness scores them against the ground truth here.
+Nothing here can change a prediction.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from laicbench.api.features import DatasetFeatures
+from laicbench.api.outputs import MethodOutputs
 from laicbench.cluster.knn import cosine_knn
 from laicbench.cluster.metrics import cluster_accuracy, hungarian_match
 
@@ -29,7 +30,7 @@ def neighbour_consistency(
 
 
 def label_diagnostics(
-    diagnostics: dict[str, np.ndarray],
+    outputs: MethodOutputs,
     data: DatasetFeatures,
     y_pred: np.ndarray,
     seed: int,
@@ -42,7 +43,7 @@ def label_diagnostics(
     mapping = hungarian_match(data.labels_test, y_pred)
     out["cluster_to_class"] = {str(c): names[k] for c, k in sorted(mapping.items())}
 
-    if "representation_test" in diagnostics:
+    if outputs.representation_test is not None:
         rng = np.random.default_rng(seed)
         n = len(data.labels_test)
         sample = np.sort(rng.choice(n, min(CONSISTENCY_SAMPLE, n), replace=False))
@@ -54,12 +55,12 @@ def label_diagnostics(
                 np.asarray(data.image_test)[sample], labels, device=device
             ),
             "representation": neighbour_consistency(
-                np.asarray(diagnostics["representation_test"])[sample], labels, device=device
+                np.asarray(outputs.representation_test)[sample], labels, device=device
             ),
         }
-    if "pseudo_labels_train" in diagnostics:
-        pseudo = np.asarray(diagnostics["pseudo_labels_train"])
-        kept = np.asarray(diagnostics["kept_train"], dtype=bool)
+    if outputs.pseudo_labels_train is not None:
+        pseudo = np.asarray(outputs.pseudo_labels_train)
+        kept = np.asarray(outputs.kept_train, dtype=bool)
         truth = np.asarray(data.labels_train)
         out["pseudo_labels"] = {
             "acc_before": 100.0 * cluster_accuracy(truth, pseudo),
@@ -68,8 +69,8 @@ def label_diagnostics(
             else None,
             "kept_fraction": float(kept.mean()),
         }
-    if "relations_sample" in diagnostics:
-        index = np.asarray(diagnostics["relations_sample_index"])
-        arrays["relations_sample"] = np.asarray(diagnostics["relations_sample"], dtype=np.float32)
+    if outputs.relations_sample is not None:
+        index = np.asarray(outputs.relations_sample_index)
+        arrays["relations_sample"] = np.asarray(outputs.relations_sample, dtype=np.float32)
         arrays["relations_sample_labels"] = np.asarray(data.labels_test)[index]
     return out, arrays

@@ -14,10 +14,11 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from laicbench.api import registry
-from laicbench.api.dataset import BENCHMARKS, resolve_dataset
+from laicbench.api.backbone_spec import DEFAULT_BACKBONE
+from laicbench.api.dataset import suite_members
 from laicbench.api.errors import UserError
 from laicbench.api.settings import DataSettings
-from laicbench.data.backbone import DEFAULT_BACKBONE
+from laicbench.data.resolve import resolve_dataset
 from laicbench.files import canonical_json
 from laicbench.run.config import SweepConfig
 from laicbench.run.records import ResultStore, RunRecord, predictions_intact
@@ -35,10 +36,12 @@ def expand_methods(names: list[str]) -> list[str]:
 
 
 def expand_datasets(names: list[str]) -> list[str]:
-    """Canonical dataset names; 'all' is the eight benchmarks."""
+    """Canonical dataset names; a suite name (``all``: the eight benchmarks, or any suite the
+    dataset plugins declare) stands for its datasets in suite order."""
     out: list[str] = []
     for name in names:
-        for item in BENCHMARKS if name == "all" else [name]:
+        members = suite_members(name) if not name.endswith(".npz") else None
+        for item in members or [name]:
             out.append(resolve_dataset(item).name)
     return list(dict.fromkeys(out))
 

@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from laicbench.api import registry
-from laicbench.api.dataset import resolve_dataset
 from laicbench.api.features import DatasetFeatures, FeatureBundle
 from laicbench.api.method import Method
+from laicbench.api.outputs import MethodOutputs
 from laicbench.api.settings import DataSettings
 from laicbench.cluster import kmeans
 from laicbench.cluster.metrics import evaluate
 from laicbench.cluster.tensors import torch_threads
+from laicbench.data.resolve import resolve_dataset
 from laicbench.run.diagnostics import label_diagnostics
 from laicbench.run.peak_memory import PeakMemory
 from laicbench.run.provenance import device_description, environment
@@ -113,9 +114,9 @@ def execute_run(
             record.n_clusters = data.n_classes
             record.n_clusters_found = int(len(np.unique(y_pred)))
             record.artefacts = getattr(method, "artefacts_", {})
-            record.diagnostics, arrays = label_diagnostics(
-                getattr(method, "diagnostics_", {}), data, y_pred, spec.seed, device
-            )
+            outputs = getattr(method, "outputs_", None) or MethodOutputs()
+            outputs.check(record.dataset.n_train, record.dataset.n_test)
+            record.diagnostics, arrays = label_diagnostics(outputs, data, y_pred, spec.seed, device)
         except Exception as exc:  # noqa: BLE001 - a failing run becomes an error record
             record.fail(exc, oom=_is_oom(exc))
             y_pred = None

@@ -1,0 +1,92 @@
+"""The base of the methods built on TAC's noun selection (TAC, and the 2026 method): its five
+parameters, declared once, TAC's per-dataset number of semantic centers, and the selection."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from laicbench.api.features import FeatureBundle, Need
+from laicbench.api.method import Method
+from laicbench.api.params import AT_LEAST_ONE, Constraint
+
+# TAC's number of semantic centers k_s per benchmark (its filter_nouns.py comment); other datasets
+# use max(round(N_train / 300), 3 K).
+TAC_SEMANTIC_CENTERS = {
+    "cifar10": 167,
+    "cifar20": 167,
+    "stl10": 17,
+    "imagenet10": 43,
+    "imagenet-dogs": 65,
+    "dtd": 141,
+    "ucf101": 303,
+    "imagenet": 4271,
+}
+
+
+@dataclass
+class NounSelectingMethod(Method):
+    """Base of methods that start from TAC's noun selection.
+
+    n_semantic_centers: k_s (None: TAC's per-dataset value, else max(N/300, 3K)); gamma: nouns
+    kept per center; select_n_init, max_iter, points_per_centroid: the k-means of the centers.
+    """
+
+    n_semantic_centers: int | None = None
+    gamma: int = 5
+    select_n_init: int = 10
+    max_iter: int = 300
+    points_per_centroid: int | None = 256
+
+    needs = frozenset({Need.NOUNS})
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "n_semantic_centers": AT_LEAST_ONE,
+        "gamma": AT_LEAST_ONE,
+        "select_n_init": AT_LEAST_ONE,
+        "max_iter": AT_LEAST_ONE,
+        "points_per_centroid": AT_LEAST_ONE,
+    }
+    dataset_settings: ClassVar[dict[str, dict[str, Any]]] = {
+        dataset: {"n_semantic_centers": k} for dataset, k in TAC_SEMANTIC_CENTERS.items()
+    }
+
+    def semantic_centers(self, dataset: str, n_train: int, n_clusters: int) -> int:
+        """k_s of a run on `dataset` with `n_train` train images and K = `n_clusters`."""
+        return self.resolved(
+            "n_semantic_centers", dataset, max(round(n_train / 300), 3 * n_clusters)
+        )
+
+    def _select(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
+        """Selected noun features (|S|, d); records the selection in ``artefacts_``."""
+        from laicbench.cluster.nouns import select_nouns
+
+        k_s = self.semantic_centers(features.dataset, len(features.image_train), n_clusters)
+        selection = select_nouns(
+            features.image_train,
+            features.noun_features,
+            k_s,
+            self.gamma,
+            seed=seed,
+            n_init=self.select_n_init,
+            max_iter=self.max_iter,
+            points_per_centroid=self.points_per_centroid,
+            device=features.device,
+        )
+        words = features.noun_words
+        self.artefacts_: dict[str, Any] = {
+            "resolved": {"n_semantic_centers": k_s},
+            "selected_nouns": [words[i] for i in selection.indices],
+        }
+        self._selected_words = [words[i] for i in selection.indices]
+        return np.asarray(features.noun_features)[selection.indices]
+
+    def _cluster_nouns(self, labels: np.ndarray, nearest: np.ndarray, top: int = 5) -> dict:
+        """For each cluster, its most frequent retrieved nouns with counts."""
+        out = {}
+        for cluster in np.unique(labels):
+            counts = Counter(self._selected_words[i] for i in nearest[labels == cluster])
+            out[str(int(cluster))] = [[w, c] for w, c in counts.most_common(top)]
+        return out
