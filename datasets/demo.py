@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -39,8 +39,9 @@ from laicbench.api.dataset import Dataset
 from laicbench.api.features import DatasetFeatures, Need
 from laicbench.api.registry import register_dataset
 from laicbench.api.settings import DataSettings
-from laicbench.data.backbone import create_model
-from laicbench.data.text_encoder import TextEncoder
+
+if TYPE_CHECKING:  # the text tower needs torch; registering the dataset does not
+    from laicbench.data.text_encoder import TextEncoder
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "ch", "sh", "tr")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
@@ -132,6 +133,9 @@ def _pick_class_nouns(centred: np.ndarray, k: int, rng: np.random.Generator) -> 
 def tiny_text_encoder_cpu() -> TextEncoder:
     """The text tower of the tiny-random backbone on the CPU, as the simulations use it."""
     import open_clip
+
+    from laicbench.data.backbone import create_model
+    from laicbench.data.text_encoder import TextEncoder
 
     model = create_model(BackboneSpec.parse(TINY_RANDOM), "cpu")
     return TextEncoder(model, open_clip.get_tokenizer("laicbench-tiny"), "cpu")

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import ConcatDataset
 
 from laicbench.api.registry import register_dataset
 from laicbench.data.image_dataset import ImageDataset, ImageSplit
@@ -64,5 +63,7 @@ class Dtd(ImageDataset):
             raise self.missing(f"{len(absent)} listed {split} images are absent, e.g. {absent[0]}")
         labels = np.asarray([y for part in parts for y in part._labels], dtype=np.int64)
         ids = [f.relative_to(data_dir).as_posix() for f in files]
+        from torch.utils.data import ConcatDataset
+
         images = parts[0] if len(parts) == 1 else ConcatDataset(parts)
         return ImageSplit(images=images, labels=labels, sample_ids=ids)

@@ -14,7 +14,6 @@ from typing import ClassVar
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
 
 from laicbench.api.registry import register_dataset
 from laicbench.data.image_dataset import ImageDataset, ImageSplit
@@ -26,8 +25,9 @@ SPLIT_FOLDERS = {"train": "train", "test": "val"}
 N_IMAGENET_CLASSES = 1000
 
 
-class ImageFiles(Dataset):
-    """Lazily read images: item i is (the RGB PIL image of samples[i][0], samples[i][1])."""
+class ImageFiles:
+    """Lazily read images: item i is (the RGB PIL image of samples[i][0], samples[i][1]); a
+    map-style dataset that torch's DataLoader reads by index."""
 
     def __init__(self, samples: list[tuple[str, int]]):
         self.samples = samples

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,13 @@ class ClipKMeans(Method):
     tags = frozenset({"training-free"})
     resources = Resources(cpus=1, gpus=0)
     param_constraints = {"n_init": AT_LEAST_ONE, "max_iter": AT_LEAST_ONE, "tol": NON_NEGATIVE}
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """At ImageNet-1K size: spherical k-means with K = 1,000."""
+        from laicbench.bench.methods import PrimitiveStep
+
+        return [PrimitiveStep.job("kmeans_pseudo", device)] if size == "imagenet" else []
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Labels of the test images from spherical k-means with `n_clusters` centers."""

@@ -4,6 +4,7 @@ parameters, declared once, TAC's per-dataset number of semantic centers, and the
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -52,6 +53,15 @@ class NounSelectingMethod(Method):
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = {
         dataset: {"n_semantic_centers": k} for dataset, k in TAC_SEMANTIC_CENTERS.items()
     }
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """At ImageNet-1K size: the k-means of k_s = 4,271 centers and the noun assignment."""
+        from laicbench.bench.methods import PrimitiveStep
+
+        if size != "imagenet":
+            return []
+        return [PrimitiveStep.job(s, device) for s in ("kmeans_select", "noun_assignment")]
 
     def semantic_centers(self, dataset: str, n_train: int, n_clusters: int) -> int:
         """k_s of a run on `dataset` with `n_train` train images and K = `n_clusters`."""

@@ -28,6 +28,7 @@ step costs one pass of the tower, forward and backward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -160,6 +161,20 @@ class Ours(_Relational):
         "batch_size": AT_LEAST_ONE,
         "balance_weight": NON_NEGATIVE,
     }
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """One prompt-learning step split into its parts (both sizes); at ImageNet-1K size also
+        noun selection, the exact k-NN and the k-means of the pseudo-labels."""
+        from laicbench.methods.ours_bench import PromptStepJob
+
+        from laicbench.bench.methods import PrimitiveStep
+
+        if size == "cifar10":
+            return [("ours: prompt-learning step", PromptStepJob(size, device))]
+        shared = [PrimitiveStep.job(s, device) for s in ("knn", "kmeans_pseudo")]
+        own = [("ours: prompt learning", PromptStepJob(size, device))]
+        return super().bench_steps(size, device) + shared + own
 
     def pseudo_labels(
         self,

@@ -19,6 +19,7 @@ of drop_last is guarded by shrinking the batch to the train split's size.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -52,6 +53,14 @@ class TacNoTrain(NounSelectingMethod):
         "tau": POSITIVE,
         "n_init": AT_LEAST_ONE,
     }
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """Noun selection, then the text counterparts of every train image (ImageNet-1K)."""
+        from laicbench.bench.methods import PrimitiveStep
+
+        extra = [PrimitiveStep.job("counterparts", device)] if size == "imagenet" else []
+        return super().bench_steps(size, device) + extra
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Cluster the test split on the concatenation of images and their counterparts."""
@@ -107,6 +116,21 @@ class Tac(NounSelectingMethod):
         NounSelectingMethod.dataset_settings,
         {dataset: TAC_LARGE_CLUSTER_SETTINGS for dataset in ("ucf101", "imagenet")},
     )
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """Noun selection, counterparts, the exact k-NN of both spaces and head training at
+        ImageNet-1K size."""
+        from laicbench.bench.methods import PrimitiveStep
+
+        if size != "imagenet":
+            return []
+        steps = [PrimitiveStep.job(s, device) for s in ("counterparts", "knn")]
+        return (
+            super().bench_steps(size, device)
+            + steps
+            + [("tac: cluster-head training", TacHeadsStep(device))]
+        )
 
     def training_config(self, dataset: str, n_train: int) -> dict[str, Any]:
         """Epochs, batch size and distillation temperature: TAC's per-dataset values unless set.
@@ -199,3 +223,33 @@ class Tac(NounSelectingMethod):
         )
         self.artefacts_["cluster_nouns"] = self._cluster_nouns(labels, nearest)
         return labels
+
+
+class TacHeadsStep:
+    """Picklable bench job: TAC's head training at ImageNet-1K size (K = 1,000, batch 8,192),
+    10 steps timed and extrapolated to its 100 epochs (15,600 steps)."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    def __call__(self) -> tuple[float, float, str]:
+        import torch
+
+        from laicbench.bench.methods import DIM, timed
+        from laicbench.cluster.heads import ClusterHead, tac_loss
+
+        device = self.device
+        heads = (ClusterHead(DIM, 1000).to(device), ClusterHead(DIM, 1000).to(device))
+        opt = torch.optim.Adam([p for h in heads for p in h.parameters()], betas=(0.9, 0.99))
+        steps = 10
+
+        def train():
+            for _ in range(steps):
+                batch = tuple(torch.randn(8192, DIM, device=device) for _ in range(4))
+                loss, _ = tac_loss(heads, batch, 5.0, 5.0)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+        seconds = timed(train)
+        return seconds, seconds * 15_600 / steps, f"{steps} steps of batch 8,192; x 15,600 steps"

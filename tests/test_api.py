@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -127,3 +129,20 @@ def test_run_sweep_refuses_bad_input_before_any_run(tmp_path):
     with pytest.raises(UserError, match="unknown method 'no-such-method'"):
         laicbench.run_sweep(config)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reports_never_import_torch(tmp_path):
+    # reports only read records: the report package, the registries (built-in methods, datasets
+    # and figures) and a whole `laicbench report` run in a fresh interpreter without torch
+    shutil.copytree(SCHEMA1, tmp_path / "runs")
+    code = (
+        "import sys\n"
+        "import laicbench.report.build\n"
+        "assert 'torch' not in sys.modules, 'import'\n"
+        "from laicbench.cli.main import main\n"
+        f"assert main(['report', '--results-dir', {str(tmp_path / 'runs')!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'report'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "report" / "index.md").is_file()

@@ -3,6 +3,7 @@ installed package registers): a new method passes these without a line of test o
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -13,6 +14,7 @@ from laicbench.api import registry
 from laicbench.api.errors import UserError
 from laicbench.api.features import FeatureBundle, Need, UndeclaredNeedError
 from laicbench.api.method import Method, check_method_class
+from laicbench.api.outputs import MethodOutputs
 from laicbench.api.settings import DataSettings
 from laicbench.data.features_file import FeaturesFile
 from laicbench.data.resolve import resolve_dataset
@@ -42,6 +44,23 @@ def test_params_round_trip(name):
     assert list(params) == cls.param_names()
     assert cls(**params).get_params() == params
     assert cls.from_params(params).get_params() == params
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_what_a_method_leaves_for_the_harness_is_well_formed(name, demo):
+    cls = registry.methods.get(name)
+    method = cls()
+    method.fit_predict(FeatureBundle(demo, cls.needs, "demo-10", "cpu"), 10, 0)
+    json.dumps(getattr(method, "artefacts_", {}), default=_numpy_scalar)  # stored in the record
+    outputs = getattr(method, "outputs_", MethodOutputs())
+    assert isinstance(outputs, MethodOutputs)
+    outputs.check(len(demo.labels_train), len(demo.labels_test))
+
+
+def _numpy_scalar(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(type(value).__name__)
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -92,12 +111,20 @@ class _NoFitPredict(Method):
     pass
 
 
+class _UnknownDatasetSetting(_NoDefault):
+    dataset_settings = {"cifar10": {"beta": 1}}
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+
 @pytest.mark.parametrize(
     ("cls", "message"),
     [
         (_NotAMethod, "is not a subclass of laicbench.api.method.Method"),
         (_NoDefault, "__init__ parameter(s) alpha have no default"),
         (_NoFitPredict, "does not define fit_predict"),
+        (_UnknownDatasetSetting, "dataset_settings name beta, which are not parameters"),
     ],
 )
 def test_a_class_that_breaks_the_contract_is_refused_at_registration(cls, message):

@@ -481,3 +481,60 @@ def test_sensitivity_axis_is_logarithmic_for_values_over_decades(
     monkeypatch.setattr(figures, "save_figure", keep_scale)
     build_report(results, out=tmp_path / "out", reference=False)
     assert scales["sensitivity_ours-notrain_ridge_lambda"] == [scale] * 3
+
+
+def test_a_method_and_its_figure_in_one_plugin_file_reach_the_report(cli, tmp_path, write_plugin):
+    plugins = write_plugin(
+        """
+        from dataclasses import dataclass
+
+        import numpy as np
+
+        from laicbench.api.method import Method
+        from laicbench.api.outputs import MethodOutputs
+        from laicbench.api.registry import register_figure, register_method
+        from laicbench.report.figures import FigureResult, new_figure, save_figure
+
+        @register_method("newcomer")
+        @dataclass
+        class Newcomer(Method):
+            '''Thresholds the first feature.'''
+
+            shift: float = 0.0
+
+            def fit_predict(self, features, n_clusters, seed):
+                x = np.asarray(features.image_test)
+                self.outputs_ = MethodOutputs(representation_test=x[:, :4])
+                return (x[:, 0] > self.shift).astype(np.int64)
+
+        @register_figure("newcomer_consistency")
+        def draw(context):
+            '''Neighbour consistency of the newcomer's representation per dataset.'''
+            result = FigureResult("newcomer_consistency", "Newcomer", "its own figure")
+            groups = [g for g in context.groups if g.method == "newcomer"]
+            if not groups:
+                result.skipped = "no newcomer runs"
+                return result
+            fig = new_figure(4, 3)
+            values = [g.runs[0].diagnostics["neighbour_consistency"]["representation"]
+                      for g in groups]
+            fig.add_subplot().bar(range(len(values)), values)
+            result.files = save_figure(fig, context.folder, result.name)
+            return result
+        """
+    )
+    runs = tmp_path / "runs"
+    result = cli(
+        "run", "--include-path", plugins, "--methods", "newcomer", "--datasets", "demo",
+        "--seeds", "0", "--results-dir", runs, "--executor", "local",
+    )  # fmt: skip
+    assert result.status == 0, result.err
+    listing = cli("list", "figures", "--include-path", plugins)
+    assert "newcomer_consistency" in listing.out and "training_free" in listing.out
+    out = tmp_path / "r"
+    report = cli("report", "--include-path", plugins, "--results-dir", runs, "--out", out)
+    assert report.status == 0, report.err
+    index = (tmp_path / "r" / "index.md").read_text()
+    assert "figures/newcomer_consistency.png" in index
+    assert (tmp_path / "r" / "figures" / "newcomer_consistency.png").stat().st_size > 0
+    assert "| newcomer |" in (tmp_path / "r" / "main_table.md").read_text()

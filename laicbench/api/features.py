@@ -6,11 +6,12 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from laicbench.data.text_encoder import TextEncoder
+if TYPE_CHECKING:  # the text tower needs torch; the plugin API does not
+    from laicbench.data.text_encoder import TextEncoder
 
 
 class Need(str, Enum):

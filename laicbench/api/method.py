@@ -13,6 +13,7 @@ record) and ``outputs_`` (a ``MethodOutputs``: arrays the harness scores against
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -113,6 +114,16 @@ class Method:
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Cluster the test split: return integer labels of shape (len(features.image_test),)."""
         raise NotImplementedError
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """The steps ``laicbench bench methods`` times for this method at `size` ("cifar10":
+        beside the end-to-end run; "imagenet": the steps that dominate it at full size), as
+        (label, job): a picklable callable returning (seconds measured, seconds estimated at
+        full size, how the estimate was made). Steps shared by several methods use the same
+        label and are timed once. None by default."""
+        del size, device
+        return []
 
 
 def _canonical(value: Any, default: Any) -> Any:

@@ -1,11 +1,13 @@
 """Wall time and peak memory of the methods on synthetic features (``laicbench bench methods``).
 
 ``cifar10`` size: 50,000 train / 10,000 test 512-d features in K = 10 clusters, the 146,347-noun
-bank, every registered method run end to end (the prompt learning of ``ours`` for a stated number
-of epochs, extrapolated linearly to its default). ``imagenet`` size: 1,281,167 x 512 train,
-50,000 test, K = 1,000, k_s = 4,271: the steps that dominate each method are timed at full size
-on a measured slice and extrapolated, with the factor stated. Each measurement runs in a fresh
-process, so its peak resident memory is its own.
+bank, every selected method run end to end (optionally with one parameter scaled down, the time
+extrapolated linearly to its default), followed by the steps the method declares for this size.
+``imagenet`` size: 1,281,167 x 512 train, 50,000 test, K = 1,000, k_s = 4,271: the steps that
+dominate each method, as the method declares them (``Method.bench_steps``: shared primitives from
+here, its own steps from its plugin), are timed at full size on a measured slice and
+extrapolated, with the factor stated. Each measurement runs in a fresh process, so its peak
+resident memory is its own.
 """
 
 from __future__ import annotations
@@ -75,7 +77,8 @@ def measure(name: str, fn: Callable[[], tuple[float, float, str]]) -> Measuremen
     return Measurement(name, measured, estimated, peak, note)
 
 
-def _timed(fn: Callable[[], Any]) -> float:
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds `fn()` takes."""
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
@@ -121,7 +124,7 @@ class _RunMethod:
         cls = registry.methods.get(self.method)
         bundle, k = _bundle("cifar10", self.device, text_encoder=True)
         method = cls.from_params(self.params)
-        seconds = _timed(lambda: method.fit_predict(bundle, k, seed=0))
+        seconds = timed(lambda: method.fit_predict(bundle, k, seed=0))
         note = "end to end" + (
             f" with {self.params}, x {self.factor:g} for the default epochs" if self.params else ""
         )
@@ -129,31 +132,47 @@ class _RunMethod:
 
 
 def cifar10_jobs(
-    methods: list[str], device: str, ours_epochs: int | None
+    methods: list[str], device: str, scaled: dict[str, tuple[str, Any]] | None = None
 ) -> list[tuple[str, Callable]]:
-    """End-to-end jobs per method at CIFAR-10 size, and the per-step timing of ``ours``'s prompt
-    learning; with `ours_epochs`, ``ours`` runs that many epochs, extrapolated to its default."""
+    """End-to-end jobs per method at CIFAR-10 size, each followed by the steps the method
+    declares for this size (``Method.bench_steps``). `scaled` maps a method to (parameter,
+    value): that method runs with the value, its time extrapolated linearly to its default."""
     from laicbench.api import registry
 
     jobs: list[tuple[str, Callable]] = []
     for name in methods:
+        cls = registry.methods.get(name)
         params: dict[str, Any] = {}
         factor = 1.0
-        if name == "ours" and ours_epochs is not None:
-            default = registry.methods.get(name)().get_params()["epochs"]
-            params = {"epochs": ours_epochs}
-            factor = default / ours_epochs  # dominated by prompt learning, linear in epochs
+        if name in (scaled or {}):
+            param, value = scaled[name]
+            default = cls().get_params()[param]
+            params = {param: value}
+            factor = default / value
         jobs.append((name, _RunMethod(name, device, params, factor)))
-        if name == "ours":
-            jobs.append(("ours: prompt-learning step", _PromptStepJob(device)))
+        jobs.extend(cls.bench_steps("cifar10", device))
     return jobs
 
 
-class _Step:
-    """Picklable job: one dominant step at ImageNet size, timed and extrapolated."""
+class PrimitiveStep:
+    """Picklable job: one shared primitive at ImageNet-1K size, timed and extrapolated. Methods
+    list the ones they depend on in ``bench_steps("imagenet", device)``."""
+
+    LABELS = {
+        "kmeans_select": "noun selection: spherical k-means, k_s = 4,271",
+        "noun_assignment": "noun selection: softmax assignment of every noun",
+        "counterparts": "text counterparts of every train image",
+        "knn": "exact 50-NN of the train images",
+        "kmeans_pseudo": "spherical k-means, K = 1,000",
+    }
 
     def __init__(self, step: str, device: str):
         self.step, self.device = step, device
+
+    @classmethod
+    def job(cls, step: str, device: str) -> tuple[str, PrimitiveStep]:
+        """(label, job) of primitive `step`."""
+        return cls.LABELS[step], cls(step, device)
 
     def __call__(self) -> tuple[float, float, str]:
         return getattr(self, "_" + self.step)()
@@ -171,7 +190,7 @@ class _Step:
         sample = min(len(x), 256 * k)
         kw = dict(seed=0, device=self.device, sample_size=sample if sample < len(x) else None)
         probe = 32  # k-means++ costs the same per center: time 32 centers, scale to k
-        t_probe = _timed(lambda: spherical_kmeans(x, probe, n_init=1, max_iter=0, **kw))
+        t_probe = timed(lambda: spherical_kmeans(x, probe, n_init=1, max_iter=0, **kw))
         t_init = t_probe * k / probe
         points = sample if sample < len(x) else len(x)
         data = unit_rows(x[:points], self.device)
@@ -183,7 +202,7 @@ class _Step:
                 block = data[start : start + 16384]
                 sums.index_add_(0, (block @ centers.T).argmax(dim=1), block)
 
-        t_iter = _timed(lloyd_step)
+        t_iter = timed(lloyd_step)
         estimate = n_init * (t_init + 300 * t_iter)
         note = (
             f"{label}: k-means++ init {t_init:.0f} s (32 centers timed, x {k / probe:.0f}) + "
@@ -211,7 +230,7 @@ class _Step:
                 block = normalise(nouns[start : start + 16384], self.device)
                 torch.softmax(centers @ block.T, dim=0).max(dim=0)
 
-        seconds = _timed(assign)
+        seconds = timed(assign)
         return seconds, seconds, "softmax over 4,271 centers for all 146,347 nouns, chunked"
 
     def _counterparts(self):
@@ -219,7 +238,7 @@ class _Step:
 
         x = self._train()
         selected, _ = synthetic(21_355, 1000, 3)
-        seconds = _timed(lambda: text_counterparts(x, selected, device=self.device))
+        seconds = timed(lambda: text_counterparts(x, selected, device=self.device))
         return seconds, seconds, "all 1.28M train images against 21,355 selected nouns"
 
     def _knn(self):
@@ -227,7 +246,7 @@ class _Step:
 
         x = self._train()
         q = 8192
-        seconds = _timed(lambda: cosine_knn(x[:q], 50, keys=x, device=self.device))
+        seconds = timed(lambda: cosine_knn(x[:q], 50, keys=x, device=self.device))
         factor = len(x) / q
         note = (
             f"50-NN of {q:,} queries against all 1.28M; x {factor:.0f} for all queries, x 2 "
@@ -235,143 +254,14 @@ class _Step:
         )
         return seconds, seconds * factor * 2, note
 
-    def _tac_heads(self):
-        import torch
 
-        from laicbench.methods.tac import ClusterHead, tac_loss
+def imagenet_jobs(methods: list[str], device: str) -> list[tuple[str, Callable]]:
+    """The dominant steps of `methods` at ImageNet-1K size (``Method.bench_steps``), each once
+    (steps that several methods share are listed once, in the order first declared)."""
+    from laicbench.api import registry
 
-        heads = (ClusterHead(DIM, 1000).to(self.device), ClusterHead(DIM, 1000).to(self.device))
-        opt = torch.optim.Adam([p for h in heads for p in h.parameters()], betas=(0.9, 0.99))
-        steps = 10
-
-        def train():
-            for _ in range(steps):
-                batch = tuple(torch.randn(8192, DIM, device=self.device) for _ in range(4))
-                loss, _ = tac_loss(heads, batch, 5.0, 5.0)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-
-        seconds = _timed(train)
-        return seconds, seconds * 15_600 / steps, f"{steps} steps of batch 8,192; x 15,600 steps"
-
-    def _prompt_steps(self):
-        k = SIZES["imagenet"]["k"]
-        n_train = SIZES["imagenet"]["n_train"]
-        timing = prompt_step_timing(self.device, k, n_train, steps=2)
-        steps = _ours_steps(n_train)
-        note = (
-            f"{timing.describe()}; all {k:,} prompts through the text tower and all "
-            f"{n_train:,} images per step; x {steps:,} steps (ours's default epochs and "
-            "batch, everything kept: an upper bound)"
-        )
-        return timing.seconds, timing.step_s * steps, note
-
-
-@dataclass
-class PromptStepTiming:
-    """Seconds per prompt-learning step and its parts: the text tower's forward, the image side
-    (logits and their gradient for every image, chunked) and the tower's backward."""
-
-    seconds: float  # all timed steps
-    step_s: float
-    forward_s: float
-    images_s: float
-    backward_s: float
-    peak_gpu_gib: float | None = None  # on CUDA
-
-    def describe(self) -> str:
-        """'X ms per step (text tower forward a%, image side b%, tower backward c%)'."""
-        share = {
-            "text tower forward": self.forward_s,
-            "image side": self.images_s,
-            "tower backward": self.backward_s,
-        }
-        parts = ", ".join(f"{name} {100 * s / self.step_s:.0f}%" for name, s in share.items())
-        gpu = f", peak GPU memory {self.peak_gpu_gib:.1f} GiB" if self.peak_gpu_gib else ""
-        return f"{1000 * self.step_s:.0f} ms per step ({parts}){gpu}"
-
-
-def prompt_step_timing(device: str, k: int, n_images: int, steps: int) -> PromptStepTiming:
-    """Time `steps` full-batch prompt-learning steps of ``ours`` (K = `k` prompts through the
-    ViT-B-32 text tower, the gradient of `n_images` images) after one warm-up step."""
-    import torch
-
-    from laicbench.api.backbone_spec import BackboneSpec
-    from laicbench.cluster.prompts import PromptLearner, image_side_backward
-    from laicbench.data.backbone import load_backbone
-
-    def sync() -> None:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize(device)
-
-    encoder = load_backbone(BackboneSpec.parse("ViT-B-32:random"), device).text_encoder
-    learner = PromptLearner(encoder, [f"a photo of a noun{i}." for i in range(k)], 4)
-    opt = torch.optim.SGD([learner.ctx], lr=0.016, momentum=0.9)
-    x = torch.nn.functional.normalize(torch.randn(n_images, DIM, device=device), dim=1)
-    y = torch.randint(k, (n_images,), device=device)
-    parts = [0.0, 0.0, 0.0]
-    start = 0.0
-    for step in range(steps + 1):  # step 0 warms up
-        if step == 1:
-            sync()
-            start = time.perf_counter()
-            parts = [0.0, 0.0, 0.0]
-        t0 = time.perf_counter()
-        centers = learner()
-        sync()
-        t1 = time.perf_counter()
-        detached = centers.detach().requires_grad_()
-        image_side_backward(x, y, detached, tau_p=0.05, balance_weight=0.0, chunk=65536)
-        sync()
-        t2 = time.perf_counter()
-        opt.zero_grad()
-        centers.backward(detached.grad)
-        sync()
-        t3 = time.perf_counter()
-        opt.step()
-        for i, span in enumerate((t1 - t0, t2 - t1, t3 - t2)):
-            parts[i] += span
-    sync()
-    seconds = time.perf_counter() - start
-    gpu = torch.cuda.max_memory_allocated(device) / 2**30 if device.startswith("cuda") else None
-    return PromptStepTiming(seconds, seconds / steps, *(p / steps for p in parts), gpu)
-
-
-def _ours_steps(n_train: int) -> int:
-    """Prompt-learning steps of ``ours`` at its defaults on `n_train` images (all kept)."""
-    from laicbench.methods.ours import Ours
-
-    params = Ours().get_params()
-    batch = min(params["batch_size"] or n_train, n_train)  # None: the full batch
-    return params["epochs"] * -(-n_train // batch)
-
-
-class _PromptStepJob:
-    """Picklable job: the per-step timing of ``ours`` at CIFAR-10 size (K = 10)."""
-
-    def __init__(self, device: str):
-        self.device = device
-
-    def __call__(self) -> tuple[float, float, str]:
-        n_train = SIZES["cifar10"]["n_train"]
-        timing = prompt_step_timing(self.device, SIZES["cifar10"]["k"], n_train, 10)
-        steps = _ours_steps(n_train)
-        note = f"{timing.describe()}; x {steps:,} steps at the defaults (everything kept)"
-        return timing.seconds, timing.step_s * steps, note
-
-
-IMAGENET_STEPS = {
-    "tac-notrain / tac / ours: noun-selection k-means": "kmeans_select",
-    "tac-notrain / tac / ours: noun assignment": "noun_assignment",
-    "tac-notrain / tac: text counterparts": "counterparts",
-    "tac / ours: exact k-NN": "knn",
-    "tac: cluster-head training": "tac_heads",
-    "clip-kmeans / ours: k-means K=1000": "kmeans_pseudo",
-    "ours: prompt learning": "prompt_steps",
-}
-
-
-def imagenet_jobs(device: str) -> list[tuple[str, Callable]]:
-    """The dominant steps at ImageNet-1K size."""
-    return [(name, _Step(step, device)) for name, step in IMAGENET_STEPS.items()]
+    jobs: dict[str, Callable] = {}
+    for name in methods:
+        for label, job in registry.methods.get(name).bench_steps("imagenet", device):
+            jobs.setdefault(label, job)
+    return list(jobs.items())

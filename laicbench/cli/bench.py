@@ -39,13 +39,16 @@ def add_commands(sub) -> None:
         "says how). Every measurement runs in a fresh process (peak RSS is its own).",
     )
     methods.add_argument("--size", choices=["cifar10", "imagenet", "both"], default="both")
-    methods.add_argument("--methods", default="all", help="comma list for the CIFAR-10 size")
+    methods.add_argument("--methods", default="all", help="comma list of methods (default all)")
     methods.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     methods.add_argument(
-        "--ours-epochs",
-        type=int,
-        help="run ours for this many prompt-learning epochs at CIFAR-10 size and extrapolate "
-        "to its default (default: its default epochs, end to end)",
+        "--scale",
+        action="append",
+        default=[],
+        metavar="METHOD.PARAM=VALUE",
+        help="run METHOD with PARAM=VALUE at CIFAR-10 size and extrapolate its whole time "
+        "linearly to the parameter's default (meaningful for a parameter the time is "
+        "proportional to, e.g. epochs of a method dominated by training); repeatable",
     )
     methods.add_argument("--out", help="also write the figures as JSON to this file")
 
@@ -88,15 +91,17 @@ def _methods(args: argparse.Namespace, out: Console) -> int:
     from laicbench.run.plan import expand_methods
     from laicbench.run.provenance import resolve_device
 
-    if args.ours_epochs is not None and args.ours_epochs < 1:
-        raise UserError("--ours-epochs must be positive")
     device = resolve_device(args.device)
+    names = expand_methods(split_list(args.methods))
+    scaled = {}
+    for item in args.scale:
+        method, param, value = _scaled(item, names)
+        scaled[method] = (param, value)
     jobs = []
     if args.size in ("cifar10", "both"):
-        names = expand_methods(split_list(args.methods))
-        jobs += [("cifar10", n, j) for n, j in cifar10_jobs(names, device, args.ours_epochs)]
+        jobs += [("cifar10", n, j) for n, j in cifar10_jobs(names, device, scaled)]
     if args.size in ("imagenet", "both"):
-        jobs += [("imagenet", n, j) for n, j in imagenet_jobs(device)]
+        jobs += [("imagenet", n, j) for n, j in imagenet_jobs(names, device)]
     table = Table(title=f"methods benchmark on {device}")
     for column in ("size", "method / step", "measured", "estimated", "peak RSS", "how"):
         table.add_column(column, overflow="fold")
@@ -119,6 +124,29 @@ def _methods(args: argparse.Namespace, out: Console) -> int:
     out.print(table)
     _write(args.out, {"device": device, "results": results})
     return 0
+
+
+def _scaled(item: str, methods: list[str]) -> tuple[str, str, float]:
+    """(method, parameter, value) of a --scale METHOD.PARAM=VALUE; UserError when it is not a
+    positive number for a numeric parameter of a benchmarked method."""
+    from laicbench.api import registry
+
+    key, sep, text = item.partition("=")
+    method, dot, param = key.partition(".")
+    if not sep or not dot:
+        raise UserError(f"--scale {item}: expected METHOD.PARAM=VALUE, e.g. ours.epochs=5")
+    method = registry.methods.canonical(method.strip())
+    if method not in methods:
+        raise UserError(f"--scale {item}: method {method!r} is not among --methods")
+    default = registry.methods.get(method)().get_params().get(param.strip())
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if isinstance(default, bool) or not isinstance(default, (int, float)) or value <= 0:
+        raise UserError(f"--scale {item}: expected a positive value of a numeric parameter")
+    value = int(value) if isinstance(default, int) and value.is_integer() else value
+    return method, param.strip(), value
 
 
 def _duration(seconds: float) -> str:
