@@ -41,7 +41,7 @@ def test_wheel_ships_plugins_without_top_level_datasets_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "laicbench/methods/clip_kmeans.py" in names
     assert "laicbench/datasets/demo.py" in names
-    assert "laicbench/model_configs/laicbench-tiny.json" in names
+    assert "laicbench/data/model_configs/laicbench-tiny.json" in names
     top_level = {name.split("/")[0] for name in names}
     assert "datasets" not in top_level and "methods" not in top_level
 

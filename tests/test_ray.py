@@ -187,6 +187,7 @@ def test_bench_sweep_rejects_zero_repeats(capsys):
 def test_cuda_on_a_cluster_without_gpus_is_a_user_error(tmp_path):
     from laicbench.api.errors import UserError
     from laicbench.api.settings import DataSettings
+    from laicbench.run.executors import Batch
     from laicbench.run.executors.ray import RayExecutor
     from laicbench.run.records import ResultStore
     from laicbench.run.spec import RunSpec
@@ -195,7 +196,7 @@ def test_cuda_on_a_cluster_without_gpus_is_a_user_error(tmp_path):
     ray.shutdown()  # a local Ray without GPUs, also on a machine that has one
     with pytest.raises(UserError, match="no GPU"):
         RayExecutor("cuda", num_cpus=2, num_gpus=0).run(
-            [spec], ResultStore(tmp_path), DataSettings(), lambda s: None, lambda s, r: None
+            Batch([spec], ResultStore(tmp_path), DataSettings()), print, print
         )
     assert not list(tmp_path.rglob("*.json"))
 

@@ -59,20 +59,21 @@ def _one_comparison(specs: list[RunSpec], cpus: int) -> dict[str, Any]:
     """Wall times of `specs` with the local executor, then on a freshly started local Ray."""
     import ray
 
+    from laicbench.run.executors import Batch
     from laicbench.run.executors.local import LocalExecutor
     from laicbench.run.executors.ray import RayExecutor, start_ray
 
     settings = DataSettings()
     with tempfile.TemporaryDirectory() as local_dir, tempfile.TemporaryDirectory() as ray_dir:
         t = time.perf_counter()
-        local = LocalExecutor("cpu").run(specs, ResultStore(local_dir), settings, *_quiet())
+        local = LocalExecutor("cpu").run(Batch(specs, ResultStore(local_dir), settings), *_quiet())
         local_s = time.perf_counter() - t
         t = time.perf_counter()
         start_ray(None, cpus, 0)
         ray_start_s = time.perf_counter() - t
         try:
             t, t_epoch = time.perf_counter(), time.time()
-            on_ray = RayExecutor("cpu").run(specs, ResultStore(ray_dir), settings, *_quiet())
+            on_ray = RayExecutor("cpu").run(Batch(specs, ResultStore(ray_dir), settings), *_quiet())
             ray_s = time.perf_counter() - t
         finally:
             ray.shutdown()  # the next repeat starts from a cold Ray, as a user's run does

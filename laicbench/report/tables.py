@@ -553,6 +553,25 @@ def _text(cell: Cell) -> str:
     return format_mean_std(cell.mean, cell.std or 0.0)
 
 
+BLOCK_TITLES = {
+    "reported": "reported in the papers",
+    "oracle": "oracle references (use class names; not ranked)",
+}
+
+
+def _blocks(table: MainTable):
+    """(title of the block that starts at this row, or None; row) for every row of `table`: the
+    reported block (reported rows and their deltas) and the oracle block get a title row."""
+    seen: set[str] = set()
+    for row in table.rows:
+        block = "reported" if row.kind == "delta" else row.kind
+        title = None
+        if block in BLOCK_TITLES and block not in seen:
+            seen.add(block)
+            title = BLOCK_TITLES[block]
+        yield title, row
+
+
 def to_markdown(table: MainTable) -> str:
     """The main table as GitHub Markdown: caption, one header row ('<dataset> <METRIC>'),
     blocks separated by italic label rows, notes; bold = best, <ins> = second best."""
@@ -563,16 +582,9 @@ def to_markdown(table: MainTable) -> str:
         "| " + " | ".join(header) + " |",
         "|:--" + "|--:" * len(table.columns) + "|",
     ]
-    blocks = {
-        "reported": "*reported in the papers*",
-        "oracle": "*oracle references (use class names; not ranked)*",
-    }
-    seen: set[str] = set()
-    for row in table.rows:
-        block = "reported" if row.kind == "delta" else row.kind
-        if block in blocks and block not in seen:
-            seen.add(block)
-            lines.append("| " + blocks[block] + " |" + " |" * len(table.columns))
+    for block, row in _blocks(table):
+        if block:
+            lines.append(f"| *{block}* |" + " |" * len(table.columns))
         label = row.label + (f" [{','.join(map(str, row.notes))}]" if row.notes else "")
         cells = [_markdown_cell(c) for c in row.cells]
         lines.append("| " + " | ".join([label, *cells]) + " |")
@@ -651,17 +663,11 @@ def to_latex(table: MainTable, label: str = "tab:main") -> str:
     )
     lines.append("Method & " + " & ".join(METRIC_LABELS[m] for _, m in table.columns) + " \\\\")
     lines.append("\\midrule")
-    blocks = {
-        "reported": "Reported in the papers",
-        "oracle": "Oracle references (use class names; not ranked)",
-    }
-    seen: set[str] = set()
-    for row in table.rows:
-        block = "reported" if row.kind == "delta" else row.kind
-        if block in blocks and block not in seen:
-            seen.add(block)
+    for block, row in _blocks(table):
+        if block:
             lines.append("\\midrule")
-            lines.append(f"\\multicolumn{{{n + 1}}}{{l}}{{\\textit{{{blocks[block]}}}}} \\\\")
+            title = block[0].upper() + block[1:]
+            lines.append(f"\\multicolumn{{{n + 1}}}{{l}}{{\\textit{{{title}}}}} \\\\")
         label = latex_escape(row.label)
         if row.notes:
             label += f"\\textsuperscript{{{','.join(map(str, row.notes))}}}"

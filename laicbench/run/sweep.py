@@ -18,7 +18,7 @@ from laicbench.api import registry
 from laicbench.api.errors import UserError
 from laicbench.api.settings import DataSettings
 from laicbench.run.config import SweepConfig
-from laicbench.run.executors import Executor, OnDone, OnStart, make_executor
+from laicbench.run.executors import Batch, Executor, OnDone, OnStart, make_executor
 from laicbench.run.plan import (
     InputFingerprints,
     SweepPlan,
@@ -114,7 +114,7 @@ class Sweep:
             load_vocabulary(self.settings.vocabulary)  # one line naming the file if unreadable
         check_datasets(todo, self.settings)
         prepare_features(todo, self.device, self.settings)
-        self.executor.prepare(todo, self.store, self.settings)
+        self.executor.prepare(Batch(todo, self.store, self.settings))
 
     def execute(
         self,
@@ -124,9 +124,8 @@ class Sweep:
         """Run the runs to do with the executor (after ``check``); returns the SweepResult."""
         result = SweepResult(self.store.root, self.specs, skipped=list(self.plan.done))
         try:
-            result.finished = self.executor.run(
-                self.plan.todo, self.store, self.settings, on_start, on_done
-            )
+            batch = Batch(self.plan.todo, self.store, self.settings)
+            result.finished = self.executor.run(batch, on_start, on_done)
         except OSError as exc:
             raise UserError(f"cannot write results in {self.store.root}: {exc}") from exc
         return result

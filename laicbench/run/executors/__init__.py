@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from laicbench.api.settings import DataSettings
 from laicbench.run.records import ResultStore, RunRecord
@@ -18,26 +19,33 @@ OnStart = Callable[[RunSpec], None]
 OnDone = Callable[[RunSpec, RunRecord], None]
 
 
+@dataclass
+class Batch:
+    """The runs an executor is given: their specs, the store their records go to and the data
+    settings their features are read with."""
+
+    specs: list[RunSpec]
+    store: ResultStore
+    settings: DataSettings
+
+
 class Executor(ABC):
     """Executes the runs of a sweep and stores one record per run."""
 
     name: str
 
-    def prepare(self, specs: list[RunSpec], store: ResultStore, settings: DataSettings) -> None:
-        """Check, before any run starts, that `specs` can run here; UserError otherwise."""
-        del specs, store, settings
+    def prepare(self, batch: Batch) -> None:
+        """Check, before any run starts, that the runs of `batch` can run here; UserError
+        otherwise."""
+        del batch
 
     @abstractmethod
     def run(
-        self,
-        specs: list[RunSpec],
-        store: ResultStore,
-        settings: DataSettings,
-        on_start: OnStart,
-        on_done: OnDone,
+        self, batch: Batch, on_start: OnStart, on_done: OnDone
     ) -> list[tuple[RunSpec, RunRecord]]:
-        """Execute `specs`, each leaving its record in `store`; call `on_start` as a run starts
-        and `on_done` with its record as it ends. Returns (spec, record) pairs, in end order."""
+        """Execute the runs of `batch`, each leaving its record in the batch's store; call
+        `on_start` as a run starts and `on_done` with its record as it ends. Returns (spec,
+        record) pairs, in the order the runs ended."""
 
 
 def make_executor(

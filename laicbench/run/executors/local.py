@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from laicbench.api.settings import DataSettings
-from laicbench.run.executors import Executor, OnDone, OnStart
-from laicbench.run.records import ResultStore, RunRecord
+from laicbench.run.executors import Batch, Executor, OnDone, OnStart
+from laicbench.run.records import RunRecord
 from laicbench.run.spec import RunSpec
 
 
@@ -17,20 +16,15 @@ class LocalExecutor(Executor):
         self.device = device
 
     def run(
-        self,
-        specs: list[RunSpec],
-        store: ResultStore,
-        settings: DataSettings,
-        on_start: OnStart,
-        on_done: OnDone,
+        self, batch: Batch, on_start: OnStart, on_done: OnDone
     ) -> list[tuple[RunSpec, RunRecord]]:
-        """Execute `specs` one after another (see Executor.run)."""
+        """Execute the runs one after another (see Executor.run)."""
         from laicbench.run.runner import execute_run
 
         results = []
-        for spec in specs:
+        for spec in batch.specs:
             on_start(spec)
-            record = execute_run(spec, store, self.device, settings)
+            record = execute_run(spec, batch.store, self.device, batch.settings)
             results.append((spec, record))
             on_done(spec, record)
         return results

@@ -19,7 +19,7 @@ from typing import Any
 from laicbench.api import registry
 from laicbench.api.errors import UserError
 from laicbench.api.settings import DataSettings
-from laicbench.run.executors import Executor, OnDone, OnStart
+from laicbench.run.executors import Batch, Executor, OnDone, OnStart
 from laicbench.run.records import ResultStore, RunRecord, now
 from laicbench.run.spec import RunSpec
 
@@ -209,31 +209,34 @@ class RayExecutor(Executor):
         self.num_gpus = num_gpus
         self.include_paths = tuple(str(Path(p).absolute()) for p in include_paths)
 
-    def prepare(self, specs: list[RunSpec], store: ResultStore, settings: DataSettings) -> None:
-        """Start or reach Ray and check that `specs` fit it (see ``prepare_cluster``)."""
-        if specs:
-            prepare_cluster(
-                specs, store, settings, self.address, self.num_cpus, self.num_gpus, self.device
-            )
+    def _cluster_gpus(self, batch: Batch) -> float:
+        return prepare_cluster(
+            batch.specs,
+            batch.store,
+            batch.settings,
+            self.address,
+            self.num_cpus,
+            self.num_gpus,
+            self.device,
+        )
+
+    def prepare(self, batch: Batch) -> None:
+        """Start or reach Ray and check that the runs fit it (see ``prepare_cluster``)."""
+        if batch.specs:
+            self._cluster_gpus(batch)
 
     def run(
-        self,
-        specs: list[RunSpec],
-        store: ResultStore,
-        settings: DataSettings,
-        on_start: OnStart,
-        on_done: OnDone,
+        self, batch: Batch, on_start: OnStart, on_done: OnDone
     ) -> list[tuple[RunSpec, RunRecord]]:
-        """Execute `specs` as Tune trials (see Executor.run). A trial that dies without writing
+        """Execute the runs as Tune trials (see Executor.run). A trial that dies without writing
         a record (killed for memory, a crashed worker) gets an error or oom record written here
         from Tune's error."""
-        if not specs:
+        if not batch.specs:
             return []
         from ray import tune
 
-        gpus = prepare_cluster(
-            specs, store, settings, self.address, self.num_cpus, self.num_gpus, self.device
-        )
+        specs, store, settings = batch.specs, batch.store, batch.settings
+        gpus = self._cluster_gpus(batch)
         trainable = tune.with_resources(
             _trial,
             lambda config: tune.PlacementGroupFactory(
