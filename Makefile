@@ -1,5 +1,6 @@
 # `make demo`: set up .venv and run every method on the offline demo benchmark.
-# `make test`: set up .venv and run the linters and the test suite.
+# `make test`: set up .venv and run the linters and the test suite (the slow tests, real Ray
+# clusters and wheel builds, follow in `make test-slow`, which CI runs after `make test`).
 VENV ?= .venv
 PYTHON ?= python3
 # PyPI's torch/torchvision pair. Their CUDA builds run on the CPU as well; a CPU-only torch wheel
@@ -7,7 +8,7 @@ PYTHON ?= python3
 # so this one install ignores local pip configuration.
 TORCH_PINS := torch==2.13.0 torchvision==0.28.0
 
-.PHONY: demo test install
+.PHONY: demo test test-slow install
 
 $(VENV)/.torch-installed:
 	$(PYTHON) -m venv $(VENV)
@@ -23,4 +24,7 @@ demo: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not slow"
+
+test-slow: install
+	$(VENV)/bin/pytest -q -m slow

@@ -8,6 +8,11 @@ BUILTIN = (
     "laicbench.methods.clip_kmeans",
     "laicbench.methods.tac",
     "laicbench.methods.ours",
+    "laicbench.methods.spectral",
+    "laicbench.methods.umap_ward",
+    "laicbench.methods.scan",
+    "laicbench.methods.temi",
+    "laicbench.methods.turtle",
     "laicbench.methods.zeroshot",
 )
 FIGURES = ("laicbench.methods.ours_figures",)

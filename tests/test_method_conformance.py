@@ -34,7 +34,11 @@ def features_file(demo, tmp_path_factory) -> FeaturesFile:
 
 
 def _labels(cls: type[Method], data, needs, seed: int = 0) -> np.ndarray:
-    return np.asarray(cls().fit_predict(FeatureBundle(data, needs, "demo-10", "cpu"), 10, seed))
+    return np.asarray(
+        cls.from_params(cls.quick_params).fit_predict(
+            FeatureBundle(data, needs, "demo-10", "cpu"), 10, seed
+        )
+    )
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -49,7 +53,7 @@ def test_params_round_trip(name):
 @pytest.mark.parametrize("name", METHODS)
 def test_what_a_method_leaves_for_the_harness_is_well_formed(name, demo):
     cls = registry.methods.get(name)
-    method = cls()
+    method = cls.from_params(cls.quick_params)
     method.fit_predict(FeatureBundle(demo, cls.needs, "demo-10", "cpu"), 10, 0)
     json.dumps(getattr(method, "artefacts_", {}), default=_numpy_scalar)  # stored in the record
     outputs = getattr(method, "outputs_", MethodOutputs())

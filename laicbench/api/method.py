@@ -54,9 +54,13 @@ class Method:
     needs: ClassVar[frozenset[Need]] = frozenset()
     resources: ClassVar[Resources] = Resources()
     oracle: ClassVar[bool] = False  # uses ground-truth label names: reported apart, never ranked
-    # what reports may choose runs by: "training-free" (no learning beyond k-means), "featured"
-    # (the default subject of run-level figures such as the confusion matrix)
+    # "training-free" (no learning beyond k-means: the report's training-free figure),
+    # "featured" (the default subject of run-level figures such as the confusion matrix),
+    # "heavy" (minutes per demo run on a CPU: left out of the default sweep; `--methods all`
+    # runs it)
     tags: ClassVar[frozenset[str]] = frozenset()
+    # parameters that keep a run on the demo short, for the conformance tests (never a default)
+    quick_params: ClassVar[dict[str, Any]] = {}
     # allowed values per hyperparameter, checked (with the __init__ type hints) before runs start
     param_constraints: ClassVar[dict[str, Constraint]] = {}
     # official per-dataset values of parameters left at None: {dataset: {parameter: value}}

@@ -35,15 +35,16 @@ class Entry:
 
     @property
     def description(self) -> str:
-        """The first line of the plugin's docstring."""
-        doc = inspect.getdoc(self.obj) or ""
-        return doc.strip().splitlines()[0] if doc.strip() else ""
+        """The first sentence of the plugin's docstring."""
+        paragraph = (inspect.getdoc(self.obj) or "").strip().split("\n\n")[0]
+        sentence = " ".join(paragraph.split()).split(". ")[0]
+        return sentence if sentence.endswith(".") or not sentence else sentence + "."
 
     @property
     def defined_in(self) -> str:
         """The source file that defines the plugin (module name when the file is unknown)."""
         try:
-            return inspect.getsourcefile(self.obj) or self.obj.__module__
+            return inspect.getsourcefile(inspect.unwrap(self.obj)) or self.obj.__module__
         except TypeError:
             return self.obj.__module__
 

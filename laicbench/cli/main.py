@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``laicbench`` console script; returns the exit status."""
     # piped output (logs, CI) gets room for whole tables instead of rich's 80-column fallback
-    out = Console() if sys.stdout.isatty() else Console(width=200)
+    # ($COLUMNS, when set, is honoured by rich either way)
+    out = Console() if sys.stdout.isatty() or "COLUMNS" in os.environ else Console(width=200)
     err = Console(stderr=True)
     try:
         argv = list(sys.argv[1:] if argv is None else argv)

@@ -66,7 +66,9 @@ def selection_options() -> argparse.ArgumentParser:
     """What a sweep runs and where its records go (--methods, --datasets, --seeds, ...)."""
     selection = Parser(add_help=False)
     selection.add_argument(
-        "--methods", help="comma-separated method names, or 'all' (default: all)"
+        "--methods",
+        help="comma-separated method names, 'all', or 'default' (the default: every method not "
+        "tagged heavy, see 'laicbench list methods')",
     )
     selection.add_argument(
         "--datasets",

@@ -77,17 +77,21 @@ def dispatch(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def cmd_list(kind: str, out: Console) -> int:
-    """Print the registered methods or datasets."""
+    """Print the registered methods, datasets or figures (methods with their tags)."""
     reg = {"methods": registry.methods, "datasets": registry.datasets}.get(kind, registry.figures)
     table = Table(title=f"laicbench {kind}", show_lines=False)
     table.add_column("name", style="bold", no_wrap=True)
     table.add_column("aliases")
+    if kind == "methods":
+        table.add_column("tags")
     table.add_column("description")
     table.add_column("defined in", overflow="fold")
     for entry in reg.entries():
+        tags = [", ".join(sorted(entry.obj.tags))] if kind == "methods" else []
         table.add_row(
             entry.name,
             ", ".join(entry.aliases),
+            *tags,
             escape(entry.description),
             escape(f"{entry.defined_in} ({entry.origin})"),
         )

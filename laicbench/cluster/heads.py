@@ -79,3 +79,42 @@ def tac_loss(
     loss = distill + consist - entropy_weight * entropy
     parts = {"distill": distill.item(), "consistency": consist.item(), "entropy": entropy.item()}
     return loss, parts
+
+
+class MultiHead(nn.Module):
+    """An ensemble of `n_heads` projection heads (DINO's and TEMI's): Linear(d, hidden) - GELU -
+    Linear(hidden, bottleneck), L2-normalised, then a weight-normalised Linear(bottleneck, K)
+    without bias whose gains start at 1. Weights trunc_normal(std 0.02), biases zero."""
+
+    def __init__(self, in_dim: int, n_clusters: int, n_heads: int, hidden: int, bottleneck: int):
+        super().__init__()
+        from torch.nn.utils.parametrizations import weight_norm
+
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, bottleneck))
+            for _ in range(n_heads)
+        )
+        for mlp in self.mlps:
+            for layer in (mlp[0], mlp[2]):
+                nn.init.trunc_normal_(layer.weight, std=0.02)
+                nn.init.zeros_(layer.bias)
+        self.last = nn.ModuleList(
+            weight_norm(nn.Linear(bottleneck, n_clusters, bias=False)) for _ in range(n_heads)
+        )
+        with torch.no_grad():
+            for layer in self.last:
+                layer.parametrizations.weight.original0.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of every head, (heads, batch, K)."""
+        return torch.stack(
+            [
+                last(F.normalize(mlp(x), dim=1))
+                for mlp, last in zip(self.mlps, self.last, strict=True)
+            ]
+        )
+
+    def last_layer_grad_off(self) -> None:
+        """Drop the gradients of the last layers (they stay fixed in this step)."""
+        for param in self.last.parameters():
+            param.grad = None

@@ -55,3 +55,18 @@ def cosine_knn(
         out_idx[qs : qs + len(qb)] = best_idx.cpu().numpy()
         out_sim[qs : qs + len(qb)] = best_sim.cpu().numpy()
     return out_idx, out_sim
+
+
+def knn_graph(x: np.ndarray | torch.Tensor, k: int, *, device: str = "cpu"):
+    """The symmetrised k-NN connectivity of the rows of `x` (cosine, exact): a sparse scipy CSR
+    matrix (n, n), 0.5 (A + A^T) with A[i, j] = 1 when j is i itself or one of its `k` nearest,
+    as scikit-learn builds its ``precomputed_nearest_neighbors`` affinity."""
+    import scipy.sparse as sp
+
+    neighbours, _ = cosine_knn(x, k, device=device)
+    n = len(neighbours)
+    columns = np.concatenate([np.arange(n)[:, None], neighbours], axis=1)
+    rows = np.repeat(np.arange(n), columns.shape[1])
+    ones = np.ones(rows.size, dtype=np.float32)
+    a = sp.csr_matrix((ones, (rows, columns.ravel())), shape=(n, n))
+    return (0.5 * (a + a.T)).tocsr()

@@ -29,7 +29,8 @@ EXECUTORS = ("ray", "local")
 class SweepConfig:
     """What a sweep runs, where its data and records live, and how it executes.
 
-    Selection: ``methods`` and ``datasets`` (names, aliases, ``all`` or a dataset suite),
+    Selection: ``methods`` (names, aliases, ``all``, or ``default``: every method not tagged
+    ``heavy``) and ``datasets`` (names, aliases, or a suite such as ``all``),
     ``seeds`` (``0-2``, ``0,3,5``), ``backbone`` (None: ViT-B-32:openai, or a simulated dataset's
     own), ``params`` ({method: {param: value}}) and ``grid`` ({"method.param": [values]}).
     Records: ``results_dir``, ``overwrite``. Data: ``data_root``, ``download``, ``cache_dir``,
@@ -39,7 +40,7 @@ class SweepConfig:
     plugin files, imported by every process of the sweep.
     """
 
-    methods: list[str] = field(default_factory=lambda: ["all"])
+    methods: list[str] = field(default_factory=lambda: ["default"])
     datasets: list[str] = field(default_factory=lambda: ["demo"])
     seeds: str = "0-2"
     backbone: str | None = None

@@ -24,14 +24,20 @@ from laicbench.run.config import SweepConfig
 from laicbench.run.records import ResultStore, RunRecord, predictions_intact
 from laicbench.run.spec import RunSpec, parse_seeds
 
+DEFAULT_METHODS = "default"
+
 
 def expand_methods(names: list[str]) -> list[str]:
-    """Canonical method names; 'all' is every registered method in registry order."""
+    """Canonical method names in registry order for 'all' (every registered method) and
+    'default' (those not tagged ``heavy``: the default sweep, which stays a few minutes on a
+    CPU); other names are resolved (aliases)."""
     out: list[str] = []
     for name in names:
-        out.extend(
-            registry.methods.names() if name == "all" else [registry.methods.canonical(name)]
-        )
+        if name in ("all", DEFAULT_METHODS):
+            everything = registry.methods.entries()
+            out.extend(e.name for e in everything if name == "all" or "heavy" not in e.obj.tags)
+        else:
+            out.append(registry.methods.canonical(name))
     return list(dict.fromkeys(out))
 
 
