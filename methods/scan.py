@@ -117,7 +117,7 @@ class Scan(Method):
             with torch.no_grad():
                 losses = self._evaluation_losses(heads, x, candidates, n_clusters)
             head = int(torch.argmin(losses))
-            if float(losses[head]) < best["loss"]:
+            if "state" not in best or float(losses[head]) < best["loss"]:  # NaN never wins
                 best.update(loss=float(losses[head]), epoch=epoch, head=head)
                 best["state"] = {n: p.detach().clone() for n, p in heads.state_dict().items()}
 
@@ -154,18 +154,21 @@ class Scan(Method):
 
     def _evaluation_losses(self, heads, x, candidates, n_clusters: int, chunk: int = 8192):
         """Each head's SCAN loss on the whole train split: -log <p_i, p_j> over each image and
-        its first EVAL_NEIGHBOURS candidates, minus the entropy of the mean prediction."""
+        its first EVAL_NEIGHBOURS candidates, minus the entropy of the mean prediction.
+        Accumulated chunk by chunk, so memory stays bounded at ImageNet-1K size."""
         import torch
 
-        probs = torch.cat(
-            [self._probs(heads(x[i : i + chunk]), n_clusters) for i in range(0, len(x), chunk)],
-            dim=1,
-        )
         cols = candidates[:, : EVAL_NEIGHBOURS + 1]
-        consistency = torch.stack(
-            [consistency_loss(probs, probs[:, cols[:, j]]) for j in range(cols.shape[1])]
-        ).mean(dim=0)
-        return consistency - mean_entropy(probs)
+        consistency = torch.zeros(self.n_heads, device=x.device)
+        prob_sum = torch.zeros(self.n_heads, n_clusters, device=x.device)
+        for start in range(0, len(x), chunk):
+            probs = self._probs(heads(x[start : start + chunk]), n_clusters)
+            prob_sum += probs.sum(dim=1)
+            for j in range(cols.shape[1]):
+                partners = self._probs(heads(x[cols[start : start + chunk, j]]), n_clusters)
+                consistency += consistency_loss(probs, partners) * probs.shape[1]
+        consistency /= len(x) * cols.shape[1]
+        return consistency - mean_entropy((prob_sum / len(x))[:, None, :])
 
     def _optimiser(self, params):
         import torch

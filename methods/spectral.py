@@ -45,6 +45,11 @@ class Spectral(Method):
         from laicbench.cluster.knn import knn_graph
 
         x = np.asarray(features.image_test, dtype=np.float32)
+        if len(x) <= n_clusters:
+            raise ValueError(
+                f"spectral clustering needs more test images ({len(x)}) than clusters "
+                f"({n_clusters})"
+            )
         k = min(self.n_neighbors, len(x) - 1)
         graph = knn_graph(x, k, device=features.device)
         embedding = spectral_embedding_of(graph, n_clusters, self.eigen_solver, seed)

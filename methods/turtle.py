@@ -29,7 +29,7 @@ import numpy as np
 
 from laicbench.api.features import FeatureBundle
 from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE
+from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Interval
 from laicbench.api.registry import register_method
 
 
@@ -59,7 +59,7 @@ class Turtle(Method):
         "inner_steps": AT_LEAST_ONE,
         "iterations": AT_LEAST_ONE,
         "batch_size": AT_LEAST_ONE,
-        "cv_folds": AT_LEAST_ONE,
+        "cv_folds": Interval(2, None),
     }
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
@@ -156,7 +156,7 @@ def generalization_score(x: np.ndarray, pseudo: np.ndarray, folds: int, seed: in
 
     order = np.random.default_rng(seed).permutation(len(x))
     accuracies = []
-    for held_out in np.array_split(order, folds):
+    for held_out in np.array_split(order, min(folds, len(x))):
         train = np.setdiff1d(order, held_out, assume_unique=True)
         if len(np.unique(pseudo[train])) < 2:  # one class: the held-out fold is that class
             accuracies.append(float(np.mean(pseudo[held_out] == pseudo[train][0])))

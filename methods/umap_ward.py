@@ -10,7 +10,7 @@ clustered and the features are used as cached, without PCA or z-scoring.
 
 Ward without constraints holds all pairwise distances (memory quadratic in the test split):
 above `dense_limit` images it is run connectivity-constrained on the `connectivity_neighbors`-NN
-graph of the UMAP embedding (sparse), and the record says so (``artefacts.resolved.ward``).
+graph of the UMAP embedding (sparse), and the record says so (``artefacts.resolved.agglomerative``).
 Training-free.
 """
 
@@ -59,6 +59,11 @@ class UmapWard(Method):
         from sklearn.neighbors import kneighbors_graph
 
         x = np.asarray(features.image_test, dtype=np.float32)
+        if len(x) <= max(n_clusters, 3):
+            raise ValueError(
+                f"UMAP + agglomerative clustering needs more test images ({len(x)}) than "
+                f"clusters ({n_clusters}) and at least 4"
+            )
         embedding = umap_embedding(x, self.n_components, self.n_neighbors, self.min_dist, seed)
         connectivity = None
         how = f"{self.linkage}, unconstrained"

@@ -146,3 +146,51 @@ def test_reports_never_import_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "report" / "index.md").is_file()
+
+
+def test_the_python_api_takes_the_forms_a_toml_file_takes():
+    config = laicbench.SweepConfig(methods="clip-kmeans, scan", seeds=[0, 2])
+    assert config.methods == ["clip-kmeans", "scan"] and config.seeds == "0,2"
+    with pytest.raises(UserError, match="SweepConfig: workers must be an integer"):
+        laicbench.SweepConfig(workers="two")
+
+
+def test_plugin_folders_of_a_config_file_are_relative_to_it(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "sweep.toml").write_text('include_path = ["plugins"]\n')
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("conf") / "sweep.toml")
+    assert config.include_path == [str(Path("conf") / "plugins")]
+
+
+def test_no_overwrite_undoes_the_config_files_overwrite(cli, tmp_path):
+    runs = tmp_path / "runs"
+    args = ["--methods", "clip-kmeans", "--datasets", "demo", "--seeds", "0",
+            "--results-dir", runs, "--executor", "local"]  # fmt: skip
+    assert cli("run", *args).status == 0
+    (tmp_path / "sweep.toml").write_text("overwrite = true\n")
+    again = cli("run", *args, "--config", tmp_path / "sweep.toml", "--no-overwrite")
+    assert again.status == 0 and "0 new, 1 skipped" in again.out
+    forced = cli("run", *args, "--config", tmp_path / "sweep.toml")
+    assert forced.status == 0 and "1 new, 0 skipped" in forced.out
+
+
+def test_an_integer_for_a_float_parameter_is_the_same_run():
+    from laicbench.api import registry
+
+    tac = registry.methods.get("tac")
+    assert tac.from_params({"temperature": 1}).temperature == 1.0
+    assert (
+        tac.from_params({"temperature": 1}).get_params()
+        == tac.from_params({"temperature": 1.0}).get_params()
+    )
+    turtle = registry.methods.get("turtle")
+    assert turtle.from_params({"gamma_grid": [1, 10]}).gamma_grid == [1.0, 10.0]
+
+
+def test_a_record_keeps_unknown_keys_of_its_method_and_dataset():
+    (path,) = SCHEMA1.rglob("*.json")
+    stored = json.loads(path.read_text())
+    stored["method"]["from_a_later_release"] = {"x": 1}
+    stored["dataset"]["split_note"] = "kept"
+    assert RunRecord.from_dict(stored).to_dict() == stored

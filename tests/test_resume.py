@@ -7,14 +7,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_features_file import write_features
 from test_pipeline import image_dataset_setup
 
+from laicbench.run.records import ResultStore
 from laicbench.run.spec import RunSpec
 
 
 def _records(results: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results.rglob("*.json"))]
+    return [json.loads(p.read_text()) for p in ResultStore(results).record_paths()]
 
 
 def _run(cli, *argv):
@@ -93,7 +95,8 @@ def test_truncated_predictions_are_rerun_and_status_says_so(cli, tmp_path):
     assert predictions.read_bytes() == intact  # the same seed gives the same predictions
 
 
-def test_a_failed_overwrite_keeps_the_last_good_record(cli, method_plugin, tmp_path):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_failed_overwrite_keeps_the_last_good_record(cli, method_plugin, tmp_path, executor):
     flag = tmp_path / "fail-now"
     name, folder = method_plugin(
         body=f"""
@@ -105,14 +108,15 @@ def test_a_failed_overwrite_keeps_the_last_good_record(cli, method_plugin, tmp_p
     )
     results = tmp_path / "results"
     args = ["--methods", name, "--datasets", "demo", "--results-dir", results,
-            "--include-path", folder]  # fmt: skip
+            "--include-path", folder, "--executor", executor]  # fmt: skip
     assert _run(cli, *args).status == 0
     (good,) = _records(results)
     (predictions,) = results.rglob("*.pred.npz")
     before = predictions.read_bytes()
     flag.touch()
     failed = _run(cli, *args, "--overwrite")
-    assert failed.status == 1
+    assert failed.status == 1  # reported as failed by either executor, though the file stays ok
+    assert "0 new, 0 skipped (already done), 1 failed" in failed.out
     assert "broken on the rerun" in failed.out
     (kept,) = _records(results)
     assert kept["status"] == "ok" and kept["metrics"] == good["metrics"]

@@ -13,6 +13,7 @@ record) and ``outputs_`` (a ``MethodOutputs``: arrays the harness scores against
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -98,7 +99,8 @@ class Method:
     def from_params(cls, params: dict[str, Any]) -> Method:
         """Instantiate with `params` over the defaults; UserError naming any unknown parameter.
 
-        An integer given for a parameter whose default is a float becomes that float, so that
+        An integer given for a parameter declared a float (``float``, ``float | None``,
+        ``list[float]``: by its type hint, else by a float default) becomes that float, so that
         ``ridge_lambda=3`` and the default ``3.0`` are one run (one hash), not two.
         """
         defaults = cls.param_defaults()
@@ -109,7 +111,8 @@ class Method:
                     f"method {cls.name!r} has no parameter {key!r}{did_you_mean(key, known)}; "
                     f"its parameters: {', '.join(known) or '(none)'}"
                 )
-        values = {key: _canonical(value, defaults[key]) for key, value in params.items()}
+        floats = float_params(cls)
+        values = {key: _canonical(value, key in floats) for key, value in params.items()}
         problems = param_problems(cls, values)
         if problems:
             raise UserError(f"method {cls.name!r}: {'; '.join(problems)}")
@@ -130,9 +133,37 @@ class Method:
         return []
 
 
-def _canonical(value: Any, default: Any) -> Any:
-    """`value` as the type of a float `default` when it is an integer (not a bool)."""
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+def float_params(cls: type) -> set[str]:
+    """The parameters of `cls` that hold floats (or lists of floats) and no integers: by the
+    ``__init__`` type hints where they resolve, else those with a float default."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except (NameError, TypeError):
+        hints = {}
+    out = set()
+    for name, default in cls.param_defaults().items():
+        hint = hints.get(name)
+        if hint is None:
+            if isinstance(default, float):
+                out.add(name)
+            continue
+        kinds = set()
+        for kind in typing.get_args(hint) if typing.get_origin(hint) is not list else [hint]:
+            kinds.update(typing.get_args(kind) if typing.get_origin(kind) is list else [kind])
+        kinds = kinds or {hint}
+        if float in kinds and int not in kinds:
+            out.add(name)
+    return out
+
+
+def _canonical(value: Any, is_float: bool) -> Any:
+    """`value` (or each item of a list) as a float when the parameter holds floats and it is an
+    integer (not a bool)."""
+    if not is_float:
+        return value
+    if isinstance(value, list):
+        return [_canonical(v, True) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
 

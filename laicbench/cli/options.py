@@ -39,7 +39,7 @@ def data_options() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--download",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="let torchvision download CIFAR/STL-10/DTD where the network allows",
     )

@@ -41,7 +41,8 @@ def add_commands(sub: argparse._SubParsersAction, plugins: argparse.ArgumentPars
         "--confusion",
         metavar="RUN_ID",
         help="run whose confusion matrix is drawn, e.g. ours/demo-10/tiny-random/seed0-<hash> "
-        "(default: ours with seed 0 on the first dataset, else the first run)",
+        "(default: a run of a method tagged featured, ours, with seed 0 on the first dataset, "
+        "else the first run)",
     )
     report.add_argument(
         "--reference",

@@ -29,7 +29,10 @@ def add_commands(sub, plugins, data, selection) -> None:
     )
     run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     run.add_argument(
-        "--overwrite", action="store_true", default=None, help="rerun runs that have a record"
+        "--overwrite",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="rerun runs that have a record (--no-overwrite undoes a config file's true)",
     )
     run.add_argument("--dry-run", action="store_true", help="print the runs without running them")
     run.add_argument(

@@ -1,6 +1,5 @@
-"""Cluster heads and the losses of cluster-head training, shared by the methods that train heads
-on cached features (TAC; image-only baselines such as SCAN and TEMI train the same kind of head).
-"""
+"""Cluster heads and the losses of cluster-head training on cached features: TAC's heads and loss
+(shared by the methods built on TAC) and TEMI's ensemble of projection heads."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The training loop shared by the methods that train cluster heads on cached features in
 mini-batches (SCAN, TEMI): seeded shuffling, drop-last batches, per-epoch loss history, and the
-choice of the head with the lowest loss (the label-free selection rule of both)."""
+drawing of a random neighbour per sample."""
 
 from __future__ import annotations
 
@@ -45,8 +45,3 @@ def random_neighbour(
     k = neighbours.shape[1]
     pick = torch.randint(k, (len(index),), generator=generator).to(neighbours.device)
     return neighbours[index, pick]
-
-
-def lowest_loss(losses: torch.Tensor) -> int:
-    """The index of the smallest of `losses` (one per head): the head a run keeps."""
-    return int(torch.argmin(losses).item())

@@ -238,10 +238,10 @@ def build_report(
     """Write the report of the records in `results_dir` to `out` (default: ``default_out``).
 
     `methods`/`datasets` restrict the records (names or aliases); `confusion` is the run id whose
-    confusion matrix is drawn (default: ours with seed 0 on the first dataset, else the first
-    run); `reference` is the reported-numbers CSV (True: ``find_reference``; False: none).
-    `warn` receives one line counting the records left out, if any. Returns the Report;
-    UserError (nothing written) when there is nothing to report or an argument is wrong.
+    confusion matrix is drawn (default: a method tagged featured, seed 0, on the first dataset,
+    else the first run); `reference` is the reported-numbers CSV (True: ``find_reference``;
+    False: none). `warn` receives one line counting the records left out, if any. Returns the
+    Report; UserError (nothing written) when there is nothing to report or an argument is wrong.
     """
     root = Path(results_dir).expanduser().absolute()
     all_runs, unreadable = load_runs(root)

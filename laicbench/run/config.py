@@ -62,6 +62,10 @@ class SweepConfig:
     num_gpus: int | None = None
     include_path: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        for f in fields(self):  # the Python API gets the same forms and checks as a TOML file
+            setattr(self, f.name, config_value(f.name, getattr(self, f.name), "SweepConfig"))
+
     def data_settings(self) -> DataSettings:
         """The DataSettings of the data fields (defaults for those left at None); UserError
         for a batch size below 1 or a negative worker count."""
@@ -105,6 +109,8 @@ def split_list(value: str | list[str]) -> list[str]:
 def config_value(key: str, value: Any, where: str) -> Any:
     """`value` of field `key` in the form SweepConfig holds; UserError (prefixed by `where`)
     when it has the wrong type."""
+    if value is None and key in _OPTIONAL_STRINGS + _OPTIONAL_INTS:
+        return None
     if key in _LISTS:
         if not isinstance(value, (str, list)):
             raise UserError(f"{where}: {key} must be a string or a list of strings")
@@ -150,5 +156,8 @@ def load_config(path: str | Path | None) -> SweepConfig:
     for key, value in raw.items():
         if key not in known:
             raise UserError(f"--config {path}: unknown key {key!r}{did_you_mean(key, known)}")
-        setattr(config, key, config_value(key, value, f"--config {path}"))
+        value = config_value(key, value, f"--config {path}")
+        if key == "include_path":  # plugin folders are relative to the file that names them
+            value = [str(path.parent / folder) for folder in value]
+        setattr(config, key, value)
     return config

@@ -28,7 +28,6 @@ from laicbench.run.spec import RunSpec
 SCHEMA_VERSION = 1
 RECORD_SUFFIX = ".json"
 PREDICTIONS_SUFFIX = ".pred.npz"
-STATUSES = ("ok", "error", "oom")
 
 
 @dataclass
@@ -42,6 +41,7 @@ class MethodInfo:
     oracle: bool = False
     needs: list[str] | None = None
     tags: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,6 +53,7 @@ class DatasetInfo:
     n_train: int | None = None
     n_test: int | None = None
     info: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,10 +164,12 @@ class RunRecord:
                 oracle=bool(method.get("oracle", False)),
                 needs=method.get("needs"),
                 tags=method.get("tags"),
+                extra=_unknown(method, MethodInfo),
             )
             values["dataset"] = DatasetInfo(
                 **{k: dataset.get(k) for k in ("n_classes", "n_train", "n_test", "info")},
                 name=str(dataset["name"]),
+                extra=_unknown(dataset, DatasetInfo),
             )
             values["backbone"] = str(data["backbone"])
             values["seed"] = int(data["seed"])
@@ -185,13 +188,25 @@ class RunRecord:
         return json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n"
 
 
+def _unknown(data: dict[str, Any], kind: type) -> dict[str, Any]:
+    """The keys of `data` that are not fields of the dataclass `kind`."""
+    known = {f.name for f in fields(kind)}
+    return {k: v for k, v in data.items() if k not in known}
+
+
 def now() -> str:
     """The current UTC time in ISO format, as records store it."""
     return datetime.now(timezone.utc).isoformat()
 
 
 def _drop_none(value: Any) -> dict[str, Any]:
-    return {f.name: v for f in fields(value) if (v := getattr(value, f.name)) is not None}
+    """The JSON form of a MethodInfo or DatasetInfo: set fields, then the unknown keys."""
+    out = {
+        f.name: v
+        for f in fields(value)
+        if f.name != "extra" and (v := getattr(value, f.name)) is not None
+    }
+    return {**out, **value.extra}
 
 
 class ResultStore:
@@ -238,6 +253,20 @@ class ResultStore:
         path = self.record_path(spec)
         atomic_write_bytes(path, record.to_json().encode())
         return path
+
+    def write_failure(self, spec: RunSpec, record: RunRecord) -> None:
+        """Store the failed `record` of `spec`, unless an ok record is stored: that one is kept
+        (with its predictions), the failure noted in its ``last_failure``."""
+        previous = self.read(spec)
+        if previous is not None and previous.ok:
+            previous.last_failure = {
+                "status": record.status,
+                "error": record.error,
+                "finished_at": record.finished_at,
+            }
+            self.write(spec, previous)
+        else:
+            self.write(spec, record)
 
     def record_paths(self) -> list[Path]:
         """Every record file below the results dir, in path order (not Tune's files under

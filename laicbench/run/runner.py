@@ -126,14 +126,8 @@ def execute_run(
         record.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
     record.finished_at = now()
     record.environment = environment()
-    previous = store.read(spec) if not record.ok else None
-    if previous is not None and previous.ok:
-        previous.last_failure = {
-            "status": record.status,
-            "error": record.error,
-            "finished_at": record.finished_at,
-        }
-        store.write(spec, previous)  # the predictions of the ok run stay as they are
+    if not record.ok:
+        store.write_failure(spec, record)  # an ok record of an earlier run stays
         return record
     store.write(spec, record, y_true=y_true, y_pred=y_pred, arrays=arrays)
     return record

@@ -9,6 +9,7 @@ before the trials start, so trials only read the cache.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -156,7 +157,8 @@ def _trial(config: dict[str, Any]) -> None:
     record = execute_run(
         spec, ResultStore(config["results_dir"]), device, DataSettings(**config["settings"])
     )
-    tune.report({"run_id": spec.run_id, "status_ok": record.ok, **(record.metrics or {})})
+    # the record itself: a failed rerun keeps the stored ok record, so the file is not the news
+    tune.report({"run_id": spec.run_id, "record": record.to_json()})
 
 
 def prepare_cluster(
@@ -208,9 +210,12 @@ class RayExecutor(Executor):
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
         self.include_paths = tuple(str(Path(p).absolute()) for p in include_paths)
+        self._gpus: float | None = None  # what prepare_cluster found, once per sweep
 
     def _cluster_gpus(self, batch: Batch) -> float:
-        return prepare_cluster(
+        if self._gpus is not None:
+            return self._gpus
+        self._gpus = prepare_cluster(
             batch.specs,
             batch.store,
             batch.settings,
@@ -219,6 +224,7 @@ class RayExecutor(Executor):
             self.num_gpus,
             self.device,
         )
+        return self._gpus
 
     def prepare(self, batch: Batch) -> None:
         """Start or reach Ray and check that the runs fit it (see ``prepare_cluster``)."""
@@ -267,12 +273,10 @@ class RayExecutor(Executor):
             spec = RunSpec(**result.config["spec"])
             if spec.run_id in progress.reported:
                 continue
-            # a record the callback could not read yet (slow shared storage), or none at all
-            record = store.read(spec) if result.error is None else None
-            if record is None:
-                error = result.error or RuntimeError("the trial ended without a record")
-                record = lost_trial_record(spec, error)
-                store.write(spec, record)
+            # a trial that died (worker or node lost) without reporting its record
+            error = result.error or RuntimeError("the trial ended without a record")
+            record = lost_trial_record(spec, error)
+            store.write_failure(spec, record)  # an ok record of an earlier run stays
             progress.done(spec, record)
         return progress.results
 
@@ -312,8 +316,8 @@ class _Progress:
 
             def on_trial_result(self, iteration, trials, trial, result, **info):
                 spec = RunSpec(**trial.config["spec"])
-                record = self.progress.store.read(spec)
-                if spec.run_id not in self.progress.reported and record is not None:
+                if spec.run_id not in self.progress.reported and "record" in result:
+                    record = RunRecord.from_dict(json.loads(result["record"]))
                     self.progress.done(spec, record)
 
         return TrialProgress(self)
