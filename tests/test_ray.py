@@ -28,6 +28,7 @@ def _metrics(results):
     }
 
 
+@pytest.mark.slow
 def test_ray_sweep_equals_local_and_resumes(tmp_path, capsys):
     ray_dir, local_dir = tmp_path / "ray", tmp_path / "local"
     ray_args = [
@@ -164,6 +165,7 @@ def test_grid_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_bench_sweep_compares_local_and_ray_runs(tmp_path, capsys):
     out = tmp_path / "sweep.json"
     argv = ["bench", "sweep", "--runs", "2", "--seconds", "0.3", "--repeats", "1", "--cpus", "2"]

@@ -95,7 +95,7 @@ def test_truncated_predictions_are_rerun_and_status_says_so(cli, tmp_path):
     assert predictions.read_bytes() == intact  # the same seed gives the same predictions
 
 
-@pytest.mark.parametrize("executor", ["local", "ray"])
+@pytest.mark.parametrize("executor", ["local", pytest.param("ray", marks=pytest.mark.slow)])
 def test_a_failed_overwrite_keeps_the_last_good_record(cli, method_plugin, tmp_path, executor):
     flag = tmp_path / "fail-now"
     name, folder = method_plugin(
