@@ -14,7 +14,7 @@ from conftest import table_rows, unique_name
 
 from laicbench.api import registry
 from laicbench.api.method import Method
-from laicbench.cluster.metrics import evaluate
+from laicbench.cluster.metrics import evaluate_all
 
 KMEANS_PARAMS = {"n_init": 10, "max_iter": 300, "tol": 1e-4}
 
@@ -80,7 +80,14 @@ def test_run_writes_one_record_and_predictions_per_run(cli, tmp_path):
         assert record["dataset"]["n_train"] == 2000
         assert record["dataset"]["n_test"] == 1000
         assert record["backbone"] == "tiny-random"
-        assert set(record["metrics"]) == {"acc", "nmi", "ari"}
+        assert set(record["metrics"]) == {"acc", "nmi", "ari", "ami", "balanced_acc", "m2o_acc"}
+        assert set(record["internal_metrics"]) == {
+            "silhouette",
+            "davies_bouldin",
+            "calinski_harabasz",
+        }
+        assert record["scoring"]["version"] == 2
+        assert record["scoring"]["nmi_average_method"] == "arithmetic"
         assert all(0 <= v <= 100 for v in record["metrics"].values())
         assert record["wall_time_s"] > 0
         assert record["peak_rss_mb"] > 0
@@ -96,7 +103,7 @@ def test_run_writes_one_record_and_predictions_per_run(cli, tmp_path):
         # the predictions beside the record reproduce its metrics
         y_true, y_pred = load_predictions(path)
         assert y_true.shape == y_pred.shape == (1000,)
-        scores = evaluate(y_true, y_pred)
+        scores = evaluate_all(y_true, y_pred)
         for metric, value in record["metrics"].items():
             assert value == pytest.approx(scores[metric])
         pred_file = path.parent / record["predictions"]["file"]

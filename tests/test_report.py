@@ -69,6 +69,8 @@ def write_record(
         "backbone": backbone,
         "seed": seed,
         "metrics": metrics,
+        "scoring": {"version": 2},  # current scoring; internal metrics left empty
+        "internal_metrics": {},
         "artefacts": {},
         "diagnostics": {},
         "wall_time_s": 1.5,
@@ -379,6 +381,7 @@ def demo_sweep(tmp_path_factory) -> tuple[Path, str]:
 
 EXPECTED_FIGURES = [
     "training_free",
+    "acc_per_seed",
     "neighbour_consistency",
     "pseudo_label_filtering",
     "relations_heatmap",
@@ -424,7 +427,9 @@ def test_every_figure_of_a_demo_sweep_is_a_real_image(cli, demo_sweep, monkeypat
     assert {"main_table.md", "main_table.tex", "runs.csv", "runs.parquet"} <= set(targets)
     for target in targets:
         assert (out / target).is_file(), target
-    assert "Skipped figures" not in index
+    # one dataset: the only skipped figure is the critical-difference diagram
+    skipped = index.split("### Skipped figures", 1)[1].split("---", 1)[0].strip().splitlines()
+    assert len(skipped) == 1 and "`critical_difference`" in skipped[0], skipped
     assert "generated:" in index and "tiny-random" in index and "torch" in index
 
     runs = pd.read_parquet(out / "runs.parquet")
@@ -449,6 +454,7 @@ def test_confusion_of_a_chosen_run_and_skipped_figures(cli, demo_sweep, tmp_path
     assert result.status == 0, result.err
     index = (out / "index.md").read_text()
     assert sorted(p.stem for p in (out / "figures").glob("*.png")) == [
+        "acc_per_seed",
         "confusion",
         "training_free",
     ]

@@ -176,7 +176,11 @@ datasets: Registry = Registry(
 figures: Registry = Registry(
     "figure",
     "laicbench.figures",
-    builtin=("laicbench.report.figures", "laicbench.methods:FIGURES"),
+    builtin=(
+        "laicbench.report.figures",
+        "laicbench.report.stat_figures",
+        "laicbench.methods:FIGURES",
+    ),
     contract="laicbench.report.figures:check_figure",
 )
 

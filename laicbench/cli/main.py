@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_run.add_commands(sub, plugins, data, selection)
     cli_data.add_commands(sub, plugins, data)
     cli_bench.add_commands(sub)
-    cli_report.add_commands(sub, plugins)
+    cli_report.add_commands(sub, plugins, data)
     return parser
 
 
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_run.dispatch(args, out, err)
         if args.command == "bench":
             return cli_bench.dispatch(args, out)
-        if args.command == "report":
+        if args.command in ("report", "rescore"):
             return cli_report.dispatch(args, out)
         return cli_data.dispatch(args, out, err)
     except UserError as exc:

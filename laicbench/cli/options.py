@@ -91,6 +91,13 @@ def selection_options() -> argparse.ArgumentParser:
         metavar="METHOD.PARAM=V1,V2",
         help="sweep a hyperparameter (repeatable; points multiply); each point is its own run",
     )
+    selection.add_argument(
+        "--k-factor",
+        type=int,
+        metavar="F",
+        help="over-clustering: ask every method for F x K clusters, scored with many-to-one "
+        "accuracy besides the usual metrics (default 1)",
+    )
 
     return selection
 

@@ -9,9 +9,14 @@ from rich.console import Console
 from laicbench.run.config import DEFAULT_RESULTS_DIR, split_list
 
 
-def add_commands(sub: argparse._SubParsersAction, plugins: argparse.ArgumentParser) -> None:
-    """Register ``report`` on the `sub` subparsers action (`plugins`: the --include-path
-    option, so that plugin methods' defaults and order are known)."""
+def add_commands(
+    sub: argparse._SubParsersAction,
+    plugins: argparse.ArgumentParser,
+    data: argparse.ArgumentParser,
+) -> None:
+    """Register ``report`` and ``rescore`` on the `sub` subparsers action (`plugins`: the
+    --include-path option, so that plugin methods' defaults and order are known; `data`: the
+    data flags, with which rescore finds the features of the runs)."""
     report = sub.add_parser(
         "report",
         parents=[plugins],
@@ -51,10 +56,32 @@ def add_commands(sub: argparse._SubParsersAction, plugins: argparse.ArgumentPars
         "<results-dir>/../reference/reported.csv, else the source checkout's "
         "results/reference/reported.csv; 'none' for no reported rows",
     )
+    rescore = sub.add_parser(
+        "rescore",
+        parents=[plugins, data],
+        help="bring stored records to the current metrics from their stored predictions",
+        description="Recompute the scores of stored records from their predictions files, "
+        "without rerunning any method: the metrics against the labels (ACC, NMI, ARI, AMI, "
+        "balanced and many-to-one accuracy), the cluster sizes and, where the run's features "
+        "can be loaded (through the feature cache, with the same fingerprint as the run's), "
+        "the label-free metrics (silhouette, Davies-Bouldin, Calinski-Harabasz). By default "
+        "only records that lack a current score are rewritten.",
+    )
+    rescore.add_argument(
+        "--results-dir", default=DEFAULT_RESULTS_DIR, metavar="DIR",
+        help=f"the records to rescore (default: {DEFAULT_RESULTS_DIR})",
+    )  # fmt: skip
+    rescore.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    rescore.add_argument(
+        "--all", action="store_true", help="rescore every ok record, not only outdated ones"
+    )
 
 
 def dispatch(args: argparse.Namespace, out: Console) -> int:
-    """Write the report asked for by `args`; print where it went. Returns the exit status."""
+    """Run ``report`` or ``rescore`` as asked by `args`; print what was written. Returns the
+    exit status."""
+    if args.command == "rescore":
+        return _rescore(args, out)
     from laicbench.report.build import build_report
 
     reference = True
@@ -77,4 +104,29 @@ def dispatch(args: argparse.Namespace, out: Console) -> int:
         highlight=False,
         soft_wrap=True,
     )
+    return 0
+
+
+def _rescore(args: argparse.Namespace, out: Console) -> int:
+    from rich.progress import Progress
+
+    from laicbench.cli.options import sweep_config
+    from laicbench.run.provenance import resolve_device
+    from laicbench.run.rescore import rescore
+
+    settings = sweep_config(args).data_settings()
+    with Progress(console=out, transient=True) as progress:
+        task = progress.add_task("rescoring records", total=None)
+        result = rescore(
+            args.results_dir,
+            settings,
+            device=resolve_device(args.device),
+            everything=args.all,
+            on_record=lambda _: progress.advance(task),
+        )
+    missing = result.without_internal.items()
+    lines = [f"rescored {result.rescored} record(s) in {args.results_dir}"]
+    lines += [f"  without label-free metrics: {n} ({why})" for why, n in missing]
+    lines += [f"  not rescored: {n} ({why})" for why, n in result.skipped.items()]
+    out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
     return 0

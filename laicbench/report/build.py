@@ -40,6 +40,16 @@ from laicbench.report.figures import (
     draw_sensitivity,
     has_arrays,
 )
+from laicbench.report.stat_tables import (
+    Table,
+    confidence_frame,
+    confidence_table,
+    label_free_tables,
+    overclustering_table,
+    ranks,
+    ranks_table,
+    stability_table,
+)
 from laicbench.report.tables import (
     Run,
     build_main_table,
@@ -62,6 +72,7 @@ from laicbench.run.records import (
     predictions_intact,
     predictions_path,
 )
+from laicbench.run.rescore import needs_rescore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -220,6 +231,37 @@ class Report:
     left_out: dict[str, int]
     tables: list[str] = field(default_factory=list)
     figures: list[FigureResult] = field(default_factory=list)
+    statistics: list[Table] = field(default_factory=list)
+    unscored: int = 0  # records used that lack the scores of the current scoring version
+
+
+def _statistical_tables(
+    folder: Path,
+    runs: list[Run],
+    over: list[Run],
+    points: dict,
+    labels: dict[tuple[str, str], str],
+) -> list[Table]:
+    """Write the tables beside the main table (confidence intervals, with their CSV and
+    Parquet; ranks; seed stability; label-free; over-clustering) and return them."""
+    tables: list[Table] = []
+    if points:
+        cells = confidence_frame(points, labels)
+        cells.to_csv(folder / "cells.csv", index=False)
+        cells.to_parquet(folder / "cells.parquet", index=False)
+        tables.append(confidence_table(cells))
+        friedman = ranks(points, labels)
+        if friedman is not None:
+            tables.append(ranks_table(friedman))
+        tables.append(stability_table(points, labels))
+        tables.extend(label_free_tables(runs, labels) or ())
+    overclustering = overclustering_table(over, column_labels(over))
+    if overclustering is not None:
+        tables.append(overclustering)
+    for table in tables:
+        (folder / f"{table.name}.md").write_text(table.to_markdown())
+        (folder / f"{table.name}.tex").write_text(table.to_latex())
+    return tables
 
 
 def _warn_stderr(message: str) -> None:
@@ -261,6 +303,13 @@ def build_report(
         warn(message)
 
     report = Report(out=out_dir, runs=runs, left_out=counts)
+    report.unscored = sum(needs_rescore(r.record) for r in runs)
+    if report.unscored:
+        warn(
+            f"{report.unscored} record(s) lack the newer scores (AMI, balanced and many-to-one "
+            "accuracy, cluster sizes, label-free metrics); fill them from the stored predictions "
+            f"with: laicbench rescore --results-dir {root}"
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging_dir(out_dir.parent, prefix=f".{out_dir.name}-", suffix=".tmp")
     try:
@@ -341,14 +390,21 @@ def _write_report(
     frame = runs_frame(order)
     frame.to_csv(folder / "runs.csv", index=False)
     frame.to_parquet(folder / "runs.parquet", index=False)
-    table = build_main_table(runs, reference)
-    markdown = to_markdown(table)
+    over = [r for r in runs if r.k_factor > 1]
+    runs = [r for r in runs if r.k_factor == 1]  # the tables and figures of K clusters
+    table = build_main_table(runs, reference) if runs else None
+    markdown = to_markdown(table) if table else "No run with K clusters (only over-clustering).\n"
     (folder / "main_table.md").write_text(markdown)
-    (folder / "main_table.tex").write_text(to_latex(table))
-    report.tables = ["main_table.md", "main_table.tex", "runs.csv", "runs.parquet"]
+    report.tables = ["main_table.md", "runs.csv", "runs.parquet"]
+    if table:
+        (folder / "main_table.tex").write_text(to_latex(table))
+        report.tables.insert(1, "main_table.tex")
 
     labels = column_labels(runs)
     points = main_points(runs)
+    extra = _statistical_tables(folder, runs, over, points, labels)
+    report.tables += [name for t in extra for name in (f"{t.name}.md", f"{t.name}.tex")]
+    report.statistics = extra
     context = FigureContext(
         groups=[
             Group(method, labels[(dataset, backbone)], point.runs)
@@ -387,7 +443,7 @@ def _write_report(
     report.figures = figures
 
     (folder / REPORT_MARKER).write_text("written by laicbench report\n")
-    index = _index(report, markdown, reference_path, labels)
+    index = _index(report, markdown, reference_path, column_labels(report.runs))
     (folder / "index.md").write_text(index)  # last: its presence means the report is complete
 
 
@@ -411,21 +467,39 @@ def _index(
             f"Not used: {message} (error/oom records, records of an older method version, "
             "damaged or unreadable ones; see the state column of runs.csv)."
         )
+    lines += ["", "## Tables", ""]
+    if "main_table.tex" in report.tables:
+        lines.append("- [Main table (Markdown)](main_table.md), [LaTeX](main_table.tex)")
     lines += [
-        "",
-        "## Tables",
-        "",
-        "- [Main table (Markdown)](main_table.md), [LaTeX](main_table.tex)",
-        "- [All records (CSV)](runs.csv), [Parquet](runs.parquet): one row per record, "
-        "with its state (done = used here)",
+        f"- [{table.title} (Markdown)]({table.name}.md), [LaTeX]({table.name}.tex)"
+        for table in report.statistics
     ]
+    lines.append(
+        "- [All records (CSV)](runs.csv), [Parquet](runs.parquet): one row per record, "
+        "with its state (done = used here)"
+    )
+    if report.statistics:
+        lines.append(
+            "- [Cells with confidence intervals (CSV)](cells.csv), [Parquet](cells.parquet): "
+            "one row per main-table cell, mean, std and 95% interval of each metric"
+        )
+    if report.unscored:
+        lines.append(
+            f"- {report.unscored} record(s) were scored before AMI, balanced and many-to-one "
+            "accuracy, cluster sizes and the label-free metrics existed: their cells of those "
+            "are empty; `laicbench rescore --results-dir RESULTS` fills them from the stored "
+            "predictions without rerunning any method."
+        )
     if reference_path is None:
         lines.append(
             "- No reported rows: no reference file of reported numbers (none found or given)."
         )
     else:
         lines.append(f"- Reported numbers from `{reference_path}`.")
-    lines += ["", main_table_md.rstrip(), "", "## Figures", ""]
+    lines += ["", main_table_md.rstrip(), ""]
+    for table in report.statistics:
+        lines += [table.to_markdown().rstrip(), ""]
+    lines += ["## Figures", ""]
     drawn = [f for f in report.figures if not f.skipped]
     skipped = [f for f in report.figures if f.skipped]
     for fig in drawn:

@@ -23,7 +23,16 @@ from laicbench.report.aggregate import METRICS as TABLE_METRICS
 from laicbench.report.aggregate import default_params, format_mean_std, mean_std_table, same_params
 from laicbench.run.records import RunRecord
 
-METRIC_LABELS = {"nmi": "NMI", "acc": "ACC", "ari": "ARI"}
+METRIC_LABELS = {
+    "nmi": "NMI",
+    "acc": "ACC",
+    "ari": "ARI",
+    "ami": "AMI",
+    "balanced_acc": "bal. ACC",
+    "m2o_acc": "m2o ACC",
+}
+# every score against the labels that a record may hold (scoring version 2)
+SCORES = ("acc", "nmi", "ari", "ami", "balanced_acc", "m2o_acc")
 AVG = "Avg."
 RUNS_COLUMNS = [
     "run_id",
@@ -35,9 +44,21 @@ RUNS_COLUMNS = [
     "seed",
     "params_hash",
     "params",
+    "k_factor",
     "acc",
     "nmi",
     "ari",
+    "ami",
+    "balanced_acc",
+    "m2o_acc",
+    "n_clusters_found",
+    "largest_share",
+    "smallest_share",
+    "size_entropy",
+    "silhouette",
+    "davies_bouldin",
+    "calinski_harabasz",
+    "scoring_version",
     "wall_time_s",
     "peak_rss_mb",
     "status",
@@ -70,6 +91,17 @@ class Run:
     def metrics(self) -> dict[str, float]:
         """The record's metrics (acc, nmi, ari, x100); empty for failed runs."""
         return self.record.metrics or {}
+
+    @property
+    def internal_metrics(self) -> dict[str, float | None]:
+        """The label-free metrics (silhouette, davies_bouldin, calinski_harabasz); empty for
+        records scored before they existed (``laicbench rescore`` adds them)."""
+        return self.record.internal_metrics or {}
+
+    @property
+    def k_factor(self) -> int:
+        """The over-clustering factor of the run (1: asked for K clusters)."""
+        return int(self.record.k_factor or 1)
 
     @property
     def diagnostics(self) -> dict[str, Any]:
@@ -106,7 +138,12 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
                 "seed": run.seed,
                 "params_hash": run.params_hash,
                 "params": canonical_json(run.params),
-                **{m: _float(metrics.get(m)) for m in ("acc", "nmi", "ari")},
+                "k_factor": run.k_factor,
+                **{m: _float(metrics.get(m)) for m in SCORES},
+                "n_clusters_found": _float(run.record.n_clusters_found),
+                **{k: _float(v) for k, v in (run.record.cluster_sizes or {}).items()},
+                **{k: _float(v) for k, v in run.internal_metrics.items()},
+                "scoring_version": int((run.record.scoring or {}).get("version", 1)),
                 "wall_time_s": _float(run.record.wall_time_s),
                 "peak_rss_mb": _float(run.record.peak_rss_mb),
                 "status": run.record.status,
@@ -114,7 +151,7 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
             }
         )
     frame = pd.DataFrame(rows, columns=RUNS_COLUMNS)
-    return frame.astype({"seed": "int64", "oracle": "bool"})
+    return frame.astype({"seed": "int64", "oracle": "bool", "k_factor": "int64"})
 
 
 def _float(value: Any) -> float:
@@ -335,6 +372,7 @@ class Cell:
     rank: int = 0
     kind: str = "stat"  # stat | value | delta
     nondefault: bool = False
+    tie: bool = False  # not significantly different from the column's best
 
 
 @dataclass
@@ -357,6 +395,7 @@ class MainTable:
     notes: list[str]  # numbered footnotes (sources of reported rows)
     has_average: bool
     has_nondefault: bool
+    comparisons: int = 0  # paired tests against the column's best, Holm-corrected together
 
     @property
     def columns(self) -> list[tuple[str, str]]:
@@ -423,6 +462,7 @@ def build_main_table(runs: Sequence[Run], reference: pd.DataFrame | None = None)
         rows.append(Row(method, "oracle" if oracle[method] else "method", cells))
 
     _rank(rows)
+    comparisons = _mark_ties(rows, groups, _per_seed(chosen, labels))
     notes: list[str] = []
     reported_rows = _reported_rows(rows, groups, label_to_key, reference, notes, has_average)
     method_rows = [r for r in rows if r.kind == "method"]
@@ -431,11 +471,58 @@ def build_main_table(runs: Sequence[Run], reference: pd.DataFrame | None = None)
     return MainTable(
         groups=groups + ([AVG] if has_average else []),
         rows=method_rows + reported_rows + oracle_rows,
-        caption=_caption(backbones, len(groups), has_average, bool(nondefault), bool(notes)),
+        caption=_caption(
+            backbones, len(groups), has_average, bool(nondefault), bool(notes), comparisons
+        ),
         notes=notes,
         has_average=has_average,
         has_nondefault=bool(nondefault),
+        comparisons=comparisons,
     )
+
+
+def _per_seed(
+    runs: Sequence[Run], labels: dict[tuple[str, str], str]
+) -> dict[tuple[str, str, str], dict[int, float]]:
+    """{(method, column label, metric): {seed: value}} of the table's runs."""
+    out: dict[tuple[str, str, str], dict[int, float]] = {}
+    for run in runs:
+        for metric in TABLE_METRICS:
+            value = run.metrics.get(metric)
+            if value is not None:
+                key = (run.method, labels[column_key(run)], metric)
+                out.setdefault(key, {})[run.seed] = float(value)
+    return out
+
+
+def _mark_ties(
+    rows: list[Row], groups: list[str], per_seed: dict[tuple[str, str, str], dict[int, float]]
+) -> int:
+    """Test the best clustering method of each dataset column against every other one on their
+    common seeds (``stats.paired_test``), Holm-correct all tests of the table together and mark
+    the cells not significantly different from their column's best (``Cell.tie``). Returns the
+    number of tests."""
+    from laicbench.report.stats import ALPHA, holm, paired_test
+
+    ranked = [r for r in rows if r.kind == "method"]
+    tests: list[tuple[Cell, float]] = []
+    for g, group in enumerate(groups):
+        for i, metric in enumerate(TABLE_METRICS):
+            col = g * len(TABLE_METRICS) + i
+            best = next((r for r in ranked if r.cells[col].rank == 1), None)
+            if best is None:
+                continue
+            reference = per_seed.get((best.label, group, metric), {})
+            for row in ranked:
+                other = per_seed.get((row.label, group, metric), {})
+                seeds = sorted(set(reference) & set(other))
+                if row is best or row.cells[col].rank == 1 or len(seeds) < 2:
+                    continue
+                result = paired_test([reference[s] for s in seeds], [other[s] for s in seeds])
+                tests.append((row.cells[col], result.p))
+    for (cell, _), adjusted in zip(tests, holm([p for _, p in tests]), strict=True):
+        cell.tie = adjusted >= ALPHA
+    return len(tests)
 
 
 def _rank(rows: list[Row]) -> None:
@@ -514,14 +601,27 @@ def _reported_rows(
 
 
 def _caption(
-    backbones: list[str], n_datasets: int, average: bool, nondefault: bool, reported: bool
+    backbones: list[str],
+    n_datasets: int,
+    average: bool,
+    nondefault: bool,
+    reported: bool,
+    comparisons: int = 0,
 ) -> str:
+    from laicbench.report.stats import ALPHA, PAIRED_T, WILCOXON, WILCOXON_MIN_PAIRS
+
     parts = [
         "NMI, ACC and ARI (%) on the test split: mean ± std over seeds, the number of seeds in "
         "parentheses.",
         "Bold: best, underlined: second best per column among clustering methods.",
         "Oracle rows use the ground-truth class names and are not ranked.",
     ]
+    if comparisons:
+        parts.append(
+            f"≈: not significantly different from the column's best at {ALPHA} ({PAIRED_T} "
+            f"over the seeds both have, the {WILCOXON} from {WILCOXON_MIN_PAIRS} seeds; "
+            f"Holm-corrected across the table's {comparisons} comparisons)."
+        )
     if average:
         parts.append(f"{AVG}: mean over the {n_datasets} datasets.")
     if reported:
@@ -607,6 +707,8 @@ def _markdown_cell(cell: Cell) -> str:
         text += f" ({cell.n})"
     if cell.nondefault:
         text += " †"
+    if cell.tie:
+        text += " ≈"
     return text
 
 
@@ -625,6 +727,7 @@ _LATEX_SPECIALS = {
     "Δ": r"$\Delta$",
     "−": r"$-$",
     "†": r"\textsuperscript{\dag}",
+    "≈": r"$\approx$",
     "–": "--",
     "—": "---",
 }
@@ -703,4 +806,6 @@ def _latex_cell(cell: Cell) -> str:
         text += f"\\,{{\\scriptsize({cell.n})}}"
     if cell.nondefault:
         text += "\\textsuperscript{\\dag}"
+    if cell.tie:
+        text += "$^{\\approx}$"
     return text

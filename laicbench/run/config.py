@@ -32,8 +32,9 @@ class SweepConfig:
     Selection: ``methods`` (names, aliases, ``all``, or ``default``: every method not tagged
     ``heavy``) and ``datasets`` (names, aliases, or a suite such as ``all``),
     ``seeds`` (``0-2``, ``0,3,5``), ``backbone`` (None: ViT-B-32:openai, or a simulated dataset's
-    own), ``params`` ({method: {param: value}}) and ``grid`` ({"method.param": [values]}).
-    Records: ``results_dir``, ``overwrite``. Data: ``data_root``, ``download``, ``cache_dir``,
+    own), ``params`` ({method: {param: value}}), ``grid`` ({"method.param": [values]}) and
+    ``k_factor`` (over-clustering: every method is asked for k_factor x K clusters). Records:
+    ``results_dir``, ``overwrite``. Data: ``data_root``, ``download``, ``cache_dir``,
     ``precision``, ``vocabulary``, ``batch_size``, ``workers`` (DataSettings; None: its
     default). Execution: ``device``, ``executor`` (ray or local; default $LAICBENCH_EXECUTOR or
     ray), and for Ray ``address``, ``num_cpus``, ``num_gpus``; ``include_path``: folders of
@@ -46,6 +47,7 @@ class SweepConfig:
     backbone: str | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     grid: dict[str, list[Any] | str] = field(default_factory=dict)
+    k_factor: int = 1
     results_dir: str = DEFAULT_RESULTS_DIR
     overwrite: bool = False
     data_root: str | None = None
@@ -131,6 +133,8 @@ def config_value(key: str, value: Any, where: str) -> Any:
         raise UserError(f"{where}: {key} must be true or false")
     elif key in _STRINGS + _OPTIONAL_STRINGS and not isinstance(value, str):
         raise UserError(f"{where}: {key} must be a string")
+    elif key == "k_factor" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise UserError(f"{where}: k_factor must be a whole number of at least 1 (e.g. 2 or 5)")
     elif key in _OPTIONAL_INTS and (not isinstance(value, int) or isinstance(value, bool)):
         raise UserError(f"{where}: {key} must be an integer")
     return value

@@ -76,7 +76,7 @@ def expand(config: SweepConfig) -> list[RunSpec]:
         for method in methods:
             for point in params[method]:
                 for seed in seeds:
-                    specs.append(RunSpec(method, dataset, backbone, seed, point))
+                    specs.append(RunSpec(method, dataset, backbone, seed, point, config.k_factor))
     return specs
 
 

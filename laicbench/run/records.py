@@ -61,7 +61,12 @@ class RunRecord:
     """Everything stored about one run: what ran (spec, method, dataset, backbone, seed, inputs),
     where and how (device, threads, k-means implementation, environment), what came out (status,
     metrics, artefacts, label-based diagnostics, predictions checksum, or the error) and what it
-    cost (times, peak memory). Optional fields left at None are not written."""
+    cost (times, peak memory). Optional fields left at None are not written.
+
+    ``metrics`` holds the scores against the labels (acc, nmi, ari and, since scoring version
+    2, ami, balanced_acc, m2o_acc), ``internal_metrics`` the label-free ones, ``cluster_sizes``
+    the size distribution and ``scoring`` how they were computed (version, NMI normalisation,
+    feature space); records of scoring version 1 have the first three metrics only."""
 
     run_id: str
     status: str
@@ -79,6 +84,10 @@ class RunRecord:
     metrics: dict[str, float] | None = None
     n_clusters: int | None = None
     n_clusters_found: int | None = None
+    k_factor: int | None = None
+    internal_metrics: dict[str, float | None] | None = None
+    cluster_sizes: dict[str, float] | None = None
+    scoring: dict[str, Any] | None = None
     artefacts: dict[str, Any] | None = None
     diagnostics: dict[str, Any] | None = None
     wall_time_s: float | None = None
@@ -111,6 +120,7 @@ class RunRecord:
             dataset=DatasetInfo(spec.dataset),
             backbone=spec.backbone,
             seed=spec.seed,
+            k_factor=spec.k_factor if spec.k_factor != 1 else None,
             **fields_,
         )
 

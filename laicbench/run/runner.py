@@ -19,13 +19,13 @@ from laicbench.api.method import Method
 from laicbench.api.outputs import MethodOutputs
 from laicbench.api.settings import DataSettings
 from laicbench.cluster import kmeans
-from laicbench.cluster.metrics import evaluate
 from laicbench.cluster.tensors import torch_threads
 from laicbench.data.resolve import resolve_dataset
 from laicbench.run.diagnostics import label_diagnostics
 from laicbench.run.peak_memory import PeakMemory
 from laicbench.run.provenance import device_description, environment
 from laicbench.run.records import DatasetInfo, ResultStore, RunRecord, now
+from laicbench.run.scoring import score
 from laicbench.run.spec import RunSpec
 
 
@@ -102,7 +102,8 @@ def execute_run(
             bundle = FeatureBundle(data, method_cls.needs, spec.dataset, device)
             seed_everything(spec.seed)
             t_fit = time.perf_counter()
-            y_pred = np.asarray(method.fit_predict(bundle, data.n_classes, spec.seed))
+            n_clusters = data.n_classes * spec.k_factor
+            y_pred = np.asarray(method.fit_predict(bundle, n_clusters, spec.seed))
             record.fit_time_s = time.perf_counter() - t_fit
             if y_pred.shape != data.labels_test.shape:
                 raise ValueError(
@@ -110,9 +111,8 @@ def execute_run(
                     f"{data.labels_test.shape}"
                 )
             y_true = data.labels_test
-            record.metrics = evaluate(y_true, y_pred)
-            record.n_clusters = data.n_classes
-            record.n_clusters_found = int(len(np.unique(y_pred)))
+            score(record, y_true, y_pred, data.image_test, n_clusters)
+            record.n_clusters = n_clusters
             record.artefacts = getattr(method, "artefacts_", {})
             outputs = getattr(method, "outputs_", None) or MethodOutputs()
             outputs.check(record.dataset.n_train, record.dataset.n_test)

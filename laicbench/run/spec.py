@@ -1,4 +1,4 @@
-"""Run specifications: one run is (method + params, dataset, backbone, seed)."""
+"""Run specifications: one run is (method + params, dataset, backbone, seed, k-factor)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from laicbench.files import short_hash
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run: canonical method and dataset names, full method params, backbone and seed."""
+    """One run: canonical method and dataset names, full method params, backbone, seed and the
+    over-clustering factor (the method is asked for k_factor x K clusters)."""
 
     method: str
     dataset: str
     backbone: str
     seed: int
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
+    k_factor: int = 1
 
     @property
     def params_hash(self) -> str:
@@ -29,20 +31,26 @@ class RunSpec:
         """A stable identifier, also the record's path below the results dir (without suffix).
 
         Names holding a path (a features file, a checkpoint file) are sanitised and given a
-        hash of the full name, so that ``x/y.npz`` and ``x_y.npz`` stay apart.
+        hash of the full name, so that ``x/y.npz`` and ``x_y.npz`` stay apart. An
+        over-clustering run ends in ``-k<factor>``.
         """
         dataset, backbone = (_path_part(s) for s in (self.dataset, self.backbone))
-        return f"{self.method}/{dataset}/{backbone}/seed{self.seed}-{self.params_hash}"
+        over = f"-k{self.k_factor}" if self.k_factor != 1 else ""
+        return f"{self.method}/{dataset}/{backbone}/seed{self.seed}-{self.params_hash}{over}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored in records."""
-        return {
+        """The JSON form stored in records (``k_factor`` only when it is not 1, so records of
+        runs without over-clustering are as before)."""
+        out = {
             "method": self.method,
             "dataset": self.dataset,
             "backbone": self.backbone,
             "seed": self.seed,
             "params": self.params,
         }
+        if self.k_factor != 1:
+            out["k_factor"] = self.k_factor
+        return out
 
 
 def _path_part(name: str) -> str:

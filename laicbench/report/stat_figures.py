@@ -1,0 +1,132 @@
+"""The report's statistical figures: the critical-difference diagram of the average ranks
+(Friedman test, Nemenyi post-hoc; Demšar 2006) and the ACC of every seed per method and dataset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from laicbench.api.registry import register_figure
+from laicbench.report.figures import (
+    PALETTE,
+    FigureContext,
+    FigureResult,
+    new_figure,
+    save_figure,
+    styled,
+)
+from laicbench.report.stat_tables import ranks
+from laicbench.report.stats import format_p
+from laicbench.report.tables import method_order
+
+
+@register_figure("critical_difference")
+@styled
+def draw_critical_difference(context: FigureContext) -> FigureResult:
+    """The average rank of each clustering method by ACC on a rank axis, the Nemenyi critical
+    difference as a bar, and thick lines joining methods whose ranks differ by less (not
+    significantly different). Skipped with fewer than 3 methods or 3 datasets."""
+    result = FigureResult(
+        "critical_difference",
+        "Critical-difference diagram",
+        "Average rank by test ACC across datasets (1 = best); methods joined by a thick line "
+        "are not significantly different (Friedman test, Nemenyi post-hoc at 0.05, Demšar "
+        "2006); CD: the critical difference.",
+    )
+    friedman = ranks(context.points, dict(zip(context.column_keys, context.columns, strict=True)))
+    if friedman is None:
+        result.skipped = "needs at least 3 clustering methods on at least 3 common datasets"
+        return result
+    k = len(friedman.methods)
+    order = list(np.argsort(friedman.ranks, kind="stable"))
+    left, right = order[: (k + 1) // 2], order[(k + 1) // 2 :]
+    rows = max(len(left), len(right))
+    fig = new_figure(7.0, 1.3 + 0.32 * rows)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    top = 0.0
+    ax.set_xlim(0.5 - 0.9, k + 0.5 + 0.9)
+    ax.set_ylim(-(rows * 0.9 + 0.5), 1.6)
+    ax.hlines(top, 1, k, color="black", linewidth=1)
+    for r in range(1, k + 1):
+        ax.vlines(r, top, top + 0.18, color="black", linewidth=1)
+        ax.text(r, top + 0.28, str(r), ha="center", va="bottom", fontsize=8)
+    ax.hlines(1.3, 1, 1 + friedman.cd, color="#B22222", linewidth=2)
+    ax.text(1 + friedman.cd / 2, 1.4, f"CD = {friedman.cd:.2f}", ha="center", va="bottom",
+            fontsize=8, color="#B22222")  # fmt: skip
+    for side, members in (("left", left), ("right", right)):
+        for row, index in enumerate(members if side == "left" else reversed(members)):
+            y = -(row + 1) * 0.9
+            x = friedman.ranks[index]
+            end = 0.5 - 0.1 if side == "left" else k + 0.5 + 0.1
+            ax.plot([x, x, end], [top, y, y], color="#444444", linewidth=0.8)
+            label = f"{friedman.methods[index]} ({x:.2f})"
+            ax.text(end + (-0.05 if side == "left" else 0.05), y, label, va="center",
+                    ha="right" if side == "left" else "left", fontsize=8)  # fmt: skip
+    cliques = _cliques(sorted(friedman.ranks), friedman.cd)
+    for i, (lo, hi) in enumerate(cliques):
+        y = -0.25 - 0.18 * i
+        ax.hlines(y, lo - 0.03, hi + 0.03, color="black", linewidth=3)
+    fig.suptitle(
+        f"Average ranks over {friedman.n_datasets} datasets (Friedman {format_p(friedman.p)})",
+        fontsize=10,
+    )
+    result.files = save_figure(fig, context.folder, result.name)
+    return result
+
+
+def _cliques(sorted_ranks: list[float], cd: float) -> list[tuple[float, float]]:
+    """Maximal runs of consecutive ranks spanning less than `cd` (each not inside another)."""
+    spans = []
+    for i, start in enumerate(sorted_ranks):
+        j = i
+        while j + 1 < len(sorted_ranks) and sorted_ranks[j + 1] - start < cd:
+            j += 1
+        if j > i and not any(a <= start and sorted_ranks[j] <= b for a, b in spans):
+            spans.append((start, sorted_ranks[j]))
+    return spans
+
+
+@register_figure("acc_per_seed")
+@styled
+def draw_acc_per_seed(context: FigureContext) -> FigureResult:
+    """One panel per dataset column: the test ACC of every seed of every method as points
+    (jittered horizontally) over a box of their spread, so that the spread is seen."""
+    result = FigureResult(
+        "acc_per_seed",
+        "ACC of every seed",
+        "Test ACC of each seed (points) and its spread (box: quartiles, whiskers: range) per "
+        "method and dataset; the main table's runs.",
+    )
+    if not context.groups:
+        result.skipped = "no runs"
+        return result
+    methods = sorted(dict.fromkeys(g.method for g in context.groups), key=method_order)
+    columns = [c for c in context.columns if any(g.column == c for g in context.groups)]
+    per_row = min(len(columns), 3)
+    n_rows = -(-len(columns) // per_row)
+    width = max(4.2, 0.55 * len(methods) + 1.4) * per_row
+    fig = new_figure(min(width, 16.0), 3.0 * n_rows + 0.4)
+    axes = fig.subplots(n_rows, per_row, squeeze=False)
+    rng = np.random.default_rng(0)
+    for index, column in enumerate(columns):
+        ax = axes[index // per_row][index % per_row]
+        cells = {g.method: g.runs for g in context.groups if g.column == column}
+        shown = [m for m in methods if m in cells]
+        data = [[r.metrics["acc"] for r in cells[m]] for m in shown]
+        ax.boxplot(data, positions=range(len(shown)), widths=0.55, showfliers=False,
+                   medianprops={"color": "#333333"}, boxprops={"color": "#888888"},
+                   whiskerprops={"color": "#888888"}, capprops={"color": "#888888"})  # fmt: skip
+        for i, values in enumerate(data):
+            x = i + rng.uniform(-0.12, 0.12, len(values))
+            ax.scatter(x, values, s=14, color=PALETTE[methods.index(shown[i]) % len(PALETTE)],
+                       zorder=3, edgecolors="white", linewidths=0.4)  # fmt: skip
+        ax.set_xticks(range(len(shown)), shown, rotation=35, ha="right", fontsize=8)
+        ax.set_title(column, fontsize=9)
+        ax.set_ylabel("test ACC (%)" if index % per_row == 0 else "")
+        ax.yaxis.grid(True, color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+    for index in range(len(columns), n_rows * per_row):
+        axes[index // per_row][index % per_row].set_axis_off()
+    result.files = save_figure(fig, context.folder, result.name)
+    return result
