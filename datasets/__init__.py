@@ -11,4 +11,13 @@ BUILTIN = (
     "laicbench.datasets.imagenet",
     "laicbench.datasets.dtd",
     "laicbench.datasets.ucf101",
+    "laicbench.datasets.cifar100",
+    "laicbench.datasets.aircraft",
+    "laicbench.datasets.flowers102",
+    "laicbench.datasets.food101",
+    "laicbench.datasets.stanford_cars",
+    "laicbench.datasets.oxford_pets",
+    "laicbench.datasets.places365",
+    "laicbench.datasets.imagenet_shift",
+    "laicbench.datasets.imagenet_c",
 )

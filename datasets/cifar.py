@@ -1,5 +1,7 @@
 """CIFAR-10 and CIFAR-20 (CIFAR-100 with its 20 superclasses), read by torchvision.
 
+CIFAR-100 with its 100 fine classes is ``cifar100`` (datasets/cifar100.py, same machinery).
+
 Both use torchvision's loaders on the python pickle batches, which check the md5 of every batch
 file; the images stay the original 32x32 uint8 arrays (never re-encoded).
 """
@@ -119,7 +121,9 @@ class Cifar10(_TorchvisionCifar):
     """CIFAR-10: 10 classes, 50,000 train / 10,000 test 32x32 images (torchvision CIFAR10)."""
 
     n_classes = 10
-    suites = {"all": 1}  # the papers' eight benchmarks, in table order
+    # "all": the papers' eight benchmarks, in table order; the others: VLM4Cluster's
+    # groups and its twenty datasets ("vlm4cluster"), in its README's order
+    suites = {"all": 1, "classical": 1, "vlm4cluster": 1}
     expected_counts = {"train": 50_000, "test": 10_000}
     resize_ratio = 1.0
     layout = (
@@ -136,10 +140,15 @@ class Cifar10(_TorchvisionCifar):
 
 @register_dataset("cifar20")
 class Cifar20(_TorchvisionCifar):
-    """CIFAR-20: CIFAR-100 (50,000 / 10,000) with labels mapped to its 20 superclasses."""
+    """CIFAR-20: CIFAR-100 (50,000 / 10,000) with labels mapped to its 20 superclasses.
+
+    Not ``cifar100``, which keeps the 100 fine classes of the same images.
+    """
 
     n_classes = 20
-    suites = {"all": 2}  # the papers' eight benchmarks, in table order
+    # "all": the papers' eight benchmarks, in table order; the others: VLM4Cluster's
+    # groups and its twenty datasets ("vlm4cluster"), in its README's order
+    suites = {"all": 2, "classical": 2, "vlm4cluster": 2}
     expected_counts = {"train": 50_000, "test": 10_000}
     resize_ratio = 1.0
     layout = "<root>/cifar-100-python/{train,test,meta} (torchvision CIFAR100 python format)"

@@ -18,7 +18,9 @@ class Dtd(ImageDataset):
     """DTD: 47 texture classes, 3,760 train (train+val of partition 1) / 1,880 test images."""
 
     n_classes = 47
-    suites = {"all": 6}  # the papers' eight benchmarks, in table order
+    # "all": the papers' eight benchmarks, in table order; the others: VLM4Cluster's
+    # groups and its twenty datasets ("vlm4cluster"), in its README's order
+    suites = {"all": 6, "challenging": 2, "vlm4cluster": 7}
     expected_counts = {"train": 3_760, "test": 1_880}
     resize_ratio = 1.0
     layout = (

@@ -55,9 +55,13 @@ class _ImageNetFolders(ImageDataset):
         """The class folders of this dataset, index = label."""
         raise NotImplementedError
 
+    def split_folder(self, split: str) -> tuple[Path, str]:
+        """The folder holding `split`'s wnid folders, and the prefix of its sample ids."""
+        return self.base / SPLIT_FOLDERS[split], f"{SPLIT_FOLDERS[split]}/"
+
     def read_split(self, split: str) -> ImageSplit:
         """The images of the dataset's wnid folders of train/ (train) or val/ (test)."""
-        folder = self.base / SPLIT_FOLDERS[split]
+        folder, id_prefix = self.split_folder(split)
         if not folder.is_dir():
             raise self.missing(f"no folder {folder}")
         wnids = self.wnids()
@@ -75,7 +79,7 @@ class _ImageNetFolders(ImageDataset):
         except OSError as exc:  # a class folder without images
             raise self.missing(f"{folder}: {exc}") from exc
         prefix = len(str(folder)) + 1
-        ids = [f"{SPLIT_FOLDERS[split]}/{p[prefix:].replace(os.sep, '/')}" for p, _ in samples]
+        ids = [f"{id_prefix}{p[prefix:].replace(os.sep, '/')}" for p, _ in samples]
         labels = np.asarray([y for _, y in samples], dtype=np.int64)
         return ImageSplit(images=ImageFiles(samples), labels=labels, sample_ids=ids)
 
@@ -99,7 +103,9 @@ class ImageNet10(_ImageNetSubset):
     """ImageNet-10: 10 ImageNet classes, 13,000 train / 500 val images."""
 
     n_classes = 10
-    suites = {"all": 4}  # the papers' eight benchmarks, in table order
+    # "all": the papers' eight benchmarks, in table order; the others: VLM4Cluster's
+    # groups and its twenty datasets ("vlm4cluster"), in its README's order
+    suites = {"all": 4, "classical": 4, "vlm4cluster": 4}
     expected_counts = {"train": 13_000, "test": 500}
     subset_wnids = IMAGENET10_WNIDS
     layout = (
@@ -113,7 +119,9 @@ class ImageNetDogs(_ImageNetSubset):
     """ImageNet-Dogs: 15 ImageNet dog breeds, 19,500 train / 750 val images."""
 
     n_classes = 15
-    suites = {"all": 5}  # the papers' eight benchmarks, in table order
+    # "all": the papers' eight benchmarks, in table order; the others: VLM4Cluster's
+    # groups and its twenty datasets ("vlm4cluster"), in its README's order
+    suites = {"all": 5, "classical": 5, "vlm4cluster": 5}
     expected_counts = {"train": 19_500, "test": 750}
     subset_wnids = IMAGENET_DOGS_WNIDS
     layout = (
@@ -127,7 +135,9 @@ class ImageNet(_ImageNetFolders):
     """ImageNet-1K: 1,000 classes, 1,281,167 train / 50,000 val images."""
 
     n_classes = N_IMAGENET_CLASSES
-    suites = {"all": 8}  # the papers' eight benchmarks, in table order
+    # "all": the papers' eight benchmarks, in table order; the others: VLM4Cluster's
+    # groups and its twenty datasets ("vlm4cluster"), in its README's order
+    suites = {"all": 8, "large": 2, "vlm4cluster": 15}
     expected_counts = {"train": 1_281_167, "test": 50_000}
     layout = (
         "<root>/imagenet/{train,val}/<wnid>/*.JPEG, 1000 wnid folders in each; val images sorted "

@@ -15,7 +15,9 @@ class Stl10(ImageDataset):
     """STL-10: 10 classes, 5,000 labelled train / 8,000 test 96x96 images (torchvision STL10)."""
 
     n_classes = 10
-    suites = {"all": 3}  # the papers' eight benchmarks, in table order
+    # "all": the papers' eight benchmarks, in table order; the others: VLM4Cluster's
+    # groups and its twenty datasets ("vlm4cluster"), in its README's order
+    suites = {"all": 3, "classical": 3, "vlm4cluster": 3}
     expected_counts = {"train": 5_000, "test": 8_000}
     resize_ratio = 1.0
     layout = (

@@ -29,6 +29,10 @@ class Dataset:
     native_backbone: ClassVar[str | None] = None
     # the named suites this dataset belongs to (`--datasets SUITE`), with its position in each
     suites: ClassVar[dict[str, int]] = {}
+    # True for a set released as a test split only (the ImageNet shift sets): its "train" split
+    # is the same images as its test split, so a method that trains learns on the test images
+    # themselves (transductive) unless the run trains it on another dataset
+    test_only: ClassVar[bool] = False
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:
         """Return the features of both splits under `backbone`, computed on `device`."""
