@@ -74,6 +74,10 @@ class ImageNetShiftSet(_ImageNetFolders):
         index = {w: i for i, w in enumerate(IMAGENET_WNIDS)}
         return [index[w] for w in self.class_wnids]
 
+    def source_classes(self, source: str) -> list[int] | None:
+        """``imagenet_indices`` for ``--train-on imagenet``; None for any other dataset."""
+        return self.imagenet_indices() if source == "imagenet" else None
+
 
 @register_dataset("imagenet-a")
 class ImageNetA(ImageNetShiftSet):

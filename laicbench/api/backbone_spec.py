@@ -12,6 +12,16 @@ TINY_RANDOM = "tiny-random"
 RANDOM = "random"
 TINY_ARCH = "laicbench-tiny"
 DEFAULT_BACKBONE = "ViT-B-32:openai"
+# The seven OpenCLIP/SigLIP backbones VLM4Cluster evaluates, as open_clip ARCH:TAG names.
+VLM4CLUSTER_BACKBONES = (
+    "ViT-B-32-quickgelu:laion400m_e32",
+    "ViT-B-16:laion400m_e32",
+    "ViT-L-14:laion400m_e32",
+    "ViT-B-32:laion2b_s34b_b79k",
+    "ViT-B-16:laion2b_s34b_b88k",
+    "ViT-L-14:laion2b_s32b_b82k",
+    "ViT-B-16-SigLIP:webli",
+)
 
 
 @dataclass(frozen=True)

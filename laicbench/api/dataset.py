@@ -51,6 +51,13 @@ class Dataset:
         del backbone, device, settings, needs
         return {}
 
+    def source_classes(self, source: str) -> list[int] | None:
+        """For a test-only set whose methods may learn on the train split of dataset `source`
+        (``--train-on``): the label in `source` of each of this dataset's classes (index =
+        label); None when this dataset cannot be paired with `source`."""
+        del source
+        return None
+
     def lacks(self, need: Need) -> str | None:
         """Why this dataset cannot provide `need` (checked before any run), or None when it can."""
         del need

@@ -25,7 +25,9 @@ def add_commands(sub, plugins: argparse.ArgumentParser, data: argparse.ArgumentP
         "noun features) of each dataset into the feature cache.",
     )
     features.add_argument("--datasets", required=True, help="comma-separated dataset names")
-    features.add_argument("--backbone", help="ARCH:PRETRAINED (default ViT-B-32:openai)")
+    features.add_argument(
+        "--backbone", help="ARCH:PRETRAINED or a comma list of them (default ViT-B-32:openai)"
+    )
     features.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     features.add_argument("--no-nouns", action="store_true", help="skip the noun features")
 
@@ -75,19 +77,22 @@ def _image_datasets(names: str, settings):
 def cmd_features(args: argparse.Namespace, settings, out: Console) -> int:
     """Extract and cache the features of each dataset."""
     from laicbench.api.backbone_spec import DEFAULT_BACKBONE
+    from laicbench.run.config import split_list
     from laicbench.run.provenance import resolve_device
 
     device = resolve_device(args.device)
+    backbones = split_list(args.backbone) if args.backbone else [None]
     for ds in _image_datasets(args.datasets, settings):
-        backbone = ds.backbone_for(args.backbone, DEFAULT_BACKBONE)
-        data = ds.load(backbone, device, settings)
-        if not args.no_nouns:
-            _ = data.noun_features
-        keys = ", ".join(f"{k}={v}" for k, v in data.info["cache_keys"].items())
-        out.print(
-            f"{ds.name}: {len(data.labels_train)} train / {len(data.labels_test)} test images "
-            f"cached ({keys}) in {data.info['cache_dir']}"
-        )
+        for requested in backbones:
+            backbone = ds.backbone_for(requested, DEFAULT_BACKBONE)
+            data = ds.load(backbone, device, settings)
+            if not args.no_nouns:
+                _ = data.noun_features
+            keys = ", ".join(f"{k}={v}" for k, v in data.info["cache_keys"].items())
+            out.print(
+                f"{ds.name} ({backbone}): {len(data.labels_train)} train / "
+                f"{len(data.labels_test)} test images cached ({keys}) in {data.info['cache_dir']}"
+            )
     return EXIT_OK
 
 

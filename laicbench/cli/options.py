@@ -77,8 +77,15 @@ def selection_options() -> argparse.ArgumentParser:
     selection.add_argument("--seeds", help="seeds as N, N-M or a comma list (default: 0-2)")
     selection.add_argument(
         "--backbone",
-        help="open_clip ARCH:PRETRAINED or tiny-random (default: ViT-B-32:openai; "
-        "simulated datasets use their own)",
+        help="open_clip ARCH:PRETRAINED or tiny-random, or a comma list of them (each is its own "
+        "run; default: ViT-B-32:openai; simulated datasets use their own)",
+    )
+    selection.add_argument(
+        "--train-on",
+        metavar="DATASET",
+        help="shift track: methods that train learn on this dataset's train split and label the "
+        "test-only sets' images (imagenet: its images of the set's classes, K = the set's; "
+        "imagenet:all: all 1,000 classes, K = 1,000); default: the set's own images",
     )
     selection.add_argument(
         "--results-dir", help=f"where records go (default: {DEFAULT_RESULTS_DIR})"

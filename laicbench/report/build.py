@@ -48,6 +48,7 @@ from laicbench.report.stat_tables import (
     overclustering_table,
     ranks,
     ranks_table,
+    shift_table,
     stability_table,
 )
 from laicbench.report.tables import (
@@ -60,6 +61,7 @@ from laicbench.report.tables import (
     main_points,
     method_order,
     runs_frame,
+    table_dataset,
     to_latex,
     to_markdown,
 )
@@ -73,6 +75,7 @@ from laicbench.run.records import (
     predictions_path,
 )
 from laicbench.run.rescore import needs_rescore
+from laicbench.run.spec import path_part
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,7 +123,7 @@ def _run_from_record(path: Path, record: RunRecord, root: Path) -> Run:
         record=record,
         run_id=run_id,
         method=name,
-        dataset=record.dataset.name,
+        dataset=table_dataset(record.dataset.name, record.train_on),
         backbone=record.backbone,
         seed=record.seed,
         params=record.method.params,
@@ -233,6 +236,7 @@ class Report:
     figures: list[FigureResult] = field(default_factory=list)
     statistics: list[Table] = field(default_factory=list)
     unscored: int = 0  # records used that lack the scores of the current scoring version
+    backbone_tables: list[tuple[str, str]] = field(default_factory=list)  # (backbone, stem)
 
 
 def _statistical_tables(
@@ -255,6 +259,9 @@ def _statistical_tables(
             tables.append(ranks_table(friedman))
         tables.append(stability_table(points, labels))
         tables.extend(label_free_tables(runs, labels) or ())
+        shift = shift_table(points)
+        if shift is not None:
+            tables.append(shift)
     overclustering = overclustering_table(over, column_labels(over))
     if overclustering is not None:
         tables.append(overclustering)
@@ -400,6 +407,16 @@ def _write_report(
         (folder / "main_table.tex").write_text(to_latex(table))
         report.tables.insert(1, "main_table.tex")
 
+    backbones = sorted({r.backbone for r in runs})
+    if len(backbones) > 1:  # the backbone comparison: one main table per backbone
+        for backbone in backbones:
+            stem = f"main_table-{path_part(backbone)}"
+            own = build_main_table([r for r in runs if r.backbone == backbone], reference)
+            (folder / f"{stem}.md").write_text(to_markdown(own))
+            (folder / f"{stem}.tex").write_text(to_latex(own, label=f"tab:main-{stem}"))
+            report.backbone_tables.append((backbone, stem))
+            report.tables += [f"{stem}.md", f"{stem}.tex"]
+
     labels = column_labels(runs)
     points = main_points(runs)
     extra = _statistical_tables(folder, runs, over, points, labels)
@@ -470,6 +487,10 @@ def _index(
     lines += ["", "## Tables", ""]
     if "main_table.tex" in report.tables:
         lines.append("- [Main table (Markdown)](main_table.md), [LaTeX](main_table.tex)")
+    lines += [
+        f"- Main table of {backbone} only: [Markdown]({stem}.md), [LaTeX]({stem}.tex)"
+        for backbone, stem in report.backbone_tables
+    ]
     lines += [
         f"- [{table.title} (Markdown)]({table.name}.md), [LaTeX]({table.name}.tex)"
         for table in report.statistics

@@ -17,7 +17,7 @@ from laicbench.report.figures import (
 )
 from laicbench.report.stat_tables import ranks
 from laicbench.report.stats import format_p
-from laicbench.report.tables import method_order
+from laicbench.report.tables import method_order, short_backbone
 
 
 @register_figure("critical_difference")
@@ -128,5 +128,58 @@ def draw_acc_per_seed(context: FigureContext) -> FigureResult:
         ax.set_axisbelow(True)
     for index in range(len(columns), n_rows * per_row):
         axes[index // per_row][index % per_row].set_axis_off()
+    result.files = save_figure(fig, context.folder, result.name)
+    return result
+
+
+@register_figure("backbone_comparison")
+@styled
+def draw_backbone_comparison(context: FigureContext) -> FigureResult:
+    """One panel per dataset run with several backbones: test ACC (mean ± std over seeds) of
+    each method (a line) per backbone (x). Skipped when every dataset has one backbone."""
+    result = FigureResult(
+        "backbone_comparison",
+        "Methods across backbones",
+        "Test ACC (mean ± std over seeds) of each method per backbone, one panel per dataset "
+        "run with more than one backbone.",
+    )
+    cells: dict[str, dict[tuple[str, str], list[float]]] = {}
+    for (method, dataset, backbone), point in context.points.items():
+        accs = [r.metrics["acc"] for r in point.runs if "acc" in r.metrics]
+        if accs and not point.runs[0].oracle:
+            cells.setdefault(dataset, {})[(method, backbone)] = accs
+    shown = {d: c for d, c in cells.items() if len({b for _, b in c}) > 1}
+    if not shown:
+        result.skipped = "every dataset was run with one backbone"
+        return result
+    backbones = sorted({b for c in shown.values() for _, b in c})
+    methods = sorted({m for c in shown.values() for m, _ in c}, key=method_order)
+    per_row = min(len(shown), 3)
+    n_rows = -(-len(shown) // per_row)
+    fig = new_figure(max(4.8, 1.2 * len(backbones) + 2.0) * per_row, 3.3 * n_rows + 0.5)
+    axes = fig.subplots(n_rows, per_row, squeeze=False)
+    x = np.arange(len(backbones))
+    for index, (dataset, values) in enumerate(shown.items()):
+        ax = axes[index // per_row][index % per_row]
+        for m, method in enumerate(methods):
+            present = [i for i, b in enumerate(backbones) if (method, b) in values]
+            if not present:
+                continue
+            runs = [values[(method, backbones[i])] for i in present]
+            means = [float(np.mean(r)) for r in runs]
+            stds = [float(np.std(r, ddof=1)) if len(r) > 1 else 0.0 for r in runs]
+            ax.errorbar(x[present], means, yerr=stds, marker="o", capsize=3, label=method,
+                        color=PALETTE[m % len(PALETTE)], linewidth=1.2)  # fmt: skip
+        ax.set_xticks(x, [short_backbone(b) for b in backbones], rotation=25, ha="right",
+                      fontsize=8)  # fmt: skip
+        ax.set_xlim(-0.5, len(backbones) - 0.5)
+        ax.set_title(dataset, fontsize=9)
+        ax.set_ylabel("test ACC (%)" if index % per_row == 0 else "")
+        ax.yaxis.grid(True, color="#dddddd", linewidth=0.6)
+    for index in range(len(shown), n_rows * per_row):
+        axes[index // per_row][index % per_row].set_axis_off()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(methods), 4),
+               frameon=False, fontsize=8)  # fmt: skip
     result.files = save_figure(fig, context.folder, result.name)
     return result

@@ -290,3 +290,65 @@ def overclustering_table(runs: Sequence[Run], labels: dict) -> Table | None:
         "accuracy maps each cluster to its majority class; Hungarian ACC leaves the extra "
         "clusters unmatched.",
     )
+
+
+def _test_only(dataset: str) -> bool:
+    from laicbench.api import registry
+    from laicbench.api.errors import UserError
+
+    try:
+        return bool(registry.datasets.get(dataset).test_only)
+    except UserError:
+        return False
+
+
+def shift_table(points: dict[tuple[str, str, str], MainPoint]) -> Table | None:
+    """The shift track: per method (and backbone, and train split), mean ACC on ImageNet and on
+    each test-only shift set with the drop from ImageNet; None without runs on a shift set."""
+    cells: dict[tuple[str, str, str | None], dict[str, float]] = {}
+    shift_sets: list[str] = []
+    for (method, _, backbone), point in points.items():
+        first = point.runs[0]
+        base = first.record.dataset.name
+        if base != "imagenet" and not _test_only(base):
+            continue
+        acc = float(np.mean(_values(point.runs, "acc")))
+        if base == "imagenet":
+            for train_on in (None, "imagenet", "imagenet:all"):
+                cells.setdefault((method, backbone, train_on), {})["imagenet"] = acc
+        else:
+            cells.setdefault((method, backbone, first.train_on), {})[base] = acc
+            shift_sets.append(base)
+    shift_sets = list(dict.fromkeys(sorted(shift_sets)))
+    if not shift_sets:
+        return None
+    several = len({k[1] for k in cells}) > 1
+    rows = []
+    for (method, backbone, train_on), values in sorted(
+        cells.items(), key=lambda kv: (method_order(kv[0][0]), kv[0][1], str(kv[0][2]))
+    ):
+        if not any(s in values for s in shift_sets):
+            continue
+        label = method + (f" [{backbone}]" if several else "")
+        label += "" if train_on is None else f" (trained on {train_on})"
+        reference = values.get("imagenet")
+        row = [label, _fmt(reference) if reference is not None else "-"]
+        for name in shift_sets:
+            if name not in values:
+                row.append("-")
+            elif reference is None:
+                row.append(_fmt(values[name]))
+            else:
+                row.append(f"{values[name]:.2f} ({values[name] - reference:+.2f})")
+        rows.append(row)
+    return Table(
+        "shift",
+        "Distribution shift",
+        ["method", "imagenet", *shift_sets],
+        rows,
+        "Mean test ACC over seeds on ImageNet and on each shift set, with the change from "
+        "ImageNet in parentheses. '(trained on imagenet)': the method learned on ImageNet's "
+        "train split (its images of the set's classes; imagenet:all: all 1,000 classes) and "
+        "labelled the shift set's images; otherwise it clustered the shift set on its own "
+        "(training-free methods always do).",
+    )

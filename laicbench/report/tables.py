@@ -99,6 +99,11 @@ class Run:
         return self.record.internal_metrics or {}
 
     @property
+    def train_on(self) -> str | None:
+        """The dataset whose train split the method learned on, when not the run's own."""
+        return self.record.train_on
+
+    @property
     def k_factor(self) -> int:
         """The over-clustering factor of the run (1: asked for K clusters)."""
         return int(self.record.k_factor or 1)
@@ -120,6 +125,12 @@ class Run:
             return frozenset(registry.methods.get(self.method).tags)
         except UserError:
             return frozenset(self.record.method.tags or ())
+
+
+def table_dataset(dataset: str, train_on: str | None) -> str:
+    """The dataset name of a run in the tables: the dataset, or for a run that learned on
+    another dataset's train split (the shift track) 'imagenet-r (from imagenet)'."""
+    return dataset if train_on is None else f"{dataset} (from {train_on})"
 
 
 def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
@@ -188,7 +199,16 @@ def column_labels(runs: Iterable[Run]) -> dict[tuple[str, str], str]:
     backbones: dict[str, int] = {}
     for dataset, _ in keys:
         backbones[dataset] = backbones.get(dataset, 0) + 1
-    return {(d, b): (d if backbones[d] == 1 else f"{d} ({b})") for d, b in keys}
+    short = {b: short_backbone(b) for _, b in keys}
+    if len(set(short.values())) < len(short):  # two checkpoints of one file name: keep paths
+        short = {b: b for b in short}
+    return {(d, b): (d if backbones[d] == 1 else f"{d} ({short[b]})") for d, b in keys}
+
+
+def short_backbone(name: str) -> str:
+    """A backbone name for labels: a checkpoint path shortened to its file name."""
+    arch, _, weights = name.partition(":")
+    return f"{arch}:{Path(weights).name}" if "/" in weights or "\\" in weights else name
 
 
 @dataclass

@@ -31,8 +31,10 @@ class SweepConfig:
 
     Selection: ``methods`` (names, aliases, ``all``, or ``default``: every method not tagged
     ``heavy``) and ``datasets`` (names, aliases, or a suite such as ``all``),
-    ``seeds`` (``0-2``, ``0,3,5``), ``backbone`` (None: ViT-B-32:openai, or a simulated dataset's
-    own), ``params`` ({method: {param: value}}), ``grid`` ({"method.param": [values]}) and
+    ``seeds`` (``0-2``, ``0,3,5``), ``backbone`` (a list; None: ViT-B-32:openai, or a simulated
+    dataset's own), ``train_on`` (the dataset whose train split methods that train learn on for
+    the test-only shift sets: ``imagenet`` or ``imagenet:all``; None: the set itself),
+    ``params`` ({method: {param: value}}), ``grid`` ({"method.param": [values]}) and
     ``k_factor`` (over-clustering: every method is asked for k_factor x K clusters). Records:
     ``results_dir``, ``overwrite``. Data: ``data_root``, ``download``, ``cache_dir``,
     ``precision``, ``vocabulary``, ``batch_size``, ``workers`` (DataSettings; None: its
@@ -44,7 +46,8 @@ class SweepConfig:
     methods: list[str] = field(default_factory=lambda: ["default"])
     datasets: list[str] = field(default_factory=lambda: ["demo"])
     seeds: str = "0-2"
-    backbone: str | None = None
+    backbone: list[str] | None = None
+    train_on: str | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     grid: dict[str, list[Any] | str] = field(default_factory=dict)
     k_factor: int = 1
@@ -97,7 +100,7 @@ class SweepConfig:
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _LISTS = ("methods", "datasets", "include_path")
 _STRINGS = ("results_dir", "precision", "device", "executor")
-_OPTIONAL_STRINGS = ("backbone", "data_root", "cache_dir", "vocabulary", "address")
+_OPTIONAL_STRINGS = ("train_on", "data_root", "cache_dir", "vocabulary", "address")
 _BOOLS = ("overwrite", "download")
 _OPTIONAL_INTS = ("batch_size", "workers", "num_cpus", "num_gpus")
 
@@ -111,9 +114,9 @@ def split_list(value: str | list[str]) -> list[str]:
 def config_value(key: str, value: Any, where: str) -> Any:
     """`value` of field `key` in the form SweepConfig holds; UserError (prefixed by `where`)
     when it has the wrong type."""
-    if value is None and key in _OPTIONAL_STRINGS + _OPTIONAL_INTS:
+    if value is None and key in (*_OPTIONAL_STRINGS, *_OPTIONAL_INTS, "backbone"):
         return None
-    if key in _LISTS:
+    if key in (*_LISTS, "backbone"):
         if not isinstance(value, (str, list)):
             raise UserError(f"{where}: {key} must be a string or a list of strings")
         return split_list(value)

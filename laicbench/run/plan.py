@@ -22,7 +22,7 @@ from laicbench.data.resolve import resolve_dataset
 from laicbench.files import canonical_json
 from laicbench.run.config import SweepConfig
 from laicbench.run.records import ResultStore, RunRecord, predictions_intact
-from laicbench.run.spec import RunSpec, parse_seeds
+from laicbench.run.spec import ALL_CLASSES, RunSpec, parse_seeds
 
 DEFAULT_METHODS = "default"
 
@@ -72,12 +72,37 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     specs = []
     for dataset in datasets:
         ds = resolve_dataset(dataset)
-        backbone = ds.backbone_for(config.backbone, DEFAULT_BACKBONE)
-        for method in methods:
-            for point in params[method]:
-                for seed in seeds:
-                    specs.append(RunSpec(method, dataset, backbone, seed, point, config.k_factor))
+        backbones = dict.fromkeys(
+            ds.backbone_for(b, DEFAULT_BACKBONE) for b in config.backbone or [None]
+        )
+        for backbone in backbones:
+            for method in methods:
+                train_on = _train_on(config.train_on, ds, method)
+                for point in params[method]:
+                    for seed in seeds:
+                        specs.append(
+                            RunSpec(
+                                method, dataset, backbone, seed, point, config.k_factor, train_on
+                            )
+                        )
     return specs
+
+
+def _train_on(train_on: str | None, dataset, method: str) -> str | None:
+    """The `train_on` of a run of `method` on `dataset`: set only for test-only datasets and
+    methods that learn (not tagged training-free, which simply cluster the set); UserError when
+    the dataset cannot learn from that source."""
+    if train_on is None or not dataset.test_only:
+        return None
+    if "training-free" in registry.methods.get(method).tags:
+        return None
+    source = train_on.removesuffix(ALL_CLASSES)
+    if resolve_dataset(source).name != source or dataset.source_classes(source) is None:
+        raise UserError(
+            f"--train-on {train_on}: {dataset.name} cannot be paired with {source!r}'s train "
+            "split (the ImageNet shift sets take imagenet or imagenet:all)"
+        )
+    return train_on
 
 
 def parse_value(text: str) -> Any:
@@ -125,7 +150,7 @@ def _param_points(
 def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
     """Fail with one UserError before any run when a dataset of `specs` is missing or incomplete,
     or cannot give a method of `specs` an input it declares in its ``needs``."""
-    for name in dict.fromkeys(spec.dataset for spec in specs):
+    for name in dict.fromkeys(name for spec in specs for name in spec.datasets):
         resolve_dataset(name, settings).check_available()
     for method, dataset in dict.fromkeys((spec.method, spec.dataset) for spec in specs):
         for need in sorted(registry.methods.get(method).needs, key=lambda n: n.value):
@@ -146,8 +171,9 @@ def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) 
     pairs: dict[tuple[str, str], bool] = {}
     for spec in specs:
         needs_nouns = Need.NOUNS in registry.methods.get(spec.method).needs
-        key = (spec.dataset, spec.backbone)
-        pairs[key] = pairs.get(key, False) or needs_nouns
+        for dataset in spec.datasets:
+            key = (dataset, spec.backbone)
+            pairs[key] = pairs.get(key, False) or needs_nouns
     for (dataset, backbone), needs_nouns in pairs.items():
         ds = resolve_dataset(dataset, settings)
         if isinstance(ds, ImageDataset):
@@ -209,7 +235,7 @@ class InputFingerprints:
         (the dataset is gone: then nothing is compared, and running reports what is missing)."""
         method = registry.methods.get(spec.method)
         device = method.resources.device_for(self.device)
-        key = (spec.dataset, spec.backbone, device, method.needs)
+        key = (spec.dataset, spec.train_on, spec.backbone, device, method.needs)
         if key not in self._memo:
             from laicbench.run.runner import run_inputs
 

@@ -85,6 +85,7 @@ class RunRecord:
     n_clusters: int | None = None
     n_clusters_found: int | None = None
     k_factor: int | None = None
+    train_on: str | None = None
     internal_metrics: dict[str, float | None] | None = None
     cluster_sizes: dict[str, float] | None = None
     scoring: dict[str, Any] | None = None
@@ -121,6 +122,7 @@ class RunRecord:
             backbone=spec.backbone,
             seed=spec.seed,
             k_factor=spec.k_factor if spec.k_factor != 1 else None,
+            train_on=spec.train_on,
             **fields_,
         )
 

@@ -90,7 +90,7 @@ class _TestFeatures:
         self.device = device
         self.settings = settings
         self._features: dict[tuple[str, str], np.ndarray | str] = {}
-        self._inputs: dict[tuple[str, str, str], dict | str] = {}
+        self._inputs: dict[tuple, dict | str] = {}
 
     def __call__(self, record: RunRecord) -> np.ndarray | str:
         from laicbench.run.runner import load_dataset_features, run_inputs
@@ -100,7 +100,7 @@ class _TestFeatures:
         spec = RunSpec(**record.spec)
         key = (spec.dataset, spec.backbone)
         try:
-            inputs_key = (*key, spec.method)
+            inputs_key = (*key, spec.method, spec.train_on)
             if inputs_key not in self._inputs:
                 self._inputs[inputs_key] = run_inputs(spec, self.device, self.settings)
             if record.inputs is not None and self._inputs[inputs_key] != record.inputs:

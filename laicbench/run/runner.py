@@ -21,12 +21,13 @@ from laicbench.api.settings import DataSettings
 from laicbench.cluster import kmeans
 from laicbench.cluster.tensors import torch_threads
 from laicbench.data.resolve import resolve_dataset
+from laicbench.data.transfer import transfer_features
 from laicbench.run.diagnostics import label_diagnostics
 from laicbench.run.peak_memory import PeakMemory
 from laicbench.run.provenance import device_description, environment
 from laicbench.run.records import DatasetInfo, ResultStore, RunRecord, now
 from laicbench.run.scoring import score
-from laicbench.run.spec import RunSpec
+from laicbench.run.spec import ALL_CLASSES, RunSpec
 
 
 def seed_everything(seed: int) -> None:
@@ -50,11 +51,34 @@ def run_threads(method_cls: type[Method]) -> int:
 
 
 def run_inputs(spec: RunSpec, device: str, settings: DataSettings) -> dict[str, Any]:
-    """The fingerprint of what `spec`'s features are made from on `device` (Dataset.fingerprint),
-    stored in its record and compared when planning."""
+    """The fingerprint of what `spec`'s features are made from on `device` (Dataset.fingerprint;
+    with ``train_on``, the source's too), stored in its record and compared when planning."""
     method_cls = registry.methods.get(spec.method)
-    dataset = resolve_dataset(spec.dataset, settings)
-    return dataset.fingerprint(spec.backbone, device, settings, method_cls.needs)
+    prints = [
+        resolve_dataset(name, settings).fingerprint(
+            spec.backbone, device, settings, method_cls.needs
+        )
+        for name in spec.datasets
+    ]
+    if spec.train_on is None:
+        return prints[0]
+    return {**prints[0], "train_on": spec.train_on, "train_inputs": prints[1]}
+
+
+def load_run_features(
+    spec: RunSpec, device: str, settings: DataSettings
+) -> tuple[DatasetFeatures, int]:
+    """The features `spec` runs on and its number of clusters before the k-factor: the dataset's
+    own, or with ``train_on`` the source's train split (``transfer_features``) and K of the
+    dataset (``SOURCE:all``: every source class, K of the source)."""
+    data = load_dataset_features(spec.dataset, spec.backbone, device, settings)
+    if spec.train_on is None:
+        return data, data.n_classes
+    source = load_dataset_features(spec.source_dataset, spec.backbone, device, settings)
+    if spec.train_on.endswith(ALL_CLASSES):
+        return transfer_features(source, data, None), source.n_classes
+    classes = resolve_dataset(spec.dataset, settings).source_classes(spec.source_dataset)
+    return transfer_features(source, data, classes), data.n_classes
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -90,7 +114,7 @@ def execute_run(
     with PeakMemory() as memory, torch_threads(record.threads):
         try:
             record.inputs = run_inputs(spec, device, settings)
-            data = load_dataset_features(spec.dataset, spec.backbone, device, settings)
+            data, n_classes = load_run_features(spec, device, settings)
             record.dataset = DatasetInfo(
                 spec.dataset,
                 n_classes=data.n_classes,
@@ -102,7 +126,7 @@ def execute_run(
             bundle = FeatureBundle(data, method_cls.needs, spec.dataset, device)
             seed_everything(spec.seed)
             t_fit = time.perf_counter()
-            n_clusters = data.n_classes * spec.k_factor
+            n_clusters = n_classes * spec.k_factor
             y_pred = np.asarray(method.fit_predict(bundle, n_clusters, spec.seed))
             record.fit_time_s = time.perf_counter() - t_fit
             if y_pred.shape != data.labels_test.shape:

@@ -1,4 +1,5 @@
-"""Run specifications: one run is (method + params, dataset, backbone, seed, k-factor)."""
+"""Run specifications: one run is (method + params, dataset, backbone, seed, k-factor and, for a
+test-only dataset, the dataset whose train split the method learns on)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from typing import Any
 
 from laicbench.files import short_hash
 
+# ``--train-on SOURCE:all``: learn on every class of the source, not only the target's
+ALL_CLASSES = ":all"
+
 
 @dataclass(frozen=True)
 class RunSpec:
     """One run: canonical method and dataset names, full method params, backbone, seed and the
-    over-clustering factor (the method is asked for k_factor x K clusters)."""
+    over-clustering factor (the method is asked for k_factor x K clusters) and `train_on`: None
+    (the method learns on the dataset's own train split) or the dataset whose train split it
+    learns on (``imagenet``: its images of this dataset's classes; ``imagenet:all``: all)."""
 
     method: str
     dataset: str
@@ -20,6 +26,17 @@ class RunSpec:
     seed: int
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
     k_factor: int = 1
+    train_on: str | None = None
+
+    @property
+    def source_dataset(self) -> str | None:
+        """The dataset whose train split the method learns on, when not this one's."""
+        return None if self.train_on is None else self.train_on.removesuffix(ALL_CLASSES)
+
+    @property
+    def datasets(self) -> list[str]:
+        """The datasets the run reads: its own and, with `train_on`, the source."""
+        return [self.dataset] + ([self.source_dataset] if self.train_on is not None else [])
 
     @property
     def params_hash(self) -> str:
@@ -32,15 +49,18 @@ class RunSpec:
 
         Names holding a path (a features file, a checkpoint file) are sanitised and given a
         hash of the full name, so that ``x/y.npz`` and ``x_y.npz`` stay apart. An
-        over-clustering run ends in ``-k<factor>``.
+        over-clustering run ends in ``-k<factor>``, a run trained on another dataset in
+        ``-on-<dataset>``.
         """
-        dataset, backbone = (_path_part(s) for s in (self.dataset, self.backbone))
+        dataset, backbone = (path_part(s) for s in (self.dataset, self.backbone))
         over = f"-k{self.k_factor}" if self.k_factor != 1 else ""
+        if self.train_on is not None:
+            over += f"-on-{path_part(self.train_on)}"
         return f"{self.method}/{dataset}/{backbone}/seed{self.seed}-{self.params_hash}{over}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored in records (``k_factor`` only when it is not 1, so records of
-        runs without over-clustering are as before)."""
+        """The JSON form stored in records (``k_factor`` only when it is not 1 and ``train_on``
+        only when set, so that records of other runs are as before)."""
         out = {
             "method": self.method,
             "dataset": self.dataset,
@@ -50,10 +70,12 @@ class RunSpec:
         }
         if self.k_factor != 1:
             out["k_factor"] = self.k_factor
+        if self.train_on is not None:
+            out["train_on"] = self.train_on
         return out
 
 
-def _path_part(name: str) -> str:
+def path_part(name: str) -> str:
     """`name` as one path component, sanitised; a name holding a path (a features file, a
     checkpoint file) also gets a hash of it, since sanitising folds '/' into '_'."""
     plain = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
