@@ -298,14 +298,16 @@ def cached_simulation(config: Simulation, cache_dir: str | None, device: str) ->
 
     key, arrays = FeatureCache(cache_dir).get_or_build(fields, build, config.generator)
     nouns = arrays["noun_features"]
+    words = [str(w) for w in arrays["noun_words"]]
     return DatasetFeatures(
         image_train=arrays["image_train"],
         image_test=arrays["image_test"],
         labels_train=np.asarray(arrays["labels_train"]),
         labels_test=np.asarray(arrays["labels_test"]),
         class_names=[str(c) for c in arrays["class_names"]],
-        noun_words=[str(w) for w in arrays["noun_words"]],
+        noun_words=words,
         noun_features_loader=lambda: nouns,
+        noun_template_features_loader=lambda: _tiny_template_features(words, cache_dir),
         text_encoder_loader=lambda: _tiny_text_encoder(device),
         info={
             "kind": "simulated",
@@ -319,6 +321,19 @@ def cached_simulation(config: Simulation, cache_dir: str | None, device: str) ->
             "cache_keys": {"demo": key},
         },
     )
+
+
+def _tiny_template_features(words: list[str], cache_dir: str | None) -> np.ndarray:
+    """The simulation's nouns in each of TAC's templates, as the tiny-random text tower embeds
+    them (the noun features are their ensemble): what an image dataset gets from its backbone,
+    computed on the CPU and kept in the feature cache."""
+    from laicbench.data.backbone import load_backbone
+    from laicbench.data.cache import FeatureCache
+    from laicbench.data.pipeline import vocabulary_template_features
+
+    backbone = load_backbone(BackboneSpec.parse(TINY_RANDOM), "cpu")
+    cache, settings = FeatureCache(cache_dir), DataSettings(cache_dir=cache_dir)
+    return vocabulary_template_features(words, backbone, cache, "cpu", settings)[1]
 
 
 def _tiny_text_encoder(device: str) -> TextEncoder:

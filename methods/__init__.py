@@ -7,12 +7,15 @@ modules that register report figures specific to a method.
 BUILTIN = (
     "laicbench.methods.clip_kmeans",
     "laicbench.methods.tac",
+    "laicbench.methods.gradnorm",
     "laicbench.methods.ours",
+    "laicbench.methods.sic",
     "laicbench.methods.spectral",
     "laicbench.methods.umap_ward",
     "laicbench.methods.scan",
     "laicbench.methods.temi",
     "laicbench.methods.turtle",
+    "laicbench.methods.ntk_sc",
     "laicbench.methods.zeroshot",
 )
 FIGURES = ("laicbench.methods.ours_figures",)

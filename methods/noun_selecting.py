@@ -69,6 +69,11 @@ class NounSelectingMethod(Method):
             "n_semantic_centers", dataset, max(round(n_train / 300), 3 * n_clusters)
         )
 
+    def _selection_rule(self) -> dict[str, Any]:
+        """How nouns are assigned and ranked: extra keyword arguments of ``select_nouns``
+        (``temperature``, ``score``). None here: TAC's rule (no temperature, confidence)."""
+        return {}
+
     def _select(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Selected noun features (|S|, d); records the selection in ``artefacts_``."""
         from laicbench.cluster.nouns import select_nouns
@@ -84,6 +89,7 @@ class NounSelectingMethod(Method):
             max_iter=self.max_iter,
             points_per_centroid=self.points_per_centroid,
             device=features.device,
+            **self._selection_rule(),
         )
         words = features.noun_words
         self.artefacts_: dict[str, Any] = {

@@ -41,7 +41,6 @@ class Spectral(Method):
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Labels of the test images from the spectral embedding of their k-NN graph."""
-        from laicbench.cluster.kmeans import spherical_kmeans
         from laicbench.cluster.knn import knn_graph
 
         x = np.asarray(features.image_test, dtype=np.float32)
@@ -52,12 +51,12 @@ class Spectral(Method):
             )
         k = min(self.n_neighbors, len(x) - 1)
         graph = knn_graph(x, k, device=features.device)
-        embedding = spectral_embedding_of(graph, n_clusters, self.eigen_solver, seed)
+        embedding, labels = spectral_clustering_of(
+            graph, n_clusters, self.eigen_solver, self.n_init, seed, features.device
+        )
         self.outputs_ = MethodOutputs(representation_test=embedding)
         self.artefacts_ = {"resolved": {"n_neighbors": k}}
-        return spherical_kmeans(
-            embedding, n_clusters, n_init=self.n_init, seed=seed, device=features.device
-        ).labels
+        return labels
 
 
 def spectral_embedding_of(affinity, n_components: int, eigen_solver: str, seed: int) -> np.ndarray:
@@ -73,3 +72,16 @@ def spectral_embedding_of(affinity, n_components: int, eigen_solver: str, seed: 
         drop_first=False,
     )
     return embedding.astype(np.float32)
+
+
+def spectral_clustering_of(
+    affinity, n_clusters: int, eigen_solver: str, n_init: int, seed: int, device: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(embedding, labels) of a sparse symmetric `affinity`: its spectral embedding with
+    `n_clusters` components (``spectral_embedding_of``), then laicbench's spherical k-means on
+    the L2-normalised rows (Ng, Jordan and Weiss); shared by the spectral methods."""
+    from laicbench.cluster.kmeans import spherical_kmeans
+
+    embedding = spectral_embedding_of(affinity, n_clusters, eigen_solver, seed)
+    labels = spherical_kmeans(embedding, n_clusters, n_init=n_init, seed=seed, device=device).labels
+    return embedding, labels

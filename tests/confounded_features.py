@@ -5,6 +5,11 @@ directions); a few nouns per class name it. Images are their class direction (in
 directions) plus a strong nuisance in the weak trailing directions, which confounds image-only
 k-means, plus noise. A ridge penalty that is small next to the spectrum of the selected nouns
 whitens them and so amplifies the nuisance; one relative to it does not.
+
+Methods that read each noun once per prompt template get ``noun_template_features``: each noun
+plus a small independent perturbation per template (``template_noise`` per coordinate, times
+1/sqrt(d)), renormalised, drawn from a generator of its own so that the other arrays do not
+depend on it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ def write_confounded_features(
     n_nuisances: int = 4,
     nuisance: float = 1.5,
     weak_directions: int = 16,
+    n_templates: int = 7,
+    template_noise: float = 0.1,
 ) -> Path:
     """Write the features file (image, label, noun arrays) to `path` and return it."""
     rng = np.random.default_rng(seed)
@@ -53,6 +60,11 @@ def write_confounded_features(
 
     x_train, y_train = draw(n_train_per_class)
     x_test, y_test = draw(n_test_per_class)
+    template_rng = np.random.default_rng([seed, 1])
+    templates = nouns[None] + template_noise * template_rng.standard_normal(
+        (n_templates, *nouns.shape)
+    ) / np.sqrt(dim)
+    templates /= np.linalg.norm(templates, axis=-1, keepdims=True)
     np.savez(
         path,
         image_train=x_train,
@@ -61,5 +73,6 @@ def write_confounded_features(
         labels_test=y_test,
         noun_features=nouns.astype(np.float32),
         noun_words=np.array([f"noun{i}" for i in range(n_nouns)]),
+        noun_template_features=templates.astype(np.float32),
     )
     return path

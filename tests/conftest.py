@@ -191,7 +191,10 @@ def squash(text: str) -> str:
 
 
 def save_as_features_file(data, path: Path) -> Path:
-    """Write DatasetFeatures `data` (images, labels, class names, nouns) as a .npz features file."""
+    """Write DatasetFeatures `data` (images, labels, class names, nouns and, when it has them,
+    the nouns' per-template features) as a .npz features file."""
+    templates = data.noun_template_features
+    extra = {} if templates is None else {"noun_template_features": templates}
     np.savez(
         path,
         image_train=data.image_train,
@@ -201,5 +204,6 @@ def save_as_features_file(data, path: Path) -> Path:
         class_names=np.array(data.class_names),
         noun_features=data.noun_features,
         noun_words=np.array(data.noun_words),
+        **extra,
     )
     return path

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from laicbench.api.backbone_spec import BackboneSpec
+
 if TYPE_CHECKING:  # the text tower needs torch; the plugin API does not
     from laicbench.data.text_encoder import TextEncoder
 
@@ -18,8 +20,12 @@ class Need(str, Enum):
     """Inputs a method can declare beyond the image features every method gets."""
 
     NOUNS = "nouns"  # noun-bank features and words
+    NOUN_TEMPLATES = "noun_templates"  # one embedding of each noun per prompt template
     TEXT_ENCODER = "text_encoder"  # handle on the backbone's frozen text tower
     CLASS_NAMES = "class_names"  # ground-truth class names: only oracle methods may declare it
+    # image features of the same dataset under other backbones; granted to a run whose method
+    # names them (Method.extra_backbones) as well as to one that declares it
+    IMAGE_SPACES = "image_spaces"
 
 
 @dataclass(frozen=True)
@@ -39,13 +45,25 @@ class DatasetFeatures:
     class_names: Sequence[str]
     noun_words: Sequence[str] | None = None
     noun_features_loader: Callable[[], np.ndarray] | None = None
+    noun_template_features_loader: Callable[[], np.ndarray] | None = None
     text_encoder_loader: Callable[[], TextEncoder] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    # backbone name -> (image_train, image_test) of the same images under that backbone, in the
+    # same order; set by the runner for the backbones a method asks for (Method.extra_backbones)
+    image_space_loader: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = None
 
     @functools.cached_property
     def noun_features(self) -> np.ndarray | None:
         """L2-normalised noun features (M, d), or None without a vocabulary."""
         return None if self.noun_features_loader is None else self.noun_features_loader()
+
+    @functools.cached_property
+    def noun_template_features(self) -> np.ndarray | None:
+        """L2-normalised per-template noun features (T, M, d): noun j in prompt template t, in
+        the order of ``noun_words``; None when the dataset has none."""
+        if self.noun_template_features_loader is None:
+            return None
+        return self.noun_template_features_loader()
 
     @functools.cached_property
     def text_encoder(self) -> TextEncoder | None:
@@ -66,12 +84,22 @@ class FeatureBundle:
     """The inputs a method receives: cached features, never labels.
 
     ``image_train`` and ``image_test`` are always present; ``noun_features``/``noun_words``,
-    ``text_encoder`` and ``class_names`` only when the method declares the matching Need.
+    ``noun_template_features``, ``text_encoder``, ``class_names`` and ``image_spaces`` only when
+    the method declares the matching Need. ``backbone`` names the run's backbone (None outside a
+    run).
     """
 
-    def __init__(self, data: DatasetFeatures, needs: frozenset[Need], dataset: str, device: str):
+    def __init__(
+        self,
+        data: DatasetFeatures,
+        needs: frozenset[Need],
+        dataset: str,
+        device: str,
+        backbone: str | None = None,
+    ):
         self.dataset = dataset
         self.device = device
+        self.backbone = backbone
         self.image_train: np.ndarray = data.image_train
         self.image_test: np.ndarray = data.image_test
         self._data = data
@@ -99,6 +127,12 @@ class FeatureBundle:
         return self._granted(Need.NOUNS, "noun_words")
 
     @property
+    def noun_template_features(self) -> np.ndarray:
+        """L2-normalised noun features per prompt template (T, M, d), in the order of
+        ``noun_words`` (read those with Need.NOUNS); requires Need.NOUN_TEMPLATES."""
+        return self._granted(Need.NOUN_TEMPLATES, "noun_template_features")
+
+    @property
     def text_encoder(self) -> TextEncoder:
         """The backbone's frozen text tower; requires Need.TEXT_ENCODER."""
         return self._granted(Need.TEXT_ENCODER, "text_encoder")
@@ -107,3 +141,30 @@ class FeatureBundle:
     def class_names(self) -> Sequence[str]:
         """Ground-truth class names; requires Need.CLASS_NAMES (oracle methods only)."""
         return self._granted(Need.CLASS_NAMES, "class_names")
+
+    def image_spaces(self, backbones: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(image_train, image_test) of the same images under each of `backbones` (rows in the
+        order of ``image_train``/``image_test``); requires Need.IMAGE_SPACES, which a run has
+        when its method declares it or names other backbones (``Method.extra_backbones``): it
+        gives those and its own."""
+        if not backbones:
+            return []
+        loader = self._granted(Need.IMAGE_SPACES, "image_space_loader")
+        return [loader(backbone) for backbone in backbones]
+
+    def image_space(self, backbone: str) -> tuple[np.ndarray, np.ndarray]:
+        """(image_train, image_test) of the same images under `backbone`; requires
+        Need.IMAGE_SPACES."""
+        return self.image_spaces([backbone])[0]
+
+
+def other_backbones(names: Sequence[str], own: str | None) -> list[str]:
+    """`names` as canonical backbone names (``ARCH:PRETRAINED``, ``tiny-random``), in order,
+    without repeats and without `own` (the run's backbone): the extra representation spaces a
+    method asks for. UserError (one line) on a name that is not a backbone."""
+    out: list[str] = []
+    for name in names:
+        canonical = str(BackboneSpec.parse(name)) if name != own else name
+        if canonical != own and canonical not in out:
+            out.append(canonical)
+    return out

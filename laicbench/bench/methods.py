@@ -107,6 +107,8 @@ def _bundle(size: str, device: str, text_encoder: bool):
         [f"class {i}" for i in range(cfg["k"])],
         noun_words=list(wordnet_nouns()),
         noun_features_loader=lambda: nouns,
+        # each noun the same in TAC's 7 templates: a view, no copy (a cached bank is memory-mapped)
+        noun_template_features_loader=lambda: np.broadcast_to(nouns, (7, *nouns.shape)),
         text_encoder_loader=encoder if text_encoder else None,
     )
     return FeatureBundle(data, frozenset(Need), cfg["dataset"], device), cfg["k"]

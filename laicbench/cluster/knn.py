@@ -1,6 +1,9 @@
-"""Exact cosine k-nearest neighbours in bounded chunks (never an N x N matrix)."""
+"""Exact cosine k-nearest neighbours in bounded chunks (never an N x N matrix), and the same
+chunked search for any other pairwise score (``top_k_by``)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -27,22 +30,53 @@ def cosine_knn(
     """
     q = unit_rows(queries)
     same = keys is None
-    kv = q if same else unit_rows(keys)
-    n, m = q.shape[0], kv.shape[0]
-    available = m - 1 if (same and exclude_self) else m
+    kv = (q if same else unit_rows(keys)).to(device)
+
+    def cosine(rows: slice, cols: slice) -> torch.Tensor:
+        return q[rows].to(device) @ kv[cols].T
+
+    return top_k_by(
+        cosine,
+        q.shape[0],
+        kv.shape[0],
+        k,
+        exclude_self=same and exclude_self,
+        query_chunk=query_chunk,
+        key_chunk=key_chunk,
+        device=device,
+    )
+
+
+def top_k_by(
+    score: Callable[[slice, slice], torch.Tensor],
+    n: int,
+    m: int,
+    k: int,
+    *,
+    exclude_self: bool = False,
+    query_chunk: int = 2048,
+    key_chunk: int = 65536,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `k` highest-scoring keys of each of `n` queries among `m` keys, exactly, where
+    ``score(query_rows, key_columns)`` gives the block of scores (a tensor on `device`) of those
+    query and key ranges; ``cosine_knn`` is this with cosine similarity, and any other
+    similarity (a kernel between images) reuses its chunked search. With `exclude_self` (queries
+    and keys the same items), a query never counts itself. Returns (indices (n, k) int64, scores
+    (n, k) float32), highest first; memory is bounded by query_chunk x key_chunk scores."""
+    available = m - 1 if exclude_self else m
     if not 0 < k <= available:
         raise ValueError(f"k={k} neighbours requested but only {available} candidates exist")
-    kv = kv.to(device)
     out_idx = np.empty((n, k), dtype=np.int64)
     out_sim = np.empty((n, k), dtype=np.float32)
     for qs in range(0, n, query_chunk):
-        qb = q[qs : qs + query_chunk].to(device)
-        best_sim = torch.full((qb.shape[0], k), -float("inf"), device=device)
-        best_idx = torch.zeros((qb.shape[0], k), dtype=torch.long, device=device)
+        qe = min(qs + query_chunk, n)
+        best_sim = torch.full((qe - qs, k), -float("inf"), device=device)
+        best_idx = torch.zeros((qe - qs, k), dtype=torch.long, device=device)
         for ks in range(0, m, key_chunk):
-            sims = qb @ kv[ks : ks + key_chunk].T
-            if same and exclude_self:
-                rows = torch.arange(qb.shape[0], device=device)
+            sims = score(slice(qs, qe), slice(ks, min(ks + key_chunk, m)))
+            if exclude_self:
+                rows = torch.arange(qe - qs, device=device)
                 cols = rows + qs - ks
                 inside = (cols >= 0) & (cols < sims.shape[1])
                 sims[rows[inside], cols[inside]] = -float("inf")
@@ -52,8 +86,8 @@ def cosine_knn(
             merged_idx = torch.cat([best_idx, i + ks], dim=1)
             best_sim, order = merged_sim.topk(k, dim=1)
             best_idx = merged_idx.gather(1, order)
-        out_idx[qs : qs + len(qb)] = best_idx.cpu().numpy()
-        out_sim[qs : qs + len(qb)] = best_sim.cpu().numpy()
+        out_idx[qs:qe] = best_idx.cpu().numpy()
+        out_sim[qs:qe] = best_sim.cpu().numpy()
     return out_idx, out_sim
 
 

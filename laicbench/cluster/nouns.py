@@ -2,13 +2,16 @@
 
 ``select_nouns``: k_s semantic centers by spherical k-means on the train images; each noun goes
 to the center that wins a softmax over centers (no temperature); the gamma most confident nouns of
-each center are kept. ``text_counterparts``: each image's soft nearest noun among the selected
-ones (softmax at temperature tau over cosines, weighted sum, normalised). Both run in bounded
-chunks, so no N x M or k_s x M matrix is ever whole.
+each center are kept (a temperature and another per-noun score, ``NounScore``, such as GradNorm's
+gradient norm, can replace TAC's, the rest of the selection staying as it is).
+``text_counterparts``: each image's soft nearest noun among the selected ones (softmax at
+temperature tau over cosines, weighted sum, normalised). Both run in bounded chunks, so no N x M
+or k_s x M matrix is ever whole.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +25,11 @@ from laicbench.cluster.tensors import unit_rows
 def normalise(x: np.ndarray | torch.Tensor, device: str = "cpu") -> torch.Tensor:
     """Rows of `x` as an L2-normalised float32 tensor on `device`."""
     return unit_rows(x, device)
+
+
+# (softmax over centers (k_s, m), the m unit nouns (m, d)) -> one score per noun (m,): each
+# center keeps its gamma highest-scoring nouns
+NounScore = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,15 @@ def select_nouns(
     points_per_centroid: int | None = 256,
     device: str = "cpu",
     noun_chunk: int = 16384,
+    temperature: float = 1.0,
+    score: NounScore | None = None,
 ) -> NounSelection:
-    """TAC's discriminative noun selection (tac.md section 3, step A)."""
+    """TAC's discriminative noun selection (tac.md section 3, step A).
+
+    Each noun goes to the center that wins the softmax over centers of its cosines divided by
+    `temperature` (TAC: 1, none); each center keeps the `gamma` of its nouns with the highest
+    `score` (None: TAC's, the winning probability).
+    """
     x = normalise(images, device)
     n_centers = min(n_centers, len(x))
     result = spherical_kmeans(
@@ -65,11 +80,16 @@ def select_nouns(
     confidence = np.empty(len(nouns), dtype=np.float32)
     for start in range(0, len(nouns), noun_chunk):
         block = normalise(nouns[start : start + noun_chunk], device)
-        probs = torch.softmax(centers @ block.T, dim=0)  # over centers, no temperature
+        logits = centers @ block.T
+        if temperature != 1.0:
+            logits = logits / temperature
+        probs = torch.softmax(logits, dim=0)  # over centers (TAC: no temperature)
         conf, win = probs.max(dim=0)
+        if score is not None:
+            conf = score(probs, block).to(torch.float32)
         winner[start : start + len(block)] = win.cpu().numpy()
         confidence[start : start + len(block)] = conf.cpu().numpy()
-    order = np.lexsort((-confidence, winner))  # by center, most confident first
+    order = np.lexsort((-confidence, winner))  # by center, highest score first
     sorted_winner = winner[order]
     first = np.searchsorted(sorted_winner, sorted_winner, side="left")
     rank = np.arange(len(order)) - first

@@ -2,8 +2,10 @@
 
 Required keys: ``image_train``, ``image_test`` (float arrays (n, d)), ``labels_train``,
 ``labels_test`` (integer arrays). Optional: ``noun_features`` (M, d) with ``noun_words`` (M
-strings), and ``class_names`` (K strings). A method that needs the noun bank (without nouns in
-the file) or a text encoder (never in a features file) is refused before any run starts.
+strings), ``noun_template_features`` (T, M, d: the same nouns in each of T prompt templates;
+needs ``noun_features``) and ``class_names`` (K strings). A method that needs the noun bank or
+per-template nouns (without them in the file) or a text encoder (never in a features file) is
+refused before any run starts.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class FeaturesFile(Dataset):
                     f"noun_words has {len(words)} entries but noun_features {len(nouns)} rows"
                 )
             nouns /= np.linalg.norm(nouns, axis=1, keepdims=True)
+        templates = self._templates(arrays, words, x_train.shape[1])
         return DatasetFeatures(
             image_train=x_train,
             image_test=x_test,
@@ -96,6 +99,7 @@ class FeaturesFile(Dataset):
             class_names=class_names,
             noun_words=words,
             noun_features_loader=None if nouns is None else (lambda: nouns),
+            noun_template_features_loader=None if templates is None else (lambda: templates),
             info={
                 "kind": "features file",
                 "path": str(self.path),
@@ -103,6 +107,7 @@ class FeaturesFile(Dataset):
                 "n_train": len(y_train),
                 "n_test": len(y_test),
                 "has_nouns": nouns is not None,
+                "has_noun_templates": templates is not None,
             },
         )
 
@@ -138,6 +143,29 @@ class FeaturesFile(Dataset):
             raise self._error(f"{key} has {zero} all-zero row(s), which cannot be L2-normalised")
         return x
 
+    def _templates(
+        self, arrays: dict[str, np.ndarray], words: list[str] | None, dim: int
+    ) -> np.ndarray | None:
+        """``noun_template_features`` as unit float32 (T, M, d), or None when absent."""
+        if "noun_template_features" not in arrays:
+            return None
+        if words is None:
+            raise self._error("noun_template_features without noun_features / noun_words")
+        raw = arrays["noun_template_features"]
+        if raw.ndim != 3 or 0 in raw.shape:
+            raise self._error(
+                f"noun_template_features must be a non-empty (T, M, d) array, got shape {raw.shape}"
+            )
+        key = "noun_template_features"
+        stacked = self._features({key: raw.reshape(-1, raw.shape[-1])}, key)
+        if raw.shape[1:] != (len(words), dim):
+            raise self._error(
+                f"noun_template_features have shape {raw.shape}; expected (T, {len(words)}, {dim}) "
+                "for the file's nouns and image dimension"
+            )
+        stacked /= np.linalg.norm(stacked, axis=1, keepdims=True)
+        return stacked.reshape(raw.shape)
+
     def _labels(self, arrays: dict[str, np.ndarray], key: str) -> np.ndarray:
         """Array `key` as int64 (n,): integer class ids (integral floats accepted)."""
         raw = arrays[key]
@@ -162,11 +190,14 @@ class FeaturesFile(Dataset):
         return {"sha256": self.sha256}
 
     def lacks(self, need: Need) -> str | None:
-        """A features file never has a text encoder; it has nouns only when it stores them."""
+        """A features file never has a text encoder; it has nouns (and per-template nouns) only
+        when it stores them."""
         if need is Need.TEXT_ENCODER:
             return "a features file has no text encoder (no backbone made it here)"
         if need is Need.NOUNS and self._read().noun_words is None:
             return "this features file stores no noun_features / noun_words"
+        if need is Need.NOUN_TEMPLATES and self._read().noun_template_features_loader is None:
+            return "this features file stores no noun_template_features"
         return None
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:

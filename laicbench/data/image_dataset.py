@@ -134,7 +134,7 @@ class ImageDataset(Dataset):
             "precision": settings.resolved_precision(device),
             "weights": weights_identity(BackboneSpec.parse(backbone), settings.cache_dir),
         }
-        if Need.NOUNS in needs:
+        if needs & {Need.NOUNS, Need.NOUN_TEMPLATES}:
             out["vocabulary_sha256"] = vocabulary_hash(load_vocabulary(settings.vocabulary))
         return out
 

@@ -3,7 +3,8 @@
 Cache keys cover everything that changes the arrays: architecture, weights identity (tag and
 its config, file checksum, or random seed), preprocessing (input size, resize ratio,
 interpolation, mean, std), precision, dataset, split and the hash of its sample list, and for
-text the vocabulary hash and templates; plus the versions of torch, torchvision and open_clip and
+text the vocabulary hash and templates (and whether the entry holds their ensemble or each
+template's features); plus the versions of torch, torchvision and open_clip and
 laicbench's feature-code version.
 """
 
@@ -100,6 +101,18 @@ def text_key_fields(
     }
 
 
+def template_key_fields(
+    backbone: Backbone, words: list[str], precision: str, cache_dir: str | None = None
+) -> dict[str, Any]:
+    """Cache-key fields of a vocabulary's per-template text features (another kind of entry
+    than the template ensemble, with the same fields)."""
+    return {
+        **text_key_fields(backbone, words, precision, cache_dir),
+        "kind": "text-templates",
+        "ensemble": "none: each template's embedding, L2-normalised",
+    }
+
+
 def split_features(
     dataset: ImageSource,
     split: str,
@@ -156,10 +169,38 @@ def vocabulary_features(
     return key, arrays["features"]
 
 
+def vocabulary_template_features(
+    words: list[str], backbone: Backbone, cache: FeatureCache, device: str, settings: DataSettings
+) -> tuple[str, np.ndarray]:
+    """(cache key, L2-normalised features (T, M, d) of `words` in each of the T templates),
+    cached like the ensemble (methods that weigh templates separately read these)."""
+    precision = settings.resolved_precision(device)
+    fields = template_key_fields(backbone, words, precision, settings.cache_dir)
+    templates = NOUN_TEMPLATES
+
+    def build() -> dict[str, np.ndarray]:
+        encoder = backbone.text_encoder
+        total = len(set(words)) * len(templates)
+        with progress_bar() as progress:
+            task = progress.add_task(f"noun prompts ({backbone.spec})", total=total, rate="")
+
+            def advance(k: int) -> None:
+                progress.advance(task, k)
+
+            with autocast_context(device, precision):
+                features = encoder.encode_templates(words, templates, on_batch=advance)
+        return {"features": features.astype(np.float32)}
+
+    description = f"{len(words)} nouns x {len(templates)} templates {backbone.spec}"
+    key, arrays = cache.get_or_build(fields, build, description)
+    return key, arrays["features"]
+
+
 def image_dataset_features(
     dataset: ImageSource, spec: BackboneSpec, device: str, settings: DataSettings
 ) -> DatasetFeatures:
-    """DatasetFeatures of an image dataset: cached image features of both splits, lazy nouns."""
+    """DatasetFeatures of an image dataset: cached image features of both splits, lazy nouns
+    (their template ensemble and, for methods that need them, their per-template features)."""
     backbone = load_backbone(spec, device)
     cache = FeatureCache(settings.cache_dir)
     keys = {}
@@ -176,6 +217,11 @@ def image_dataset_features(
         keys["nouns"] = key
         return features
 
+    def noun_templates() -> np.ndarray:
+        key, features = vocabulary_template_features(words, backbone, cache, device, settings)
+        keys["noun_templates"] = key
+        return features
+
     return DatasetFeatures(
         image_train=arrays["train"][0],
         image_test=arrays["test"][0],
@@ -184,6 +230,7 @@ def image_dataset_features(
         class_names=dataset.class_names(),
         noun_words=words,
         noun_features_loader=nouns,
+        noun_template_features_loader=noun_templates,
         text_encoder_loader=lambda: backbone.text_encoder,
         info={
             "kind": "images",

@@ -110,6 +110,22 @@ class TextEncoder:
         mean = torch.from_numpy(total / len(templates)).float()
         return F.normalize(mean, dim=-1).numpy()
 
+    def encode_templates(
+        self,
+        words: Sequence[str],
+        templates: Sequence[str] = NOUN_TEMPLATES,
+        batch_size: int = 1024,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """L2-normalised features of `words` in each template, float32 (T, len(words), d): the
+        per-prompt embeddings that ``encode_words`` averages."""
+        out = np.empty((len(templates), len(words), self.embed_dim), dtype=np.float32)
+        for t, template in enumerate(templates):
+            prompts = [template.format(w) for w in words]
+            features = self.encode(prompts, batch_size=batch_size, on_batch=on_batch)
+            out[t] = F.normalize(torch.from_numpy(features), dim=-1).numpy()
+        return out
+
 
 def ensemble_templates(name: str) -> tuple[str, ...]:
     """A prompt ensemble for zero-shot classification: "openai" (CLIP's 80 ImageNet templates,
