@@ -123,6 +123,16 @@ class Method:
         raise NotImplementedError
 
     @classmethod
+    def extra_backbones(cls, params: dict[str, Any]) -> list[str]:
+        """The backbones besides the run's whose image features of the same dataset a run with
+        `params` reads (``FeatureBundle.image_spaces``). The harness drops names equal to the
+        run's backbone, grants the run Need.IMAGE_SPACES for the others, extracts them before
+        the runs, puts them in the run's inputs fingerprint and refuses them (one line, before
+        any run) on a dataset that lives in one backbone's space. None by default."""
+        del params
+        return []
+
+    @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """The steps ``laicbench bench methods`` times for this method at `size` ("cifar10":
         beside the end-to-end run; "imagenet": the steps that dominate it at full size), as

@@ -163,10 +163,13 @@ def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
 
 
 def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) -> None:
-    """Extract (or verify cached) features of every (dataset, backbone) of `specs`, and the noun
-    features when a method needs them, so that parallel trials only read the cache."""
+    """Extract (or verify cached) features of every (dataset, backbone) of `specs`, the noun
+    features when a method needs them and the image features under the other backbones a method
+    reads (``runner.run_spaces``), so that parallel trials only read the cache. UserError before
+    any run when a dataset cannot give those other backbones."""
     from laicbench.api.features import Need
     from laicbench.data.image_dataset import ImageDataset
+    from laicbench.run.runner import run_spaces
 
     pairs: dict[tuple[str, str], bool] = {}
     for spec in specs:
@@ -174,6 +177,9 @@ def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) 
         for dataset in spec.datasets:
             key = (dataset, spec.backbone)
             pairs[key] = pairs.get(key, False) or needs_nouns
+        for backbone in run_spaces(spec, settings):
+            for dataset in spec.datasets:
+                pairs.setdefault((dataset, backbone), False)
     for (dataset, backbone), needs_nouns in pairs.items():
         ds = resolve_dataset(dataset, settings)
         if isinstance(ds, ImageDataset):
@@ -223,7 +229,7 @@ class SweepPlan:
 
 class InputFingerprints:
     """The inputs fingerprint of each run (``runner.run_inputs``), computed once per dataset,
-    backbone, device and needs."""
+    backbone, device, needs and other backbones read (``Method.extra_backbones``)."""
 
     def __init__(self, device: str, settings: DataSettings):
         self.device = device
@@ -236,6 +242,9 @@ class InputFingerprints:
         method = registry.methods.get(spec.method)
         device = method.resources.device_for(self.device)
         key = (spec.dataset, spec.train_on, spec.backbone, device, method.needs)
+        extra = method.extra_backbones(spec.params)
+        if extra:  # the fingerprint names the other backbones' features too
+            key = (*key, tuple(extra))
         if key not in self._memo:
             from laicbench.run.runner import run_inputs
 

@@ -5,6 +5,7 @@ Both executors (in-process and Ray) call ``execute_run``; nothing else writes re
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import time
@@ -14,7 +15,8 @@ import numpy as np
 import torch
 
 from laicbench.api import registry
-from laicbench.api.features import DatasetFeatures, FeatureBundle
+from laicbench.api.errors import UserError
+from laicbench.api.features import DatasetFeatures, FeatureBundle, Need, other_backbones
 from laicbench.api.method import Method
 from laicbench.api.outputs import MethodOutputs
 from laicbench.api.settings import DataSettings
@@ -50,14 +52,46 @@ def run_threads(method_cls: type[Method]) -> int:
     return max(1, math.floor(method_cls.resources.cpus))
 
 
+def run_spaces(spec: RunSpec, settings: DataSettings) -> list[str]:
+    """The backbones besides `spec.backbone` whose image features of the same dataset(s) the run
+    reads (its method's ``extra_backbones``, canonical, without repeats): usually none. UserError
+    (one line) when a dataset of the run lives in one backbone's space (the simulated demo, a
+    features file) and so has no other."""
+    method_cls = registry.methods.get(spec.method)
+    extra = other_backbones(method_cls.extra_backbones(spec.params), spec.backbone)
+    for name in spec.datasets if extra else []:
+        dataset = resolve_dataset(name, settings)
+        for backbone in extra:
+            try:
+                dataset.backbone_for(backbone, spec.backbone)
+            except UserError:
+                raise UserError(
+                    f"method {spec.method!r} asks for the features of {name} under backbone "
+                    f"{backbone!r} too, but {name} lives in the feature space of backbone "
+                    f"{dataset.native_backbone!r} only; drop the other backbones from the "
+                    f"method's parameters for this dataset"
+                ) from None
+    return extra
+
+
 def run_inputs(spec: RunSpec, device: str, settings: DataSettings) -> dict[str, Any]:
     """The fingerprint of what `spec`'s features are made from on `device` (Dataset.fingerprint;
-    with ``train_on``, the source's too), stored in its record and compared when planning."""
+    with ``train_on``, the source's too; with other backbones' image features, ``run_spaces``,
+    theirs under ``spaces``), stored in its record and compared when planning."""
     method_cls = registry.methods.get(spec.method)
+    out = _inputs_under(spec, spec.backbone, method_cls.needs, device, settings)
+    extra = run_spaces(spec, settings)
+    if extra:
+        spaces = {b: _inputs_under(spec, b, frozenset(), device, settings) for b in extra}
+        out = {**out, "spaces": spaces}
+    return out
+
+
+def _inputs_under(
+    spec: RunSpec, backbone: str, needs: frozenset[Need], device: str, settings: DataSettings
+) -> dict[str, Any]:
     prints = [
-        resolve_dataset(name, settings).fingerprint(
-            spec.backbone, device, settings, method_cls.needs
-        )
+        resolve_dataset(name, settings).fingerprint(backbone, device, settings, needs)
         for name in spec.datasets
     ]
     if spec.train_on is None:
@@ -70,11 +104,52 @@ def load_run_features(
 ) -> tuple[DatasetFeatures, int]:
     """The features `spec` runs on and its number of clusters before the k-factor: the dataset's
     own, or with ``train_on`` the source's train split (``transfer_features``) and K of the
-    dataset (``SOURCE:all``: every source class, K of the source)."""
-    data = load_dataset_features(spec.dataset, spec.backbone, device, settings)
+    dataset (``SOURCE:all``: every source class, K of the source).
+
+    When the method reads other backbones' image features (``run_spaces``), they come through
+    ``image_space_loader``, made the same way from the feature cache on first use; the info of
+    each one loaded is added to ``info["spaces"]`` (so to the record)."""
+    data, n_classes = _features_under(spec, spec.backbone, device, settings)
+    extra = run_spaces(spec, settings)
+    if not extra:
+        return data, n_classes
+    loaded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    infos: dict[str, Any] = {}
+
+    def image_space(name: str) -> tuple[np.ndarray, np.ndarray]:
+        backbone = next(iter(other_backbones([name], spec.backbone)), None)
+        if backbone is None:  # the run's own
+            return data.image_train, data.image_test
+        if backbone not in extra:
+            raise UserError(
+                f"method {spec.method!r} read the features under backbone {backbone!r}, which "
+                f"its extra_backbones do not name (they name {', '.join(extra)})"
+            )
+        if backbone not in loaded:
+            other, _ = _features_under(spec, backbone, device, settings)
+            for split in ("train", "test"):
+                if not np.array_equal(
+                    getattr(other, f"labels_{split}"), getattr(data, f"labels_{split}")
+                ):
+                    raise ValueError(
+                        f"the {split} split of {spec.dataset} under {backbone} is not the same "
+                        f"images in the same order as under {spec.backbone}"
+                    )
+            loaded[backbone] = (other.image_train, other.image_test)
+            infos[backbone] = other.info
+        return loaded[backbone]
+
+    info = {**data.info, "spaces": infos}
+    return dataclasses.replace(data, image_space_loader=image_space, info=info), n_classes
+
+
+def _features_under(
+    spec: RunSpec, backbone: str, device: str, settings: DataSettings
+) -> tuple[DatasetFeatures, int]:
+    data = load_dataset_features(spec.dataset, backbone, device, settings)
     if spec.train_on is None:
         return data, data.n_classes
-    source = load_dataset_features(spec.source_dataset, spec.backbone, device, settings)
+    source = load_dataset_features(spec.source_dataset, backbone, device, settings)
     if spec.train_on.endswith(ALL_CLASSES):
         return transfer_features(source, data, None), source.n_classes
     classes = resolve_dataset(spec.dataset, settings).source_classes(spec.source_dataset)
@@ -123,7 +198,10 @@ def execute_run(
                 info=data.info,
             )
             method = method_cls.from_params(spec.params)
-            bundle = FeatureBundle(data, method_cls.needs, spec.dataset, device)
+            needs = method_cls.needs
+            if data.image_space_loader is not None:  # the method names other backbones
+                needs = needs | {Need.IMAGE_SPACES}
+            bundle = FeatureBundle(data, needs, spec.dataset, device, spec.backbone)
             seed_everything(spec.seed)
             t_fit = time.perf_counter()
             n_clusters = n_classes * spec.k_factor
