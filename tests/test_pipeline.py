@@ -320,7 +320,7 @@ def test_features_command_caches_images_once_and_run_reads_them(
     name, cache_dir, flags = image_dataset_setup(tmp_path, write_plugin)
     result = cli("features", "--datasets", name, "--no-nouns", *flags)
     assert result.status == 0, result.err
-    assert f"{name}: 20 train / 10 test images cached" in result.out
+    assert f"{name} (tiny-random): 20 train / 10 test images cached" in result.out
     cache = FeatureCache(cache_dir)
     keys = entry_keys(cache, name)
     assert set(keys) == {"train", "test"}
