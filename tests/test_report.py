@@ -427,9 +427,11 @@ def test_every_figure_of_a_demo_sweep_is_a_real_image(cli, demo_sweep, monkeypat
     assert {"main_table.md", "main_table.tex", "runs.csv", "runs.parquet"} <= set(targets)
     for target in targets:
         assert (out / target).is_file(), target
-    # one dataset: the only skipped figure is the critical-difference diagram
+    # one dataset and one backbone: only the critical-difference diagram and the backbone
+    # comparison are skipped
     skipped = index.split("### Skipped figures", 1)[1].split("---", 1)[0].strip().splitlines()
-    assert len(skipped) == 1 and "`critical_difference`" in skipped[0], skipped
+    assert len(skipped) == 2, skipped
+    assert "`critical_difference`" in skipped[0] and "`backbone_comparison`" in skipped[1]
     assert "generated:" in index and "tiny-random" in index and "torch" in index
 
     runs = pd.read_parquet(out / "runs.parquet")
