@@ -131,6 +131,7 @@ def _shift_fixtures(root, monkeypatch):
     monkeypatch.setattr(ImageNetR, "expected_counts", {"train": 200, "test": 200})
 
 
+@pytest.mark.slow  # a 1,000-class ImageNet fixture: about 40 s
 def test_shift_track_trains_on_imagenet_and_reports_the_drop(cli, tmp_path, monkeypatch):
     root, results = tmp_path / "data", tmp_path / "runs"
     _shift_fixtures(root, monkeypatch)

@@ -331,6 +331,7 @@ def test_features_files_give_template_features_only_when_they_store_them(tmp_pat
 # a run on confounded features
 
 
+@pytest.mark.slow  # three seeds of both methods: about 25 s
 def test_beats_clip_kmeans_on_confounded_features(tmp_path):
     """Nouns name the classes; nuisance directions split each class four ways in the images:
     the noun-anchored kernel and its diffusion recover the classes, k-means on the images does
