@@ -76,6 +76,12 @@ class NounSelectingMethod(Method):
 
     def _select(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Selected noun features (|S|, d); records the selection in ``artefacts_``."""
+        indices = self._selected_indices(features, n_clusters, seed)
+        return np.asarray(features.noun_features)[indices]
+
+    def _selected_indices(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
+        """Indices of the selected nouns in the noun bank; records the selection in
+        ``artefacts_`` (resolved k_s, the selected words)."""
         from laicbench.cluster.nouns import select_nouns
 
         k_s = self.semantic_centers(features.dataset, len(features.image_train), n_clusters)
@@ -97,7 +103,7 @@ class NounSelectingMethod(Method):
             "selected_nouns": [words[i] for i in selection.indices],
         }
         self._selected_words = [words[i] for i in selection.indices]
-        return np.asarray(features.noun_features)[selection.indices]
+        return selection.indices
 
     def _cluster_nouns(self, labels: np.ndarray, nearest: np.ndarray, top: int = 5) -> dict:
         """For each cluster, its most frequent retrieved nouns with counts."""

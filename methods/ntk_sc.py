@@ -218,30 +218,6 @@ class NtkSC(NounSelectingMethod):
         )
         return labels
 
-    def _selected_indices(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
-        """Indices of TAC's selected nouns (recorded in ``artefacts_`` as the base class does)."""
-        from laicbench.cluster.nouns import select_nouns
-
-        k_s = self.semantic_centers(features.dataset, len(features.image_train), n_clusters)
-        selection = select_nouns(
-            features.image_train,
-            features.noun_features,
-            k_s,
-            self.gamma,
-            seed=seed,
-            n_init=self.select_n_init,
-            max_iter=self.max_iter,
-            points_per_centroid=self.points_per_centroid,
-            device=features.device,
-            **self._selection_rule(),
-        )
-        words = features.noun_words
-        self.artefacts_: dict[str, Any] = {
-            "resolved": {"n_semantic_centers": k_s},
-            "selected_nouns": [words[i] for i in selection.indices],
-        }
-        return selection.indices
-
 
 # ---------------------------------------------------------------------------------------------
 # the kernel graphs
