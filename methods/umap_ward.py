@@ -16,6 +16,7 @@ Training-free.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,13 @@ class UmapWard(Method):
         "dense_limit": AT_LEAST_ONE,
         "connectivity_neighbors": AT_LEAST_ONE,
     }
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """At ImageNet-1K size: the whole method on 50,000 test images (``UmapWardStep``)."""
+        if size != "imagenet":
+            return []
+        return [("umap-ward: 50,000 test images, K = 1,000", UmapWardStep(device))]
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Labels of the test images from agglomerative clustering of their UMAP embedding."""
@@ -99,3 +107,24 @@ def umap_embedding(
         random_state=seed,
     )
     return reducer.fit_transform(x).astype(np.float32)
+
+
+class UmapWardStep:
+    """Picklable bench job: the whole method at its defaults on ImageNet-1K's test size (50,000
+    synthetic images joined into one connected graph, K = 1,000), measured, not extrapolated."""
+
+    def __init__(self, device: str):
+        self.device = device
+
+    def __call__(self) -> tuple[float, float, str]:
+        from laicbench.api.features import DatasetFeatures, FeatureBundle
+        from laicbench.bench.methods import CONNECTED_NOISE, synthetic, timed
+
+        n, k = 50_000, 1000
+        x, y = synthetic(n, k, 1, noise=CONNECTED_NOISE)
+        data = DatasetFeatures(x[:0], x, y[:0], y, [f"class {i}" for i in range(k)])
+        method = UmapWard()
+        bundle = FeatureBundle(data, frozenset(), "imagenet", self.device)
+        seconds = timed(lambda: method.fit_predict(bundle, k, 0))
+        note = f"end to end at full size; {method.artefacts_['resolved']['agglomerative']}"
+        return seconds, seconds, note

@@ -53,3 +53,15 @@ def test_scale_needs_a_positive_value_of_a_numeric_parameter(cli):
         result = cli("bench", "methods", "--methods", "ours", "--scale", bad)
         assert result.status == 2, bad
         assert result.err.count("\n") == 1 and f"--scale {bad}" in result.err
+
+
+def test_every_baseline_declares_its_imagenet_size_steps():
+    baselines = ["turtle", "temi", "scan", "spectral", "umap-ward"]
+    baselines += ["gradnorm-notrain", "gradnorm", "sic", "ntk-sc"]
+    for name in baselines:
+        assert imagenet_jobs([name], "cpu"), name
+    spectral = [label for label, _ in imagenet_jobs(["spectral"], "cpu")]
+    ntk = [label for label, _ in imagenet_jobs(["ntk-sc"], "cpu")]
+    assert spectral == ["spectral clustering, 10-NN graph of 50,000, K = 1,000"]
+    # NTK-SC's spectral step runs on a graph as wide as its diffused affinity
+    assert "spectral clustering, 100-NN graph of 50,000, K = 1,000" in ntk

@@ -158,6 +158,21 @@ def test_umap_ward_above_its_dense_limit_is_connectivity_constrained():
     assert cluster_accuracy(data.labels_test, labels) > 0.9
 
 
+def test_spectral_auto_solver_takes_amg_from_its_size_limit_and_records_it(monkeypatch):
+    import laicbench.methods.spectral as spectral
+
+    data = _blobs()
+    bundle = FeatureBundle(data, frozenset(), "blobs", "cpu")
+    below = methods.get("spectral")()
+    below.fit_predict(bundle, 4, 0)
+    assert below.artefacts_["resolved"]["eigen_solver"] == "arpack"
+    monkeypatch.setattr(spectral, "ARPACK_BELOW", len(data.image_test))
+    above = methods.get("spectral")()
+    labels = above.fit_predict(bundle, 4, 0)
+    assert above.artefacts_["resolved"]["eigen_solver"] == "amg"
+    assert cluster_accuracy(data.labels_test, labels) > 0.9
+
+
 def test_knn_graph_is_the_symmetrised_connectivity_with_self_loops():
     x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]], dtype=np.float32)
     graph = knn_graph(x, 1).toarray()

@@ -679,3 +679,7 @@ def test_run_on_flowers102_and_imagenet_r_fixtures(cli, tmp_path, monkeypatch):
         assert record["status"] == "ok", record.get("error")
         assert record["dataset"]["n_classes"] == n_classes
         assert (record["dataset"]["info"]["n_train"], record["dataset"]["info"]["n_test"]) == n
+    # a test-only set's images are extracted once: its train split reads the test entry
+    keys = {name: r["dataset"]["info"]["cache_keys"] for name, r in by_dataset.items()}
+    assert keys["imagenet-r"]["train"] == keys["imagenet-r"]["test"]
+    assert keys["flowers102"]["train"] != keys["flowers102"]["test"]

@@ -288,11 +288,13 @@ def image_dataset_setup(tmp_path: Path, write_plugin) -> tuple[str, Path, list]:
 
 
 def entry_keys(cache: FeatureCache, name: str) -> dict[str, str]:
-    """{"train"|"test"|"nouns": key} of the entries in `cache`, by their descriptions."""
+    """{"train"|"test"|"nouns"|"noun_templates": key} of the entries in `cache`, by their
+    descriptions."""
     kinds = {
         f"{name}/train {TINY}": "train",
         f"{name}/test {TINY}": "test",
         f"{len(VOCAB)} nouns {TINY}": "nouns",
+        f"{len(VOCAB)} nouns x {len(NOUN_TEMPLATES)} templates {TINY}": "noun_templates",
     }
     entries = cache.entries()
     assert all(e.manifest["description"] in kinds for e in entries), entries
@@ -453,3 +455,34 @@ def test_run_on_a_missing_dataset_fails_before_any_run(cli, tmp_path, write_plug
     assert name in result.err_lines[0]
     assert not results.exists()
     assert not (tmp_path / "cache").exists() or FeatureCache(tmp_path / "cache").entries() == []
+
+
+def test_noun_templates_are_cached_by_the_features_command_and_before_a_sweep(
+    cli, tmp_path, write_plugin, monkeypatch
+):
+    from laicbench.run.plan import prepare_features
+    from laicbench.run.spec import RunSpec
+
+    name, cache_dir, flags = image_dataset_setup(tmp_path, write_plugin)
+    result = cli("features", "--datasets", name, "--noun-templates", *flags)
+    assert result.status == 0, result.err
+    cache = FeatureCache(cache_dir)
+    keys = entry_keys(cache, name)
+    assert set(keys) == {"train", "test", "nouns", "noun_templates"}
+    shape = cache.entry(keys["noun_templates"]).manifest["arrays"]["features"]["shape"]
+    assert shape == [len(NOUN_TEMPLATES), len(VOCAB), 128]
+
+    # the sweep's preparation builds them for a method that reads them, and only for it
+    for entry in cache.entries():
+        cache.remove(entry.key)
+    settings = DataSettings(
+        data_root=str(tmp_path / "data"),
+        cache_dir=str(cache_dir),
+        vocabulary=str(write_vocabulary(tmp_path)),
+        batch_size=8,
+        num_workers=0,
+    )
+    prepare_features([RunSpec("tac-notrain", name, TINY, 0, {})], "cpu", settings)
+    assert set(entry_keys(cache, name)) == {"train", "test", "nouns"}
+    prepare_features([RunSpec("ntk-sc", name, TINY, 0, {})], "cpu", settings)
+    assert entry_keys(cache, name)["noun_templates"] == keys["noun_templates"]

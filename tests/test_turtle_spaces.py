@@ -92,6 +92,21 @@ def test_two_spaces_run_from_the_cache_and_resume(cli, tmp_path, monkeypatch):
     assert json.loads(path.read_text())["status"] == "ok"
     assert _space_entries(cache, other) == entries  # read, not rebuilt
 
+    # beside it a one-space run of the same dataset: rescoring tells their inputs apart
+    plain = [a if a != config else tmp_path / "plain.toml" for a in common]
+    (tmp_path / "plain.toml").write_text(f"[params.turtle]\n{params}\n")
+    assert cli(*plain).status == 0
+    paths = sorted(results.rglob("*.json"))
+    assert len(paths) == 2
+    for p in paths:
+        stripped = json.loads(p.read_text())
+        stripped.pop("internal_metrics")
+        p.write_text(json.dumps(stripped))
+    rescored = cli("rescore", "--results-dir", results, "--cache-dir", cache, "--data-root", data)
+    assert rescored.status == 0 and "rescored 2 record(s)" in rescored.out, rescored.out
+    for p in paths:
+        assert json.loads(p.read_text())["internal_metrics"]["silhouette"] is not None
+
 
 def test_spaces_are_their_own_runs_and_a_bad_name_is_a_user_error():
     turtle = methods.get("turtle")

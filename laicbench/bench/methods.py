@@ -26,17 +26,23 @@ SIZES = {
 }
 N_NOUNS = 146_347
 DIM = 512
+CONNECTED_NOISE = 2.5
 
 
-def synthetic(n: int, k: int, seed: int, dim: int = DIM) -> tuple[np.ndarray, np.ndarray]:
-    """`n` unit vectors around `k` random centers (float32) and their labels."""
+def synthetic(
+    n: int, k: int, seed: int, dim: int = DIM, noise: float = 1.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n` unit vectors around `k` random centers (float32), each the normalised sum of its
+    center and `noise` x standard normal, and their labels. At the default noise 1,000 clusters
+    are far apart (a k-NN graph splits into them); ``CONNECTED_NOISE`` joins them into one
+    connected graph, as real features are, for the steps whose cost depends on that."""
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((k, dim)).astype(np.float32)
     labels = rng.integers(k, size=n)
     x = np.empty((n, dim), dtype=np.float32)
     for start in range(0, n, 65536):
         y = labels[start : start + 65536]
-        block = centers[y] + 1.5 * rng.standard_normal((len(y), dim)).astype(np.float32)
+        block = centers[y] + noise * rng.standard_normal((len(y), dim)).astype(np.float32)
         x[start : start + len(y)] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return x, labels
 

@@ -22,7 +22,8 @@ def add_commands(sub, plugins: argparse.ArgumentParser, data: argparse.ArgumentP
         parents=[plugins, data],
         help="extract and cache features of datasets (pre-warm the cache)",
         description="Extract image features of both splits (and, unless --no-nouns, the WordNet "
-        "noun features) of each dataset into the feature cache.",
+        "noun features; with --noun-templates, their per-template features too) of each "
+        "dataset into the feature cache.",
     )
     features.add_argument("--datasets", required=True, help="comma-separated dataset names")
     features.add_argument(
@@ -30,6 +31,11 @@ def add_commands(sub, plugins: argparse.ArgumentParser, data: argparse.ArgumentP
     )
     features.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     features.add_argument("--no-nouns", action="store_true", help="skip the noun features")
+    features.add_argument(
+        "--noun-templates",
+        action="store_true",
+        help="also the noun features per prompt template (what ntk-sc reads)",
+    )
 
     cache = sub.add_parser(
         "cache",
@@ -88,6 +94,8 @@ def cmd_features(args: argparse.Namespace, settings, out: Console) -> int:
             data = ds.load(backbone, device, settings)
             if not args.no_nouns:
                 _ = data.noun_features
+            if args.noun_templates:
+                _ = data.noun_template_features
             keys = ", ".join(f"{k}={v}" for k, v in data.info["cache_keys"].items())
             out.print(
                 f"{ds.name} ({backbone}): {len(data.labels_train)} train / "

@@ -10,6 +10,7 @@ laicbench's feature-code version.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any, Protocol
 
@@ -27,10 +28,12 @@ from laicbench.data.vocab import load_vocabulary, vocabulary_hash
 
 class ImageSource(Protocol):
     """What the pipeline reads of an image dataset (``ImageSource`` is one): its name, the
-    resize ratio of its transform, its class names and its splits."""
+    resize ratio of its transform, whether it is a test split only, its class names and its
+    splits."""
 
     name: str
     resize_ratio: float
+    test_only: bool
 
     def split(self, split: str) -> Any:
         """The split's sample ids, labels and image loader."""
@@ -145,28 +148,45 @@ def split_features(
     return key, arrays["features"], arrays["labels"]
 
 
+def _cached_text_features(
+    fields: dict[str, Any],
+    encode: Callable[[Callable[[int], None]], np.ndarray],
+    total: int,
+    label: str,
+    description: str,
+    cache: FeatureCache,
+    device: str,
+    precision: str,
+) -> tuple[str, np.ndarray]:
+    """(cache key, float32 features) under `fields`: read from the cache, or `encode(advance)`
+    under autocast with a progress bar of `total` prompts, written once and then read."""
+
+    def build() -> dict[str, np.ndarray]:
+        with progress_bar() as progress:
+            task = progress.add_task(label, total=total, rate="")
+            with autocast_context(device, precision):
+                features = encode(lambda k: progress.advance(task, k))
+        return {"features": features.astype(np.float32)}
+
+    key, arrays = cache.get_or_build(fields, build, description)
+    return key, arrays["features"]
+
+
 def vocabulary_features(
     words: list[str], backbone: Backbone, cache: FeatureCache, device: str, settings: DataSettings
 ) -> tuple[str, np.ndarray]:
     """(cache key, L2-normalised TAC-ensemble features) of `words`, cached."""
     precision = settings.resolved_precision(device)
-    fields = text_key_fields(backbone, words, precision, settings.cache_dir)
-
-    def build() -> dict[str, np.ndarray]:
-        encoder = backbone.text_encoder
-        total = len(set(words)) * len(NOUN_TEMPLATES)
-        with progress_bar() as progress:
-            task = progress.add_task(f"noun prompts ({backbone.spec})", total=total, rate="")
-
-            def advance(k: int) -> None:
-                progress.advance(task, k)
-
-            with autocast_context(device, precision):
-                features = encoder.encode_words(words, on_batch=advance)
-        return {"features": features.astype(np.float32)}
-
-    key, arrays = cache.get_or_build(fields, build, f"{len(words)} nouns {backbone.spec}")
-    return key, arrays["features"]
+    return _cached_text_features(
+        text_key_fields(backbone, words, precision, settings.cache_dir),
+        lambda advance: backbone.text_encoder.encode_words(words, on_batch=advance),
+        len(set(words)) * len(NOUN_TEMPLATES),
+        f"noun prompts ({backbone.spec})",
+        f"{len(words)} nouns {backbone.spec}",
+        cache,
+        device,
+        precision,
+    )
 
 
 def vocabulary_template_features(
@@ -175,25 +195,17 @@ def vocabulary_template_features(
     """(cache key, L2-normalised features (T, M, d) of `words` in each of the T templates),
     cached like the ensemble (methods that weigh templates separately read these)."""
     precision = settings.resolved_precision(device)
-    fields = template_key_fields(backbone, words, precision, settings.cache_dir)
     templates = NOUN_TEMPLATES
-
-    def build() -> dict[str, np.ndarray]:
-        encoder = backbone.text_encoder
-        total = len(set(words)) * len(templates)
-        with progress_bar() as progress:
-            task = progress.add_task(f"noun prompts ({backbone.spec})", total=total, rate="")
-
-            def advance(k: int) -> None:
-                progress.advance(task, k)
-
-            with autocast_context(device, precision):
-                features = encoder.encode_templates(words, templates, on_batch=advance)
-        return {"features": features.astype(np.float32)}
-
-    description = f"{len(words)} nouns x {len(templates)} templates {backbone.spec}"
-    key, arrays = cache.get_or_build(fields, build, description)
-    return key, arrays["features"]
+    return _cached_text_features(
+        template_key_fields(backbone, words, precision, settings.cache_dir),
+        lambda advance: backbone.text_encoder.encode_templates(words, templates, on_batch=advance),
+        len(set(words)) * len(templates),
+        f"noun prompts ({backbone.spec})",
+        f"{len(words)} nouns x {len(templates)} templates {backbone.spec}",
+        cache,
+        device,
+        precision,
+    )
 
 
 def image_dataset_features(
@@ -205,7 +217,10 @@ def image_dataset_features(
     cache = FeatureCache(settings.cache_dir)
     keys = {}
     arrays = {}
-    for split in ("train", "test"):
+    for split in ("test", "train"):
+        if split == "train" and dataset.test_only:  # its train split is its test images
+            keys[split], arrays[split] = keys["test"], arrays["test"]
+            continue
         keys[split], features, labels = split_features(
             dataset, split, backbone, cache, device, settings
         )

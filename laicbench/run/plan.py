@@ -164,28 +164,31 @@ def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
 
 def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) -> None:
     """Extract (or verify cached) features of every (dataset, backbone) of `specs`, the noun
-    features when a method needs them and the image features under the other backbones a method
-    reads (``runner.run_spaces``), so that parallel trials only read the cache. UserError before
-    any run when a dataset cannot give those other backbones."""
+    features (their template ensemble and, for methods that read them, the per-template ones)
+    when a method needs them and the image features under the other backbones a method reads
+    (``runner.run_spaces``), so that parallel trials only read the cache. UserError before any
+    run when a dataset cannot give those other backbones."""
     from laicbench.api.features import Need
     from laicbench.data.image_dataset import ImageDataset
     from laicbench.run.runner import run_spaces
 
-    pairs: dict[tuple[str, str], bool] = {}
+    text_needs = {Need.NOUNS, Need.NOUN_TEMPLATES}
+    pairs: dict[tuple[str, str], set[Need]] = {}
     for spec in specs:
-        needs_nouns = Need.NOUNS in registry.methods.get(spec.method).needs
+        needs = registry.methods.get(spec.method).needs & text_needs
         for dataset in spec.datasets:
-            key = (dataset, spec.backbone)
-            pairs[key] = pairs.get(key, False) or needs_nouns
+            pairs.setdefault((dataset, spec.backbone), set()).update(needs)
         for backbone in run_spaces(spec, settings):
             for dataset in spec.datasets:
-                pairs.setdefault((dataset, backbone), False)
-    for (dataset, backbone), needs_nouns in pairs.items():
+                pairs.setdefault((dataset, backbone), set())
+    for (dataset, backbone), needs in pairs.items():
         ds = resolve_dataset(dataset, settings)
         if isinstance(ds, ImageDataset):
             data = ds.load(backbone, device, settings)
-            if needs_nouns:
+            if Need.NOUNS in needs:
                 _ = data.noun_features
+            if Need.NOUN_TEMPLATES in needs:
+                _ = data.noun_template_features
 
 
 def _params_for(config: SweepConfig, method: str) -> dict[str, Any]:

@@ -93,14 +93,15 @@ class _TestFeatures:
         self._inputs: dict[tuple, dict | str] = {}
 
     def __call__(self, record: RunRecord) -> np.ndarray | str:
-        from laicbench.run.runner import load_dataset_features, run_inputs
+        from laicbench.run.runner import load_dataset_features, run_inputs, run_spaces
 
         if not record.spec:
             return "the record stores no run spec"
         spec = RunSpec(**record.spec)
         key = (spec.dataset, spec.backbone)
         try:
-            inputs_key = (*key, spec.method, spec.train_on)
+            spaces = tuple(run_spaces(spec, self.settings))
+            inputs_key = (*key, spec.method, spec.train_on, spaces)
             if inputs_key not in self._inputs:
                 self._inputs[inputs_key] = run_inputs(spec, self.device, self.settings)
             if record.inputs is not None and self._inputs[inputs_key] != record.inputs:
