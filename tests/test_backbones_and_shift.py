@@ -48,7 +48,12 @@ def test_vlm4cluster_backbones_are_accepted_and_fail_offline_in_one_line(name, m
 
     spec = BackboneSpec.parse(name)
     assert (spec.arch, spec.pretrained) in set(open_clip.list_pretrained())
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub read the variable when it was imported: set what it reads now as well, so
+    # that the failure is the fast offline one and not a network timeout
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(UserError) as info:
         create_model(spec)
     message = str(info.value)
