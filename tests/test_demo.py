@@ -110,6 +110,7 @@ def test_demo_refuses_another_backbone():
         ds.backbone_for("ViT-B-32:openai", "ViT-B-32:openai")
 
 
+@pytest.mark.slow
 def test_nuisance_benchmark_confounds_kmeans_but_not_relations():
     """The second generator: many nouns, few naming each class, a nuisance in weakly described
     noun directions that image-only k-means follows."""

@@ -46,7 +46,9 @@ def _acc(name: str, params: dict, seed: int = 0) -> float:
     ("name", "params"),
     [
         ("spectral", {}),
-        ("umap-ward", {"n_neighbors": 15, "n_components": 5}),
+        pytest.param(
+            "umap-ward", {"n_neighbors": 15, "n_components": 5}, marks=pytest.mark.slow
+        ),  # UMAP's compilation: 25 s
         ("scan", {"epochs": 30, "batch_size": 128}),
         # the official learning rates are for tens of thousands of images: larger ones here
         ("temi", {"epochs": 40, "batch_size": 64, "n_heads": 2, "warmup_epochs": 2, "lr": 1e-2}),

@@ -171,6 +171,7 @@ print(json.dumps([first, second]))
 """
 
 
+@pytest.mark.slow
 def test_tiny_random_key_does_not_depend_on_what_the_process_did_before(tmp_path):
     """In a fresh process the first key of tiny-random must equal the later ones (else the first
     split extracted by one process is a cache miss in a process that built the model earlier)."""

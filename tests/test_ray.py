@@ -203,6 +203,7 @@ def test_cuda_on_a_cluster_without_gpus_is_a_user_error(tmp_path):
     assert not list(tmp_path.rglob("*.json"))
 
 
+@pytest.mark.slow
 def test_a_trial_uses_as_many_torch_threads_as_its_cpu_share(tmp_path, write_plugin):
     # trial processes import torch before Ray assigns them a task; without care each would
     # start one thread per core and two concurrent trials would oversubscribe the CPUs
@@ -231,6 +232,7 @@ def test_a_trial_uses_as_many_torch_threads_as_its_cpu_share(tmp_path, write_plu
     assert [r["artefacts"]["torch_threads"] for r in records] == [1, 1, 1, 1]
 
 
+@pytest.mark.slow
 def test_tac_gives_the_same_metrics_locally_and_in_a_trial(tmp_path):
     """Torch runs each run with the method's declared CPU share of threads under either
     executor, so reductions, and so TAC's trained heads, do not depend on the executor."""
