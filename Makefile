@@ -1,5 +1,5 @@
 # `make demo`: set up .venv and run every method on the offline demo benchmark.
-# `make test`: set up .venv and run the linters and the test suite (the slow tests, real Ray
+# `make test`: set up .venv and run the linters, build the docs site strictly and run the test suite (the slow tests, real Ray
 # clusters and wheel builds, follow in `make test-slow`, which CI runs after `make test`).
 VENV ?= .venv
 PYTHON ?= python3
@@ -24,6 +24,7 @@ demo: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	$(VENV)/bin/pytest -q -m "not slow"
 
 test-slow: install

@@ -3,7 +3,7 @@ centers, as reconstructed in ../shared/reference/ours.md.
 
 The paper's code is not public and its method section could not be read: every choice it leaves
 open is a named hyperparameter here, with the default chosen by sweeps on three simulated
-generators (demo-10, demo-50, demo-nuisance; README, "Hyperparameters of ours"). To be corrected
+generators (demo-10, demo-50, demo-nuisance; docs/ours.md). To be corrected
 when the full paper is at hand.
 
 The ridge penalty is relative by default (``ridge_scale="relative"``): ``ridge_lambda`` times the
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import torch
 
 REPRESENTATIONS = ("relation", "concat")
-RIDGE_LAMBDA = 10.0  # relative to the mean eigenvalue of T^T T (README, "Hyperparameters of ours")
+RIDGE_LAMBDA = 10.0  # relative to the mean eigenvalue of T^T T (docs/ours.md)
 RELATIONS_SAMPLE = 256  # test rows whose explicit relations are kept for the heat map figure
 
 
@@ -105,7 +105,7 @@ class _Relational(NounSelectingMethod):
 class OursNoTrain(_Relational):
     """2026 relational method without training: k-means on ridge relations to selected nouns."""
 
-    version = "3"  # 3: ridge penalty relative to the selected nouns (README)
+    version = "3"  # 3: ridge penalty relative to the selected nouns (docs/ours.md)
     tags = frozenset({"training-free"})
     needs = frozenset({Need.NOUNS})
     resources = Resources(cpus=1, gpus=0.25)
@@ -144,7 +144,7 @@ class Ours(_Relational):
     batch_size: int | None = None
     balance_weight: float = 0.0
 
-    version = "3"  # 3: relative ridge penalty; fewer, larger prompt-learning steps (README)
+    version = "3"  # 3: relative ridge penalty; fewer, larger prompt-learning steps (docs/ours.md)
     tags = frozenset({"featured"})
     needs = frozenset({Need.NOUNS, Need.TEXT_ENCODER})
     resources = Resources(cpus=1, gpus=0.5)

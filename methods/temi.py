@@ -14,11 +14,11 @@ rate `lr` x batch / 256 after a linear warm-up of `warmup_epochs`, the last laye
 the first `freeze_last_layer_epochs`. The teacher's head with the lowest loss over the last epoch
 labels the test split (TEMI's own label-free choice).
 
-Defaults are the official ones for CLIP embeddings (README: 16 heads, beta 0.6, batch 1024, lr
+Defaults are the official ones for CLIP embeddings (docs: 16 heads, beta 0.6, batch 1024, lr
 1e-4, 100 epochs, 50 neighbours, temperatures 0.1). Deliberate differences: the input is the
 L2-normalised feature (TEMI's embeddings are used raw by default), and the official evaluation
 script reports the best of several checkpoints by test accuracy; laicbench labels with the last
-epoch's best head only (README).
+epoch's best head only (docs/methods.md).
 """
 
 from __future__ import annotations
