@@ -19,8 +19,12 @@ class ClipKMeans(Method):
     """Spherical k-means (K = number of classes) on L2-normalised test image features."""
 
     n_init: int = 10
+    """k-means restarts, each from its own greedy k-means++ seeding; the restart with the highest
+    objective (sum of cosines to the centers) is kept."""
     max_iter: int = 300
+    """Lloyd iterations per restart at most."""
     tol: float = 1e-4
+    """A restart stops once its objective improves by less than this fraction."""
 
     version = "1"
     tags = frozenset({"training-free"})

@@ -117,27 +117,38 @@ BLOCK_ENTRIES = 1 << 23
 @dataclass
 class NtkSC(NounSelectingMethod):
     """NTK-SC (ICLR 2026): noun-anchored neural-tangent-kernel graphs per prompt template,
-    ensembled by regularised affinity diffusion, then spectral clustering of the test split.
-
-    temperature: tau of the soft assignments to the nouns (None: per dataset, else 0.04);
-    graph_k: neighbours per image in each kernel graph; n_neighbors: entries per row kept by the
-    sparse diffusion (the approximation), used above dense_limit test images; mu, lam, t_outer,
-    t_diffuse, ta_cd, tol: RAD's; eigen_solver, n_init: the spectral step's. The noun-selection
-    parameters are TAC's (``NounSelectingMethod``), k_s defaulting to 3K.
-    """
+    ensembled by regularised affinity diffusion, then spectral clustering of the test split."""
 
     temperature: float | None = None
+    """tau of each image's softmax over the selected nouns and of the kernel (None: the reference's
+    per-dataset value, else 0.04)."""
     graph_k: int = 30
+    """Largest kernel values kept per test image in each template's kernel graph."""
     n_neighbors: int = 100
+    """Largest off-diagonal entries per row that the sparse diffusion keeps after every step (its
+    approximation), used above dense_limit test images."""
     dense_limit: int = 2000
+    """Up to this many test images the diffusion is dense and exact (N x N float64)."""
     mu: float = 0.1
+    """RAD's mu: the template weights are alpha = beta / (mu + sum beta), so the identity keeps a
+    share."""
     lam: float = 10.0
+    """RAD's lambda: the L2 penalty on the template weights beta, which spreads them over the
+    templates."""
     t_outer: int = 5
+    """RAD's outer rounds (diffusion, then the template weights)."""
     t_diffuse: int = 8
+    """Diffusion steps per round at most."""
     ta_cd: int = 4
+    """Passes of pairwise coordinate descent on the template weights per round."""
     tol: float = 1e-4
+    """A round's diffusion stops once the relative Frobenius change of the affinity falls below
+    this."""
     eigen_solver: str = "auto"
+    """scikit-learn's eigensolver of the spectral step, as spectral's: 'auto' (ARPACK below 20,000
+    test images, AMG from there on), 'arpack', 'lobpcg' or 'amg'."""
     n_init: int = 10
+    """Restarts of the k-means on the L2-normalised spectral embedding rows."""
 
     version = "2"
     needs = frozenset({Need.NOUNS, Need.NOUN_TEMPLATES})

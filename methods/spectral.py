@@ -43,8 +43,13 @@ class Spectral(Method):
     """Spectral clustering on a sparse k-NN graph of the test features (scikit-learn)."""
 
     n_neighbors: int = 10
+    """Neighbours per test image in the k-NN graph (exact cosine), symmetrised as 0.5 (A + A^T)."""
     eigen_solver: str = "auto"
+    """scikit-learn's eigensolver of the embedding: 'arpack' (exact), 'lobpcg', 'amg' (AMG-
+    preconditioned LOBPCG, pyamg) or 'auto' (ARPACK below 20,000 test images, AMG from there
+    on)."""
     n_init: int = 10
+    """Restarts of the k-means on the L2-normalised embedding rows."""
 
     version = "2"
     tags = frozenset({"training-free"})

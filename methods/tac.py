@@ -43,7 +43,10 @@ class TacNoTrain(NounSelectingMethod):
     """TAC without training: k-means on [image; retrieved-noun counterpart] of the test split."""
 
     tau: float = 0.005
+    """Temperature of the softmax over the selected nouns that weights each image's text
+    counterpart (TAC's 0.005: nearly the nearest noun)."""
     n_init: int = 20
+    """Restarts of the final k-means on [image; counterpart]."""
 
     version = "1"
     tags = frozenset({"training-free"})
@@ -92,13 +95,25 @@ class Tac(NounSelectingMethod):
     """TAC with its text and image cluster heads trained by cross-modal mutual distillation."""
 
     tau: float = 0.005
+    """Temperature of the softmax over the selected nouns that weights each image's text
+    counterpart (TAC's 0.005: nearly the nearest noun)."""
     n_neighbors: int = 50
+    """Exact nearest neighbours mined per train image in each space (image, counterpart); each step
+    pairs an image with one of them at random."""
     epochs: int | None = None
+    """Training epochs of the two heads (None: TAC's per-dataset value, else 20)."""
     batch_size: int | None = None
+    """Train images per step, the last incomplete batch dropped; shrunk to the train split when
+    larger (None: TAC's per-dataset value, else 512)."""
     temperature: float | None = None
+    """Temperature of the cross-modal cluster-contrastive distillation (None: TAC's per-dataset
+    value, else 0.5)."""
     entropy_weight: float = 5.0
+    """Weight of the entropy term that keeps the clusters balanced (TAC's 5)."""
     lr: float = 1e-3
+    """Adam learning rate of both heads (betas 0.9, 0.99)."""
     hidden: int | None = None
+    """Width of each head's hidden layer (None: the feature width, as TAC's code)."""
 
     version = "2"  # 2: hidden width = input width, as TAC's code
     resources = Resources(cpus=1, gpus=0.25)

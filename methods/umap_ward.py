@@ -36,11 +36,19 @@ class UmapWard(Method):
     """UMAP to 50 dimensions, then Ward agglomerative clustering (Lowe et al. 2024)."""
 
     n_components: int = 50
+    """Dimensions of the UMAP embedding."""
     n_neighbors: int = 30
+    """UMAP's neighbourhood size."""
     min_dist: float = 0.0
+    """UMAP's minimum distance between embedded points (0: tight clusters)."""
     linkage: str = "ward"
+    """Agglomerative linkage: 'ward' (the study's generic default), 'average' (its tuned choice for
+    CLIP), 'complete' or 'single'."""
     dense_limit: int = 20_000
+    """Above this many test images the agglomerative clustering is constrained to a sparse k-NN
+    graph of the embedding, since unconstrained it holds all pairwise distances."""
     connectivity_neighbors: int = 30
+    """Neighbours per image of that graph (Euclidean, in the UMAP space)."""
 
     version = "1"
     tags = frozenset({"training-free", "heavy"})

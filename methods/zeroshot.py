@@ -22,6 +22,8 @@ class ZeroShot(Method):
     """CLIP zero-shot with class names and the 80 OpenAI templates (oracle: uses label names)."""
 
     templates: str = "openai"
+    """Prompt ensemble of the class texts: 'openai' (CLIP's 80 ImageNet templates) or 'simple'
+    (TAC's 7); each class is the mean of its normalised template features."""
 
     version = "1"
     oracle = True
