@@ -7,10 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    FeatureBundle,
+    Method,
+    Resources,
+    register_method,
+)
 
 
 @register_method("clip-kmeans", aliases=("kmeans", "clip_kmeans"))
@@ -34,7 +38,7 @@ class ClipKMeans(Method):
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """At ImageNet-1K size: spherical k-means with K = 1,000."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         return [PrimitiveStep.job("kmeans_pseudo", device)] if size == "imagenet" else []
 

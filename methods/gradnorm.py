@@ -61,11 +61,14 @@ import numpy as np
 from laicbench.methods.noun_selecting import NounSelectingMethod
 from laicbench.methods.tac import Tac, TacHeadsStep, TacNoTrain
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import merge_settings
-from laicbench.api.params import POSITIVE, Options
-from laicbench.api.registry import register_method
-from laicbench.bench.methods import PrimitiveStep
+from laicbench.api import (
+    POSITIVE,
+    FeatureBundle,
+    Options,
+    PrimitiveStep,
+    merge_settings,
+    register_method,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -247,7 +250,7 @@ class GradNormStep(PrimitiveStep):
     def _gradnorm_scores(self) -> tuple[float, float, str]:
         import torch
 
-        from laicbench.bench.methods import N_NOUNS, synthetic, timed
+        from laicbench.api.bench import N_NOUNS, synthetic, timed
         from laicbench.cluster.nouns import normalise
 
         nouns, _ = synthetic(N_NOUNS, 4000, 2)

@@ -10,9 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Method
-from laicbench.api.params import AT_LEAST_ONE, Constraint
+from laicbench.api import AT_LEAST_ONE, Constraint, FeatureBundle, Method, Need
 
 # TAC's number of semantic centers k_s per benchmark (its filter_nouns.py comment); other datasets
 # use max(round(N_train / 300), 3 K).
@@ -62,7 +60,7 @@ class NounSelectingMethod(Method):
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """At ImageNet-1K size: the k-means of k_s = 4,271 centers and the noun assignment."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         if size != "imagenet":
             return []

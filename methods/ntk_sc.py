@@ -81,11 +81,18 @@ import numpy as np
 from laicbench.methods.noun_selecting import NounSelectingMethod
 from laicbench.methods.spectral import EIGEN_SOLVERS
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Resources
-from laicbench.api.outputs import MethodOutputs
-from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Constraint, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    Constraint,
+    FeatureBundle,
+    MethodOutputs,
+    Need,
+    Options,
+    Resources,
+    register_method,
+)
 
 # The reference's per-dataset settings for LAION-400M ViT-B/32 (VLM4Cluster
 # NTK_SC_HYPERPARAMETER_DEFAULTS and docs/method_hyperparameters.md): the pNTK temperature and
@@ -531,7 +538,7 @@ class NtkScStep:
         import scipy.sparse as sp
         import torch
 
-        from laicbench.bench.methods import synthetic, timed
+        from laicbench.api.bench import synthetic, timed
         from laicbench.cluster.knn import cosine_knn, top_k_by
         from laicbench.cluster.tensors import unit_rows
 

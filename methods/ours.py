@@ -35,11 +35,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from laicbench.methods.noun_selecting import NounSelectingMethod
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Resources
-from laicbench.api.outputs import MethodOutputs
-from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    FeatureBundle,
+    MethodOutputs,
+    Need,
+    Options,
+    Resources,
+    register_method,
+)
 from laicbench.cluster.relational import RIDGE_SCALES, RidgeRelations
 
 if TYPE_CHECKING:
@@ -190,7 +197,7 @@ class Ours(_Relational):
         noun selection, the exact k-NN and the k-means of the pseudo-labels."""
         from laicbench.methods.ours_bench import PromptStepJob
 
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         if size == "cifar10":
             return [("ours: prompt-learning step", PromptStepJob(size, device))]

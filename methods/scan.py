@@ -29,10 +29,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    FeatureBundle,
+    Method,
+    Options,
+    Resources,
+    register_method,
+)
 
 EVAL_NEIGHBOURS = 5  # candidates per image in SCAN's loss evaluation (its val split: top 5)
 
@@ -97,7 +104,7 @@ class Scan(Method):
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """At ImageNet-1K size: the exact k-NN of the train images."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         return [PrimitiveStep.job("knn", device)] if size == "imagenet" else []
 

@@ -65,10 +65,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    FeatureBundle,
+    Method,
+    Need,
+    Options,
+    Resources,
+    register_method,
+)
 
 # the official command-line defaults (its comment: the best values for CIFAR-10), for any dataset
 # without its own values
@@ -191,7 +199,7 @@ class Sic(Method):
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """At ImageNet-1K size: k-means with K = 1,000, the exact k-NN of the train images and
         SIC's head training (its per-epoch centers included)."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         if size != "imagenet":
             return []
@@ -434,7 +442,7 @@ class SicHeadStep:
     def __call__(self) -> tuple[float, float, str]:
         import torch
 
-        from laicbench.bench.methods import DIM, N_NOUNS, SIZES, synthetic, timed
+        from laicbench.api.bench import DIM, N_NOUNS, SIZES, synthetic, timed
         from laicbench.cluster.tensors import as_tensor
 
         device, k, batch = self.device, 1000, 4096

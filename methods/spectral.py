@@ -27,11 +27,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Method, Resources
-from laicbench.api.outputs import MethodOutputs
-from laicbench.api.params import AT_LEAST_ONE, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    FeatureBundle,
+    Method,
+    MethodOutputs,
+    Options,
+    Resources,
+    register_method,
+)
 
 EIGEN_SOLVERS = ("auto", "arpack", "lobpcg", "amg")
 ARPACK_BELOW = 20_000
@@ -143,7 +147,7 @@ class SpectralStep:
     def __call__(self) -> tuple[float, float, str]:
         from scipy.sparse.csgraph import connected_components
 
-        from laicbench.bench.methods import CONNECTED_NOISE, synthetic, timed
+        from laicbench.api.bench import CONNECTED_NOISE, synthetic, timed
         from laicbench.cluster.kmeans import spherical_kmeans
         from laicbench.cluster.knn import knn_graph
 

@@ -26,10 +26,14 @@ from typing import Any, ClassVar
 import numpy as np
 from laicbench.methods.noun_selecting import NounSelectingMethod
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Resources, merge_settings
-from laicbench.api.params import AT_LEAST_ONE, POSITIVE
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    POSITIVE,
+    FeatureBundle,
+    Resources,
+    merge_settings,
+    register_method,
+)
 
 # TAC's training settings for its "large cluster number" datasets; 20 epochs, batch 512 and
 # temperature 0.5 elsewhere
@@ -60,7 +64,7 @@ class TacNoTrain(NounSelectingMethod):
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """Noun selection, then the text counterparts of every train image (ImageNet-1K)."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         extra = [PrimitiveStep.job("counterparts", device)] if size == "imagenet" else []
         return super().bench_steps(size, device) + extra
@@ -136,7 +140,7 @@ class Tac(NounSelectingMethod):
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """Noun selection, counterparts, the exact k-NN of both spaces and head training at
         ImageNet-1K size."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         if size != "imagenet":
             return []
@@ -250,7 +254,7 @@ class TacHeadsStep:
     def __call__(self) -> tuple[float, float, str]:
         import torch
 
-        from laicbench.bench.methods import DIM, timed
+        from laicbench.api.bench import DIM, timed
         from laicbench.cluster.heads import ClusterHead, tac_loss
 
         device = self.device

@@ -28,10 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    FeatureBundle,
+    Method,
+    Resources,
+    register_method,
+)
 
 
 @register_method("temi")
@@ -93,7 +99,7 @@ class Temi(Method):
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """At ImageNet-1K size: the exact k-NN of the train images."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         return [PrimitiveStep.job("knn", device)] if size == "imagenet" else []
 

@@ -38,11 +38,18 @@ from typing import Any
 
 import numpy as np
 
-from laicbench.api.errors import UserError
-from laicbench.api.features import FeatureBundle, other_backbones
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Interval
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    FeatureBundle,
+    Interval,
+    Method,
+    Resources,
+    UserError,
+    register_method,
+)
+from laicbench.api.features import other_backbones
 
 
 @register_method("turtle")
@@ -223,7 +230,7 @@ class _BenchIterations:
     def __call__(self) -> tuple[float, float, str]:
         import torch
 
-        from laicbench.bench.methods import SIZES, synthetic, timed
+        from laicbench.api.bench import SIZES, synthetic, timed
 
         cfg = SIZES["imagenet"]
         x = torch.as_tensor(synthetic(cfg["n_train"], cfg["k"], 0)[0], device=self.device)

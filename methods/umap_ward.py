@@ -21,11 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Method, Resources
-from laicbench.api.outputs import MethodOutputs
-from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    FeatureBundle,
+    Method,
+    MethodOutputs,
+    Options,
+    Resources,
+    register_method,
+)
 
 LINKAGES = ("ward", "average", "complete", "single")
 
@@ -125,8 +130,8 @@ class UmapWardStep:
         self.device = device
 
     def __call__(self) -> tuple[float, float, str]:
+        from laicbench.api.bench import CONNECTED_NOISE, synthetic, timed
         from laicbench.api.features import DatasetFeatures, FeatureBundle
-        from laicbench.bench.methods import CONNECTED_NOISE, synthetic, timed
 
         n, k = 50_000, 1000
         x, y = synthetic(n, k, 1, noise=CONNECTED_NOISE)

@@ -10,10 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import Options
-from laicbench.api.registry import register_method
+from laicbench.api import FeatureBundle, Method, Need, Options, Resources, register_method
 
 
 @register_method("zeroshot", aliases=("zero-shot", "clip-zeroshot"))
