@@ -384,12 +384,14 @@ class Cell:
 
 @dataclass
 class Row:
-    """One row: a label, its block ('method', 'oracle', 'reported', 'delta') and its cells."""
+    """One row: a label, its block ('method', 'oracle', 'reported', 'delta'), its cells, the
+    numbers of its notes and the method it belongs to."""
 
     label: str
     kind: str
     cells: list[Cell]
     notes: tuple[int, ...] = ()
+    method: str = ""
 
 
 @dataclass
@@ -466,7 +468,7 @@ def build_main_table(runs: Sequence[Run], reference: pd.DataFrame | None = None)
             for i, _ in enumerate(TABLE_METRICS):
                 values = [c.mean for c in cells[i :: len(TABLE_METRICS)]]
                 cells.append(Cell(sum(values) / len(values), kind="value"))
-        rows.append(Row(method, "oracle" if oracle[method] else "method", cells))
+        rows.append(Row(method, "oracle" if oracle[method] else "method", cells, method=method))
 
     _rank(rows)
     comparisons = _mark_ties(rows, groups, _per_seed(chosen, labels))
@@ -601,9 +603,11 @@ def _reported_rows(
             if source not in notes:
                 notes.append(source)
             numbers.append(notes.index(source) + 1)
-        out.append(Row(f"{row.label} (reported)", "reported", reported, tuple(numbers)))
+        out.append(Row(f"{row.label} (reported)", "reported", reported, tuple(numbers), row.label))
         if any(c.mean is not None for c in delta):
-            out.append(Row(f"{row.label}: Δ reproduced − reported", "delta", delta))
+            out.append(
+                Row(f"{row.label}: Δ reproduced − reported", "delta", delta, method=row.label)
+            )
     return out
 
 
@@ -649,7 +653,7 @@ def _caption(
 # writers
 
 
-def _text(cell: Cell) -> str:
+def cell_text(cell: Cell) -> str:
     """The plain text of a cell (Markdown and LaTeX escape/decorate it)."""
     if cell.mean is None:
         return "-"
@@ -702,7 +706,7 @@ def to_markdown(table: MainTable) -> str:
 
 
 def _markdown_cell(cell: Cell) -> str:
-    text = _text(cell)
+    text = cell_text(cell)
     if cell.mean is None:
         return text
     text = text.replace("|", "\\|")
