@@ -44,19 +44,13 @@ its ``n_neighbors`` largest other entries and the matrix is symmetrised by the e
 maximum (the reference's own sparse backend, ``full_sparse`` with ``red_prune_k``); the
 products run in row blocks of bounded size, the half products A T_t cut to ``n_neighbors`` + 1
 entries per row as well. At ``n_neighbors >= N - 1`` nothing is cut and the sparse path gives
-the dense result. The default of 100 is a measured compromise: on the tests' confounded
-features file (1,000 test images, 100 per class, each class split four ways by a nuisance)
-dense RAD and n_neighbors 100 or 300 reach 100% ACC over 3 seeds, n_neighbors 30 (the kernel
-graph's k) 49%; on demo-10 dense RAD gives NMI 83.2, 100 gives 81.4, 30 gives 77.4. The terms
-h_t are exact on the sparse A (<A, T A T> = sum((A T) * (A T)^T) for symmetric A and T).
-At ImageNet-1K's size (synthetic features, ``NtkScStep``) the kernel graphs peak at 6.0 GiB
-(the 50,000 x 21,355 soft assignments) and the sparse RAD at about 1.7 GiB. The spectral step
-is scikit-learn's: its ARPACK runs in shift-invert mode, whose sparse LU of the Laplacian grew
-past 2.6 GiB (still factorising after 20 CPU minutes) on a synthetic 50,000-image affinity of 126
-entries per row, so ``eigen_solver="auto"`` (``spectral``'s rule) takes AMG-preconditioned
-LOBPCG from 20,000 test images on, which needs no factorisation: on a connected 100-NN graph of
-50,000 synthetic images (as wide as the diffused affinity) its embedding took 22 min and the whole
-step, 10 k-means restarts included, is estimated at 39 min with a peak of 7.0 GiB.
+the dense result. The default of 100 is a compromise between memory and accuracy, measured
+against dense RAD (docs/methods.md). The terms h_t are exact on the sparse A
+(<A, T A T> = sum((A T) * (A T)^T) for symmetric A and T). The spectral step is scikit-learn's,
+with ``spectral``'s solver rule (``eigen_solver="auto"``): ARPACK's shift-invert factorisation
+does not fit in memory at 50,000 test images with an affinity this wide, so AMG-preconditioned
+LOBPCG takes over from 20,000 test images on. Time and memory at ImageNet-1K size
+(``NtkScStep``): the documentation's performance page.
 
 Deliberate differences from the reference: the spectral step is scikit-learn's spectral
 embedding (normalised Laplacian, K eigenvectors) and laicbench's spherical k-means on its
