@@ -39,6 +39,7 @@ class ImageNetShiftSet(_ImageNetFolders):
     """
 
     test_only = True
+    shift_of = "imagenet"
     folder_name: ClassVar[str]
     class_wnids: ClassVar[tuple[str, ...]]
 

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    FeatureBundle,
+    Method,
+    Resources,
+    register_method,
+)
 
 
 @register_method("clip-kmeans", aliases=("kmeans", "clip_kmeans"))
@@ -19,8 +23,12 @@ class ClipKMeans(Method):
     """Spherical k-means (K = number of classes) on L2-normalised test image features."""
 
     n_init: int = 10
+    """k-means restarts, each from its own greedy k-means++ seeding; the restart with the highest
+    objective (sum of cosines to the centers) is kept."""
     max_iter: int = 300
+    """Lloyd iterations per restart at most."""
     tol: float = 1e-4
+    """A restart stops once its objective improves by less than this fraction."""
 
     version = "1"
     tags = frozenset({"training-free"})
@@ -30,7 +38,7 @@ class ClipKMeans(Method):
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """At ImageNet-1K size: spherical k-means with K = 1,000."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         return [PrimitiveStep.job("kmeans_pseudo", device)] if size == "imagenet" else []
 

@@ -61,11 +61,14 @@ import numpy as np
 from laicbench.methods.noun_selecting import NounSelectingMethod
 from laicbench.methods.tac import Tac, TacHeadsStep, TacNoTrain
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import merge_settings
-from laicbench.api.params import POSITIVE, Options
-from laicbench.api.registry import register_method
-from laicbench.bench.methods import PrimitiveStep
+from laicbench.api import (
+    POSITIVE,
+    FeatureBundle,
+    Options,
+    PrimitiveStep,
+    merge_settings,
+    register_method,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -116,17 +119,18 @@ def _positiveness(probs: torch.Tensor, nouns: torch.Tensor, p: float, keep: str)
 
 @dataclass
 class _GradNormSelection(NounSelectingMethod):
-    """GradNorm's noun filter on NounSelectingMethod's selection.
-
-    filter_temperature: T of the softmax over centers; norm_p: q of the gradient norm; keep: which
-    end of the gradient norm each center keeps ("lowest", as the official code). gamma, T and the
-    subclasses' tau left at None take the official per-dataset values.
-    """
+    """GradNorm's noun filter on NounSelectingMethod's selection."""
 
     gamma: int | None = None
+    """Nouns kept per semantic center (None: the official per-dataset value, else 5)."""
     filter_temperature: float | None = None
+    """T of the softmax over the semantic centers that assigns each noun and enters its gradient
+    norm (None: the official per-dataset value, else 0.04)."""
     norm_p: float = 2.0
+    """q of the entrywise q-norm of the cross-entropy gradient that scores each noun."""
     keep: str = "lowest"
+    """Which end of the gradient norms each center keeps: 'lowest' (the confidently assigned nouns,
+    as the official code) or 'highest' (the other reading, for ablation)."""
 
     version = "1"
     param_constraints = {
@@ -170,6 +174,8 @@ class GradNormNoTrain(_GradNormSelection, TacNoTrain):
     """GradNorm without training: TAC's k-means on [image; counterpart] with GradNorm's nouns."""
 
     tau: float | None = None
+    """Temperature of the softmax over the selected nouns that weights each image's text
+    counterpart (None: the official per-dataset value, else 0.005)."""
 
     param_constraints = {
         **TacNoTrain.param_constraints,
@@ -196,6 +202,8 @@ class GradNorm(_GradNormSelection, Tac):
     """GradNorm's nouns with TAC's text and image cluster heads; the last epoch's image head."""
 
     tau: float | None = None
+    """Temperature of the softmax over the selected nouns that weights each image's text
+    counterpart (None: the official per-dataset value, else 0.005)."""
 
     param_constraints = {**Tac.param_constraints, **_GradNormSelection.param_constraints}
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = merge_settings(
@@ -242,7 +250,7 @@ class GradNormStep(PrimitiveStep):
     def _gradnorm_scores(self) -> tuple[float, float, str]:
         import torch
 
-        from laicbench.bench.methods import N_NOUNS, synthetic, timed
+        from laicbench.api.bench import N_NOUNS, synthetic, timed
         from laicbench.cluster.nouns import normalise
 
         nouns, _ = synthetic(N_NOUNS, 4000, 2)

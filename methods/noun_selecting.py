@@ -10,9 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Method
-from laicbench.api.params import AT_LEAST_ONE, Constraint
+from laicbench.api import AT_LEAST_ONE, Constraint, FeatureBundle, Method, Need
 
 # TAC's number of semantic centers k_s per benchmark (its filter_nouns.py comment); other datasets
 # use max(round(N_train / 300), 3 K).
@@ -30,17 +28,22 @@ TAC_SEMANTIC_CENTERS = {
 
 @dataclass
 class NounSelectingMethod(Method):
-    """Base of methods that start from TAC's noun selection.
-
-    n_semantic_centers: k_s (None: TAC's per-dataset value, else max(N/300, 3K)); gamma: nouns
-    kept per center; select_n_init, max_iter, points_per_centroid: the k-means of the centers.
-    """
+    """Base of methods that start from TAC's noun selection."""
 
     n_semantic_centers: int | None = None
+    """k_s, the number of semantic centers: k-means clusters of the train images, each of which
+    keeps its own nouns (None: the method's per-dataset value, else TAC's rule max(round(N_train /
+    300), 3 K); ntk-sc: 3 K)."""
     gamma: int = 5
+    """Nouns kept per semantic center: those it wins with the highest score."""
     select_n_init: int = 10
+    """k-means restarts of the semantic centers."""
     max_iter: int = 300
+    """Lloyd iterations per k-means restart at most (the semantic centers' k-means and the method's
+    own)."""
     points_per_centroid: int | None = 256
+    """The k-means centers are fitted on a seeded subsample of this many train images per center
+    (faiss's max_points_per_centroid, as TAC); None: all images."""
 
     needs = frozenset({Need.NOUNS})
     param_constraints: ClassVar[dict[str, Constraint]] = {
@@ -57,7 +60,7 @@ class NounSelectingMethod(Method):
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """At ImageNet-1K size: the k-means of k_s = 4,271 centers and the noun assignment."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         if size != "imagenet":
             return []

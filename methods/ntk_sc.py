@@ -44,19 +44,13 @@ its ``n_neighbors`` largest other entries and the matrix is symmetrised by the e
 maximum (the reference's own sparse backend, ``full_sparse`` with ``red_prune_k``); the
 products run in row blocks of bounded size, the half products A T_t cut to ``n_neighbors`` + 1
 entries per row as well. At ``n_neighbors >= N - 1`` nothing is cut and the sparse path gives
-the dense result. The default of 100 is a measured compromise: on the tests' confounded
-features file (1,000 test images, 100 per class, each class split four ways by a nuisance)
-dense RAD and n_neighbors 100 or 300 reach 100% ACC over 3 seeds, n_neighbors 30 (the kernel
-graph's k) 49%; on demo-10 dense RAD gives NMI 83.2, 100 gives 81.4, 30 gives 77.4. The terms
-h_t are exact on the sparse A (<A, T A T> = sum((A T) * (A T)^T) for symmetric A and T).
-At ImageNet-1K's size (synthetic features, ``NtkScStep``) the kernel graphs peak at 6.0 GiB
-(the 50,000 x 21,355 soft assignments) and the sparse RAD at about 1.7 GiB. The spectral step
-is scikit-learn's: its ARPACK runs in shift-invert mode, whose sparse LU of the Laplacian grew
-past 2.6 GiB (still factorising after 20 CPU minutes) on a synthetic 50,000-image affinity of 126
-entries per row, so ``eigen_solver="auto"`` (``spectral``'s rule) takes AMG-preconditioned
-LOBPCG from 20,000 test images on, which needs no factorisation: on a connected 100-NN graph of
-50,000 synthetic images (as wide as the diffused affinity) its embedding took 22 min and the whole
-step, 10 k-means restarts included, is estimated at 39 min with a peak of 7.0 GiB.
+the dense result. The default of 100 is a compromise between memory and accuracy, measured
+against dense RAD (docs/methods.md). The terms h_t are exact on the sparse A
+(<A, T A T> = sum((A T) * (A T)^T) for symmetric A and T). The spectral step is scikit-learn's,
+with ``spectral``'s solver rule (``eigen_solver="auto"``): ARPACK's shift-invert factorisation
+does not fit in memory at 50,000 test images with an affinity this wide, so AMG-preconditioned
+LOBPCG takes over from 20,000 test images on. Time and memory at ImageNet-1K size
+(``NtkScStep``): the documentation's performance page.
 
 Deliberate differences from the reference: the spectral step is scikit-learn's spectral
 embedding (normalised Laplacian, K eigenvectors) and laicbench's spherical k-means on its
@@ -81,11 +75,18 @@ import numpy as np
 from laicbench.methods.noun_selecting import NounSelectingMethod
 from laicbench.methods.spectral import EIGEN_SOLVERS
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Resources
-from laicbench.api.outputs import MethodOutputs
-from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Constraint, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    Constraint,
+    FeatureBundle,
+    MethodOutputs,
+    Need,
+    Options,
+    Resources,
+    register_method,
+)
 
 # The reference's per-dataset settings for LAION-400M ViT-B/32 (VLM4Cluster
 # NTK_SC_HYPERPARAMETER_DEFAULTS and docs/method_hyperparameters.md): the pNTK temperature and
@@ -117,27 +118,38 @@ BLOCK_ENTRIES = 1 << 23
 @dataclass
 class NtkSC(NounSelectingMethod):
     """NTK-SC (ICLR 2026): noun-anchored neural-tangent-kernel graphs per prompt template,
-    ensembled by regularised affinity diffusion, then spectral clustering of the test split.
-
-    temperature: tau of the soft assignments to the nouns (None: per dataset, else 0.04);
-    graph_k: neighbours per image in each kernel graph; n_neighbors: entries per row kept by the
-    sparse diffusion (the approximation), used above dense_limit test images; mu, lam, t_outer,
-    t_diffuse, ta_cd, tol: RAD's; eigen_solver, n_init: the spectral step's. The noun-selection
-    parameters are TAC's (``NounSelectingMethod``), k_s defaulting to 3K.
-    """
+    ensembled by regularised affinity diffusion, then spectral clustering of the test split."""
 
     temperature: float | None = None
+    """tau of each image's softmax over the selected nouns and of the kernel (None: the reference's
+    per-dataset value, else 0.04)."""
     graph_k: int = 30
+    """Largest kernel values kept per test image in each template's kernel graph."""
     n_neighbors: int = 100
+    """Largest off-diagonal entries per row that the sparse diffusion keeps after every step (its
+    approximation), used above dense_limit test images."""
     dense_limit: int = 2000
+    """Up to this many test images the diffusion is dense and exact (N x N float64)."""
     mu: float = 0.1
+    """RAD's mu: the template weights are alpha = beta / (mu + sum beta), so the identity keeps a
+    share."""
     lam: float = 10.0
+    """RAD's lambda: the L2 penalty on the template weights beta, which spreads them over the
+    templates."""
     t_outer: int = 5
+    """RAD's outer rounds (diffusion, then the template weights)."""
     t_diffuse: int = 8
+    """Diffusion steps per round at most."""
     ta_cd: int = 4
+    """Passes of pairwise coordinate descent on the template weights per round."""
     tol: float = 1e-4
+    """A round's diffusion stops once the relative Frobenius change of the affinity falls below
+    this."""
     eigen_solver: str = "auto"
+    """scikit-learn's eigensolver of the spectral step, as spectral's: 'auto' (ARPACK below 20,000
+    test images, AMG from there on), 'arpack', 'lobpcg' or 'amg'."""
     n_init: int = 10
+    """Restarts of the k-means on the L2-normalised spectral embedding rows."""
 
     version = "2"
     needs = frozenset({Need.NOUNS, Need.NOUN_TEMPLATES})
@@ -520,7 +532,7 @@ class NtkScStep:
         import scipy.sparse as sp
         import torch
 
-        from laicbench.bench.methods import synthetic, timed
+        from laicbench.api.bench import synthetic, timed
         from laicbench.cluster.knn import cosine_knn, top_k_by
         from laicbench.cluster.tensors import unit_rows
 

@@ -35,11 +35,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from laicbench.methods.noun_selecting import NounSelectingMethod
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Resources
-from laicbench.api.outputs import MethodOutputs
-from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    FeatureBundle,
+    MethodOutputs,
+    Need,
+    Options,
+    Resources,
+    register_method,
+)
 from laicbench.cluster.relational import RIDGE_SCALES, RidgeRelations
 
 if TYPE_CHECKING:
@@ -55,9 +62,16 @@ class _Relational(NounSelectingMethod):
     """Noun selection, ridge relations and the chosen representation."""
 
     ridge_lambda: float = RIDGE_LAMBDA
+    """Ridge penalty lambda of the relations C = X T^T (T T^T + lambda I)^-1 of images X to the
+    selected nouns T: relative to the mean eigenvalue of T^T T, or as it is (see ridge_scale)."""
     ridge_scale: str = "relative"
+    """'relative': lambda = ridge_lambda x the mean eigenvalue of T^T T, the same shrinkage
+    whatever the number of selected nouns; 'absolute': lambda = ridge_lambda."""
     representation: str = "relation"
+    """What is clustered: 'relation' (the relational rows) or 'concat' ([image; relational row])."""
     n_init: int = 20
+    """Restarts of the k-means on the representation (the clustering of ours-notrain, the pseudo-
+    labels of ours)."""
 
     param_constraints = {
         **NounSelectingMethod.param_constraints,
@@ -134,15 +148,30 @@ class Ours(_Relational):
     """2026 method: relational pseudo-labels, consistency filtering, prompt-learned centers."""
 
     k_hat: int = 10
+    """Relational nearest neighbours of each train image that the consistency filter looks at."""
     eta: float = 0.7
+    """The filter keeps a train image when at least this share of its k_hat neighbours shares its
+    pseudo-label."""
     prompt_length: int = 4
+    """Learnable token vectors of each cluster's prompt (between the start and end tokens),
+    initialised from the last tokens of 'a photo of a {noun}.' (small random values where that
+    text is shorter)."""
     tau_p: float = 0.05
+    """Temperature of the image-to-center similarities in the prompt-learning cross-entropy."""
     optimizer: str = "sgd"
+    """Optimiser of the prompt tokens: 'sgd' (with momentum) or 'adam'."""
     lr: float = 0.016
+    """Initial learning rate of the prompt tokens (cosine schedule over all steps)."""
     momentum: float = 0.9
+    """SGD momentum (unused by adam)."""
     epochs: int = 50
+    """Prompt-learning epochs over the kept train images."""
     batch_size: int | None = None
+    """Kept train images per prompt-learning step (None: all of them, one step per epoch; every
+    step pushes all K prompts through the text tower whatever the batch)."""
     balance_weight: float = 0.0
+    """Weight of a term that rewards balanced clusters (the negative entropy of the mean predicted
+    assignment); 0: none."""
 
     version = "3"  # 3: relative ridge penalty; fewer, larger prompt-learning steps (docs/ours.md)
     tags = frozenset({"featured"})
@@ -168,7 +197,7 @@ class Ours(_Relational):
         noun selection, the exact k-NN and the k-means of the pseudo-labels."""
         from laicbench.methods.ours_bench import PromptStepJob
 
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         if size == "cifar10":
             return [("ours: prompt-learning step", PromptStepJob(size, device))]

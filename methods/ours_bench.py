@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from laicbench.bench.methods import DIM, SIZES
+from laicbench.api import DIM, SIZES
 
 
 @dataclass

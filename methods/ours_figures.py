@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from laicbench.api.registry import register_figure
+from laicbench.api import register_figure
 from laicbench.report.figures import (
     FigureContext,
     FigureResult,

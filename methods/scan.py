@@ -29,10 +29,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    FeatureBundle,
+    Method,
+    Options,
+    Resources,
+    register_method,
+)
 
 EVAL_NEIGHBOURS = 5  # candidates per image in SCAN's loss evaluation (its val split: top 5)
 
@@ -43,19 +50,35 @@ class Scan(Method):
     """SCAN's clustering step: linear heads on frozen features, neighbour-consistency loss."""
 
     n_neighbors: int | None = None
+    """Nearest train images (exact cosine, the image itself among them) from which each image's
+    consistency partner is drawn (None: the per-dataset value, else 20)."""
     n_heads: int = 10
+    """Linear heads trained together; the one with the lowest SCAN loss labels the test split."""
     entropy_weight: float = 5.0
+    """Weight of the entropy of the batch-mean prediction, subtracted from the consistency loss."""
     optimizer: str = "sgd"
+    """Optimiser of the heads: 'sgd' (with momentum) or 'adam'."""
     lr: float = 5.0
+    """Learning rate of the heads."""
     momentum: float = 0.9
+    """SGD momentum (unused by adam)."""
     weight_decay: float = 0.0
+    """Weight decay of the heads."""
     batch_size: int = 512
+    """Train images per step."""
     epochs: int = 100
+    """Training epochs; the (epoch, head) of lowest loss on the train split is kept."""
     self_label: bool = False
+    """Train the kept head further on its own confident predictions (SCAN's self-labelling, without
+    augmentations)."""
     self_label_threshold: float = 0.99
+    """Predicted probability above which a train image joins the self-labelling cross-entropy."""
     self_label_lr: float = 1e-4
+    """Adam learning rate of self-labelling."""
     self_label_epochs: int = 200
+    """Epochs of self-labelling."""
     self_label_batch_size: int = 1000
+    """Train images per self-labelling step."""
 
     version = "1"
     resources = Resources(cpus=1, gpus=0.25)
@@ -81,7 +104,7 @@ class Scan(Method):
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """At ImageNet-1K size: the exact k-NN of the train images."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         return [PrimitiveStep.job("knn", device)] if size == "imagenet" else []
 

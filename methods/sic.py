@@ -65,10 +65,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    FeatureBundle,
+    Method,
+    Need,
+    Options,
+    Resources,
+    register_method,
+)
 
 # the official command-line defaults (its comment: the best values for CIFAR-10), for any dataset
 # without its own values
@@ -118,22 +126,50 @@ class Sic(Method):
     pseudo-labels from semantic centers built of nouns."""
 
     gamma_r: int | None = None
+    """Nouns nearest to each image center that join the semantic space (None: the per-dataset
+    value, else 500)."""
     gamma_u: float | None = None
+    """Uniqueness filter: a noun stays in the semantic space only when its cosine to the mean noun
+    is below 1 - gamma_u (None: the per-dataset value, else 0.05)."""
     xi_c: float | None = None
+    """Share of N / K train images, those with the highest logit for a cluster, whose mean is the
+    cluster's image center before each epoch (None: the per-dataset value, else 0.9)."""
     xi_a: int | None = None
+    """Nouns of the semantic space nearest to an image center whose mean is its semantic center
+    (None: the per-dataset value, else 30)."""
     n_neighbors: int = 20
+    """Nearest train images (exact cosine, the image itself among them) from which each anchor's
+    consistency partner is drawn."""
     entropy_weight: float | None = None
+    """Weight of the batch-entropy term that keeps the clusters balanced (None: the per-dataset
+    value, else 5)."""
     ce_weight: float | None = None
+    """Weight of the cross-entropy to the pseudo-labels of the semantic centers (None: the per-
+    dataset value, else 0.1)."""
     lr: float | None = None
+    """Adam learning rate of the head (None: the per-dataset value, else 1e-4)."""
     weight_decay: float | None = None
+    """Adam weight decay of the head (None: the per-dataset value, else 1e-4)."""
     batch_size: int | None = None
+    """Anchors per step, the last incomplete batch dropped (None: the per-dataset value, else
+    128)."""
     epochs: int = 100
+    """Training epochs of the head (all of them: no early stopping)."""
     center_init: bool | None = None
+    """Initialise the head from the k-means centers c (weight 2 alpha c, bias -alpha |c|^2) instead
+    of at random (None: the per-dataset value, else False)."""
     center_init_alpha: float = 0.05
+    """alpha of the center initialisation (center_init)."""
     kmeans_n_init: int = 20
+    """Restarts of the k-means of the image centers."""
     kmeans_max_iter: int = 300
+    """Lloyd iterations per restart of that k-means at most."""
     kmeans_points_per_centroid: int | None = None
+    """That k-means is fitted on a seeded subsample of this many train images per center (None: the
+    per-dataset value, else all images)."""
     selection: str = "last"
+    """Which head labels the test split, chosen without labels: 'last' (after the last epoch) or
+    'lowest-loss' (after the epoch of lowest mean training loss)."""
 
     version = "1"
     needs = frozenset({Need.NOUNS})
@@ -163,7 +199,7 @@ class Sic(Method):
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """At ImageNet-1K size: k-means with K = 1,000, the exact k-NN of the train images and
         SIC's head training (its per-epoch centers included)."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         if size != "imagenet":
             return []
@@ -406,7 +442,7 @@ class SicHeadStep:
     def __call__(self) -> tuple[float, float, str]:
         import torch
 
-        from laicbench.bench.methods import DIM, N_NOUNS, SIZES, synthetic, timed
+        from laicbench.api.bench import DIM, N_NOUNS, SIZES, synthetic, timed
         from laicbench.cluster.tensors import as_tensor
 
         device, k, batch = self.device, 1000, 4096

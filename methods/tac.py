@@ -26,10 +26,14 @@ from typing import Any, ClassVar
 import numpy as np
 from laicbench.methods.noun_selecting import NounSelectingMethod
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Resources, merge_settings
-from laicbench.api.params import AT_LEAST_ONE, POSITIVE
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    POSITIVE,
+    FeatureBundle,
+    Resources,
+    merge_settings,
+    register_method,
+)
 
 # TAC's training settings for its "large cluster number" datasets; 20 epochs, batch 512 and
 # temperature 0.5 elsewhere
@@ -43,7 +47,10 @@ class TacNoTrain(NounSelectingMethod):
     """TAC without training: k-means on [image; retrieved-noun counterpart] of the test split."""
 
     tau: float = 0.005
+    """Temperature of the softmax over the selected nouns that weights each image's text
+    counterpart (TAC's 0.005: nearly the nearest noun)."""
     n_init: int = 20
+    """Restarts of the final k-means on [image; counterpart]."""
 
     version = "1"
     tags = frozenset({"training-free"})
@@ -57,7 +64,7 @@ class TacNoTrain(NounSelectingMethod):
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """Noun selection, then the text counterparts of every train image (ImageNet-1K)."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         extra = [PrimitiveStep.job("counterparts", device)] if size == "imagenet" else []
         return super().bench_steps(size, device) + extra
@@ -92,13 +99,25 @@ class Tac(NounSelectingMethod):
     """TAC with its text and image cluster heads trained by cross-modal mutual distillation."""
 
     tau: float = 0.005
+    """Temperature of the softmax over the selected nouns that weights each image's text
+    counterpart (TAC's 0.005: nearly the nearest noun)."""
     n_neighbors: int = 50
+    """Exact nearest neighbours mined per train image in each space (image, counterpart); each step
+    pairs an image with one of them at random."""
     epochs: int | None = None
+    """Training epochs of the two heads (None: TAC's per-dataset value, else 20)."""
     batch_size: int | None = None
+    """Train images per step, the last incomplete batch dropped; shrunk to the train split when
+    larger (None: TAC's per-dataset value, else 512)."""
     temperature: float | None = None
+    """Temperature of the cross-modal cluster-contrastive distillation (None: TAC's per-dataset
+    value, else 0.5)."""
     entropy_weight: float = 5.0
+    """Weight of the entropy term that keeps the clusters balanced (TAC's 5)."""
     lr: float = 1e-3
+    """Adam learning rate of both heads (betas 0.9, 0.99)."""
     hidden: int | None = None
+    """Width of each head's hidden layer (None: the feature width, as TAC's code)."""
 
     version = "2"  # 2: hidden width = input width, as TAC's code
     resources = Resources(cpus=1, gpus=0.25)
@@ -121,7 +140,7 @@ class Tac(NounSelectingMethod):
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """Noun selection, counterparts, the exact k-NN of both spaces and head training at
         ImageNet-1K size."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         if size != "imagenet":
             return []
@@ -235,7 +254,7 @@ class TacHeadsStep:
     def __call__(self) -> tuple[float, float, str]:
         import torch
 
-        from laicbench.bench.methods import DIM, timed
+        from laicbench.api.bench import DIM, timed
         from laicbench.cluster.heads import ClusterHead, tac_loss
 
         device = self.device

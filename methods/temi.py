@@ -28,10 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    FeatureBundle,
+    Method,
+    Resources,
+    register_method,
+)
 
 
 @register_method("temi")
@@ -40,19 +46,34 @@ class Temi(Method):
     """TEMI: an ensemble of cluster heads with an EMA teacher, beta-weighted PMI over k-NN pairs."""
 
     n_neighbors: int = 50
+    """Nearest train images (exact cosine) from which each image's partner is drawn."""
     n_heads: int = 16
+    """Heads of the ensemble; the teacher's head of lowest loss over the last epoch labels the test
+    split."""
     beta: float = 0.6
+    """Exponent beta of the joint probability in the PMI loss (1: plain PMI)."""
     hidden: int = 512
+    """Hidden width of each head's MLP."""
     bottleneck: int = 256
+    """Width of the L2-normalised bottleneck before each head's last layer."""
     temperature: float = 0.1
+    """Softmax temperature of student and teacher."""
     teacher_momentum: float = 0.996
+    """EMA momentum of the teacher's weights."""
     marginal_momentum: float = 0.9
+    """EMA momentum of each head's cluster marginal."""
     lr: float = 1e-4
+    """AdamW base learning rate, scaled by batch / 256, reached after the warm-up."""
     weight_decay: float = 1e-4
+    """AdamW weight decay (not on biases and other 1-D parameters)."""
     batch_size: int = 1024
+    """Train pairs per step."""
     epochs: int = 100
+    """Training epochs."""
     warmup_epochs: int = 20
+    """Epochs of linear learning-rate warm-up."""
     freeze_last_layer_epochs: int = 1
+    """Epochs during which each head's last layer stays frozen."""
 
     version = "1"
     tags = frozenset({"heavy"})
@@ -78,7 +99,7 @@ class Temi(Method):
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
         """At ImageNet-1K size: the exact k-NN of the train images."""
-        from laicbench.bench.methods import PrimitiveStep
+        from laicbench.api.bench import PrimitiveStep
 
         return [PrimitiveStep.job("knn", device)] if size == "imagenet" else []
 

@@ -38,11 +38,18 @@ from typing import Any
 
 import numpy as np
 
-from laicbench.api.errors import UserError
-from laicbench.api.features import FeatureBundle, other_backbones
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Interval
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    POSITIVE,
+    FeatureBundle,
+    Interval,
+    Method,
+    Resources,
+    UserError,
+    register_method,
+)
+from laicbench.api.features import other_backbones
 
 
 @register_method("turtle")
@@ -51,15 +58,29 @@ class Turtle(Method):
     """TURTLE: a linear task encoder whose labels a fresh linear classifier learns best."""
 
     gamma: float = 10.0
+    """Weight of the entropy of the batch-mean labelling, subtracted from the outer loss (it keeps
+    the clusters balanced); the value used when gamma_grid is None."""
     outer_lr: float = 1e-3
+    """Adam learning rate of the task encoder."""
     inner_lr: float = 1e-3
+    """Adam learning rate of the inner linear classifier."""
     inner_steps: int = 10
+    """Adam steps that fit the inner classifier to the task encoder's labels per outer iteration."""
     iterations: int = 6000
+    """Outer iterations (task-encoder updates)."""
     batch_size: int = 10_000
+    """Train images drawn per outer iteration (all of them when fewer)."""
     warm_start: bool = False
+    """Keep the inner classifier across iterations instead of starting each one fresh."""
     gamma_grid: list[float] | None = None
+    """Values of gamma to try, one task encoder each; the one with the best generalization score is
+    kept (None: gamma alone)."""
     cv_folds: int = 10
+    """Folds of the cross-validated logistic regression whose held-out accuracy on the pseudo-
+    labels is the generalization score."""
     spaces: list[str] | None = None
+    """Backbones whose features of the same images are further representation spaces, one task
+    encoder each (None: the run's backbone alone)."""
 
     version = "1"
     tags = frozenset({"heavy"})
@@ -209,7 +230,7 @@ class _BenchIterations:
     def __call__(self) -> tuple[float, float, str]:
         import torch
 
-        from laicbench.bench.methods import SIZES, synthetic, timed
+        from laicbench.api.bench import SIZES, synthetic, timed
 
         cfg = SIZES["imagenet"]
         x = torch.as_tensor(synthetic(cfg["n_train"], cfg["k"], 0)[0], device=self.device)

@@ -21,11 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle
-from laicbench.api.method import Method, Resources
-from laicbench.api.outputs import MethodOutputs
-from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE, Options
-from laicbench.api.registry import register_method
+from laicbench.api import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    FeatureBundle,
+    Method,
+    MethodOutputs,
+    Options,
+    Resources,
+    register_method,
+)
 
 LINKAGES = ("ward", "average", "complete", "single")
 
@@ -36,11 +41,19 @@ class UmapWard(Method):
     """UMAP to 50 dimensions, then Ward agglomerative clustering (Lowe et al. 2024)."""
 
     n_components: int = 50
+    """Dimensions of the UMAP embedding."""
     n_neighbors: int = 30
+    """UMAP's neighbourhood size."""
     min_dist: float = 0.0
+    """UMAP's minimum distance between embedded points (0: tight clusters)."""
     linkage: str = "ward"
+    """Agglomerative linkage: 'ward' (the study's generic default), 'average' (its tuned choice for
+    CLIP), 'complete' or 'single'."""
     dense_limit: int = 20_000
+    """Above this many test images the agglomerative clustering is constrained to a sparse k-NN
+    graph of the embedding, since unconstrained it holds all pairwise distances."""
     connectivity_neighbors: int = 30
+    """Neighbours per image of that graph (Euclidean, in the UMAP space)."""
 
     version = "1"
     tags = frozenset({"training-free", "heavy"})
@@ -117,8 +130,8 @@ class UmapWardStep:
         self.device = device
 
     def __call__(self) -> tuple[float, float, str]:
+        from laicbench.api.bench import CONNECTED_NOISE, synthetic, timed
         from laicbench.api.features import DatasetFeatures, FeatureBundle
-        from laicbench.bench.methods import CONNECTED_NOISE, synthetic, timed
 
         n, k = 50_000, 1000
         x, y = synthetic(n, k, 1, noise=CONNECTED_NOISE)

@@ -10,10 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.method import Method, Resources
-from laicbench.api.params import Options
-from laicbench.api.registry import register_method
+from laicbench.api import FeatureBundle, Method, Need, Options, Resources, register_method
 
 
 @register_method("zeroshot", aliases=("zero-shot", "clip-zeroshot"))
@@ -22,6 +19,8 @@ class ZeroShot(Method):
     """CLIP zero-shot with class names and the 80 OpenAI templates (oracle: uses label names)."""
 
     templates: str = "openai"
+    """Prompt ensemble of the class texts: 'openai' (CLIP's 80 ImageNet templates) or 'simple'
+    (TAC's 7); each class is the mean of its normalised template features."""
 
     version = "1"
     oracle = True

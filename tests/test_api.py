@@ -148,6 +148,25 @@ def test_reports_never_import_torch(tmp_path):
     assert (tmp_path / "report" / "index.md").is_file()
 
 
+def test_a_plugin_needs_one_import_and_methods_never_load_the_profiler():
+    # the plugin API is one import line, and the built-in methods declare their benchmark steps
+    # in its vocabulary (laicbench.api.bench), so loading them imports neither the profiler nor
+    # torch
+    code = (
+        "import sys\n"
+        "from laicbench.api import Method, Need, FeatureBundle, register_method, PrimitiveStep\n"
+        "from laicbench.api import registry\n"
+        "registry.methods.load_builtins()\n"
+        "for cls in (registry.methods.get(n) for n in registry.methods.names()):\n"
+        "    for size in ('cifar10', 'imagenet'):\n"
+        "        cls.bench_steps(size, 'cpu')\n"
+        "assert not [m for m in sys.modules if m.startswith('laicbench.bench')], 'profiler'\n"
+        "assert 'torch' not in sys.modules, 'torch'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_the_python_api_takes_the_forms_a_toml_file_takes():
     config = laicbench.SweepConfig(methods="clip-kmeans, scan", seeds=[0, 2])
     assert config.methods == ["clip-kmeans", "scan"] and config.seeds == "0,2"

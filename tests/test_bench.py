@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from laicbench.bench.methods import PrimitiveStep, cifar10_jobs, imagenet_jobs
+from laicbench.api.bench import PrimitiveStep
+from laicbench.bench.methods import cifar10_jobs, imagenet_jobs
 
 
 def test_imagenet_steps_are_the_union_of_what_the_methods_declare():

@@ -14,7 +14,7 @@ from conftest import table_rows, unique_name
 
 from laicbench.api import registry
 from laicbench.api.method import Method
-from laicbench.cluster.metrics import evaluate_all
+from laicbench.cluster.metric_table import label_scores
 
 KMEANS_PARAMS = {"n_init": 10, "max_iter": 300, "tol": 1e-4}
 
@@ -103,7 +103,7 @@ def test_run_writes_one_record_and_predictions_per_run(cli, tmp_path):
         # the predictions beside the record reproduce its metrics
         y_true, y_pred = load_predictions(path)
         assert y_true.shape == y_pred.shape == (1000,)
-        scores = evaluate_all(y_true, y_pred)
+        scores = label_scores(y_true, y_pred)
         for metric, value in record["metrics"].items():
             assert value == pytest.approx(scores[metric])
         pred_file = path.parent / record["predictions"]["file"]

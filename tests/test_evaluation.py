@@ -21,11 +21,11 @@ from sklearn.metrics import (
     silhouette_score,
 )
 
-from laicbench.cluster.internal import internal_metrics
+from laicbench.cluster.internal import silhouette, unit_features
+from laicbench.cluster.metric_table import METRICS, label_free_scores, label_scores
 from laicbench.cluster.metrics import (
     balanced_accuracy,
     cluster_sizes,
-    evaluate_all,
     many_to_one_accuracy,
 )
 from laicbench.report.build import build_report
@@ -59,7 +59,7 @@ def test_balanced_and_many_to_one_accuracy_on_a_small_contingency_table():
 def test_many_to_one_accuracy_rewards_over_clustering_that_hungarian_does_not():
     y_true = np.repeat([0, 1], 6)
     y_pred = np.repeat([0, 1, 2, 3], 3)  # every class split in two pure clusters
-    scores = evaluate_all(y_true, y_pred)
+    scores = label_scores(y_true, y_pred)
     assert scores["m2o_acc"] == pytest.approx(100.0)
     assert scores["acc"] == pytest.approx(50.0)  # two clusters stay unmatched
 
@@ -67,7 +67,7 @@ def test_many_to_one_accuracy_rewards_over_clustering_that_hungarian_does_not():
 def test_ami_equals_scikit_learn_and_balanced_acc_an_unmatched_class_scores_zero():
     rng = np.random.default_rng(0)
     y_true, y_pred = rng.integers(0, 5, 300), rng.integers(0, 4, 300)
-    scores = evaluate_all(y_true, y_pred)
+    scores = label_scores(y_true, y_pred)
     assert scores["ami"] == pytest.approx(100 * adjusted_mutual_info_score(y_true, y_pred))
     # 4 clusters for 5 classes: one class has no cluster, so balanced acc < Hungarian acc / 1
     assert 0 < scores["balanced_acc"] < 100
@@ -91,7 +91,7 @@ def test_internal_metrics_equal_scikit_learn_on_normalised_features():
     x = rng.normal(size=(300, 8)) + np.repeat(np.eye(8)[:3] * 4, 100, axis=0)
     labels = np.repeat([0, 1, 2], 100)
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-    scores = internal_metrics(x, labels, seed=0)
+    scores = label_free_scores(x, labels, seed=0)
     assert scores["silhouette"] == pytest.approx(
         silhouette_score(unit, labels, metric="cosine"), rel=1e-5
     )
@@ -100,12 +100,11 @@ def test_internal_metrics_equal_scikit_learn_on_normalised_features():
         calinski_harabasz_score(unit, labels), rel=1e-5
     )
     # above the subsample size: a seeded subsample, the same for the same seed
-    small = internal_metrics(x, labels, seed=3, max_points=90)
-    assert small == internal_metrics(x, labels, seed=3, max_points=90)
-    assert small["silhouette"] != pytest.approx(scores["silhouette"], rel=1e-9)
-    assert small["davies_bouldin"] == pytest.approx(scores["davies_bouldin"])  # all points
+    small = silhouette(unit_features(x), labels, seed=3, max_points=90)
+    assert small == silhouette(unit_features(x), labels, seed=3, max_points=90)
+    assert small != pytest.approx(scores["silhouette"], rel=1e-9)
     # one cluster: undefined, not an error
-    assert internal_metrics(x, np.zeros(300, int), seed=0) == dict.fromkeys(scores)
+    assert label_free_scores(x, np.zeros(300, int), seed=0) == dict.fromkeys(scores)
 
 
 # ------------------------------------------------------------------------------------------
@@ -347,3 +346,18 @@ def test_report_statistics_tables_and_figures(three_by_three, tmp_path):
     image = imread(figure)
     assert image.shape[1] > 500 and len(np.unique(image[..., :3].reshape(-1, 3), axis=0)) > 5
     assert (out / "figures" / "acc_per_seed.png").is_file()
+
+
+def test_the_metric_table_is_what_runs_store_and_reports_show():
+    # every metric of the table is computed for a run, and every report column of a metric
+    # comes from it: the record's keys are the table's names
+    rng = np.random.default_rng(0)
+    y_true = np.repeat(np.arange(4), 25)
+    y_pred = np.where(rng.random(100) < 0.8, y_true, rng.integers(0, 4, 100))
+    assert set(label_scores(y_true, y_pred)) == {m.name for m in METRICS if not m.label_free}
+    x = rng.normal(size=(100, 8)) + np.eye(8)[y_true] * 3
+    assert set(label_free_scores(x, y_pred, 0)) == {m.name for m in METRICS if m.label_free}
+    names = [m.name for m in METRICS]
+    assert len(set(names)) == len(names)
+    for entry in METRICS:
+        assert entry.format(1.23456) == f"{1.23456:.{entry.digits}f}" and entry.format(None) == "-"

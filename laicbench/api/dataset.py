@@ -33,6 +33,9 @@ class Dataset:
     # is the same images as its test split, so a method that trains learns on the test images
     # themselves (transductive) unless the run trains it on another dataset
     test_only: ClassVar[bool] = False
+    # the dataset this set is a distribution shift of (its classes are among that dataset's, and
+    # `--train-on` may take that dataset's train split): the report's shift table compares them
+    shift_of: ClassVar[str | None] = None
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:
         """Return the features of both splits under `backbone`, computed on `device`."""

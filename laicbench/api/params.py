@@ -1,12 +1,24 @@
-"""Hyperparameter checks: each value against its ``__init__`` type hint and a declared constraint.
+"""Hyperparameters: their checks and their documentation.
 
-A method declares constraints in ``param_constraints`` (``Interval`` for numbers, ``Options`` for
-choices); types come from the annotations of ``__init__``. Values are checked when a sweep is
-expanded, so a bad value stops the sweep with one line before any run starts.
+Checks: each value against its ``__init__`` type hint and a declared constraint. A method declares
+constraints in ``param_constraints`` (``Interval`` for numbers, ``Options`` for choices); types
+come from the annotations of ``__init__``. Values are checked when a sweep is expanded, so a bad
+value stops the sweep with one line before any run starts.
+
+Documentation: every hyperparameter is documented where it is declared, by an attribute
+docstring (a string literal on the line after the dataclass field) or a dataclass field's
+``metadata={"doc": ...}``; ``param_docs`` reads them from the class source, through the base
+classes, and ``param_rows`` gives what ``laicbench list methods --params`` and the docs' parameter
+tables print.
 """
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import functools
+import inspect
+import textwrap
 import types
 import typing
 from dataclasses import dataclass
@@ -104,3 +116,115 @@ def param_problems(cls: type, params: dict[str, Any]) -> list[str]:
         if problem:
             problems.append(f"{name}={value!r} {problem}")
     return problems
+
+
+@functools.cache
+def _declared_docs(cls: type) -> dict[str, str]:
+    """{attribute: docstring} of the attributes that `cls`'s own body documents with a string
+    literal right after their declaration (empty when the source cannot be read)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = next((n.body for n in tree.body if isinstance(n, ast.ClassDef)), [])
+    docs = {}
+    for stmt, after in zip(body, body[1:], strict=False):
+        target = (
+            stmt.target
+            if isinstance(stmt, ast.AnnAssign)
+            else stmt.targets[0]
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+            else None
+        )
+        if (
+            isinstance(target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def param_docs(cls: type) -> dict[str, str]:
+    """{hyperparameter: its documentation} for method class `cls`: a dataclass field's
+    ``metadata["doc"]``, else the attribute docstring of the first class in the method
+    resolution order that declares one (so a subclass may redocument an inherited field).
+    Hyperparameters without documentation are absent."""
+    names = cls.param_names()
+    out: dict[str, str] = {}
+    if dataclasses.is_dataclass(cls):
+        for f in dataclasses.fields(cls):
+            if f.name in names and f.metadata.get("doc"):
+                out[f.name] = inspect.cleandoc(str(f.metadata["doc"]))
+    for klass in cls.__mro__:
+        for name, doc in _declared_docs(klass).items():
+            if name in names and name not in out:
+                out[name] = doc
+    return out
+
+
+@dataclass(frozen=True)
+class ParamRow:
+    """One hyperparameter as documented: name, type, default, allowed values, per-dataset
+    values (official values taken when the parameter is left at None) and documentation (on one
+    line)."""
+
+    name: str
+    type: str
+    default: str
+    allowed: str
+    per_dataset: str
+    doc: str
+
+
+def param_rows(cls: type) -> list[ParamRow]:
+    """The documented hyperparameters of method class `cls`, in declaration order."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except (NameError, TypeError):
+        hints = {}
+    docs = param_docs(cls)
+    constraints = getattr(cls, "param_constraints", {})
+    settings = getattr(cls, "dataset_settings", {})
+    rows = []
+    for name, default in cls.param_defaults().items():
+        per_dataset = [
+            f"{dataset} {values[name]!r}" for dataset, values in settings.items() if name in values
+        ]
+        rows.append(
+            ParamRow(
+                name=name,
+                type=_hint_text(hints.get(name)),
+                default="(required)" if default is inspect.Parameter.empty else repr(default),
+                allowed=_constraint_text(constraints.get(name)),
+                per_dataset=", ".join(per_dataset),
+                doc=" ".join(docs.get(name, "").split()),
+            )
+        )
+    return rows
+
+
+def _hint_text(hint: Any) -> str:
+    """A type hint as written ('int | None', 'list[float]'); '' when unknown."""
+    if hint is None:
+        return ""
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__name__
+    return str(hint).replace("typing.", "").replace("NoneType", "None")
+
+
+def _constraint_text(constraint: Constraint | None) -> str:
+    """'> 0', '[0, 1]', 'one of 'a', 'b'' or '' for no constraint."""
+    if isinstance(constraint, Options):
+        return "one of " + ", ".join(map(repr, constraint.values))
+    if not isinstance(constraint, Interval):
+        return ""
+    low, high = constraint.low, constraint.high
+    if high is None:
+        return "" if low is None else f"{'>' if constraint.open_low else '>='} {low:g}"
+    if low is None:
+        return f"{'<' if constraint.open_high else '<='} {high:g}"
+    left = "(" if constraint.open_low else "["
+    right = ")" if constraint.open_high else "]"
+    return f"{left}{low:g}, {high:g}{right}"

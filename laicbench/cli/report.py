@@ -98,7 +98,8 @@ def dispatch(args: argparse.Namespace, out: Console) -> int:
     drawn = [f for f in report.figures if not f.skipped]
     skipped = [f.name for f in report.figures if f.skipped]
     out.print(
-        f"report of {len(report.runs)} runs: {report.out / 'index.md'} "
+        f"report of {len(report.runs)} runs: {report.out / 'index.md'}, "
+        f"{report.out / 'index.html'} "
         f"({len(drawn)} figures" + (f", skipped: {', '.join(skipped)}" if skipped else "") + ")",
         markup=False,
         highlight=False,

@@ -9,11 +9,13 @@ from typing import Any
 import pandas as pd
 
 from laicbench.api import registry
+from laicbench.cluster.metric_table import shown_in
 from laicbench.files import canonical_json
 from laicbench.run.records import RunRecord
 
-# The column order of LAIC papers' tables (TAC, the 2026 method), in the console and the report.
-METRICS: tuple[str, ...] = ("nmi", "acc", "ari")
+# The main table's metrics (the column order of LAIC papers' tables: TAC, the 2026 method), in
+# the console and the report.
+METRICS: tuple[str, ...] = tuple(m.name for m in shown_in("main"))
 
 
 def default_params(method: str) -> dict[str, Any] | None:

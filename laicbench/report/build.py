@@ -8,6 +8,7 @@ Output (``--out``, default: ``<results-dir>/../report`` when the results dir is 
 as the default ``results/runs`` is, else ``<results-dir>/report``)::
 
     index.md             links to everything, provenance footer
+    index.html           the same as one self-contained web page (sortable, filterable tables)
     main_table.md/.tex   the LAIC main table (Markdown, LaTeX booktabs)
     runs.csv/.parquet    one row per record
     figures/*.png/.pdf   the figures
@@ -40,6 +41,8 @@ from laicbench.report.figures import (
     draw_sensitivity,
     has_arrays,
 )
+from laicbench.report.html import HTML_NAME, HtmlReport
+from laicbench.report.html import render as render_html
 from laicbench.report.stat_tables import (
     Table,
     confidence_frame,
@@ -460,7 +463,22 @@ def _write_report(
     report.figures = figures
 
     (folder / REPORT_MARKER).write_text("written by laicbench report\n")
-    index = _index(report, markdown, reference_path, column_labels(report.runs))
+    all_labels = column_labels(report.runs)
+    page = HtmlReport(
+        summary=_summary(report, all_labels),
+        files=[(name, name) for name in _listed_files(report)],
+        table=table,
+        column_keys={label: key for key, label in labels.items()},
+        cells=confidence_frame(points, labels) if points else None,
+        points=points,
+        tags={r.method: r.tags for r in runs},
+        tables=report.statistics,
+        figures=report.figures,
+        provenance=_footer(report.runs),
+        out=report.out,
+    )
+    (folder / HTML_NAME).write_text(render_html(page))
+    index = _index(report, markdown, reference_path, all_labels)
     (folder / "index.md").write_text(index)  # last: its presence means the report is complete
 
 
@@ -471,20 +489,9 @@ def _index(
     labels: dict[tuple[str, str], str],
 ) -> str:
     runs = report.runs
-    lines = [
-        "# laicbench report",
-        "",
-        f"{len(runs)} runs: {len({r.method for r in runs})} methods on "
-        f"{len(labels)} dataset column(s), seeds "
-        f"{', '.join(str(s) for s in sorted({r.seed for r in runs}))}.",
-    ]
-    message = left_out_message(report.left_out)
-    if message:
-        lines.append(
-            f"Not used: {message} (error/oom records, records of an older method version, "
-            "damaged or unreadable ones; see the state column of runs.csv)."
-        )
+    lines = ["# laicbench report", "", *_summary(report, labels)]
     lines += ["", "## Tables", ""]
+    lines.append(f"- [The report as one web page]({HTML_NAME}), tables sortable and filterable")
     if "main_table.tex" in report.tables:
         lines.append("- [Main table (Markdown)](main_table.md), [LaTeX](main_table.tex)")
     lines += [
@@ -542,6 +549,29 @@ def _index(
     lines += ["---", ""]
     lines += _footer(runs)
     return "\n".join(lines) + "\n"
+
+
+def _summary(report: Report, labels: dict[tuple[str, str], str]) -> list[str]:
+    """The report's opening lines: what was run, and what was left out."""
+    runs = report.runs
+    lines = [
+        f"{len(runs)} runs: {len({r.method for r in runs})} methods on "
+        f"{len(labels)} dataset column(s), seeds "
+        f"{', '.join(str(s) for s in sorted({r.seed for r in runs}))}."
+    ]
+    message = left_out_message(report.left_out)
+    if message:
+        lines.append(
+            f"Not used: {message} (error/oom records, records of an older method version, "
+            "damaged or unreadable ones; see the state column of runs.csv)."
+        )
+    return lines
+
+
+def _listed_files(report: Report) -> list[str]:
+    """The table files of the report, the cells' CSV and Parquet among them when written."""
+    cells = ["cells.csv", "cells.parquet"] if report.statistics else []
+    return [*report.tables, *cells]
 
 
 def _footer(runs: list[Run]) -> list[str]:

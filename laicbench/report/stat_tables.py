@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from laicbench.cluster.internal import HIGHER_IS_BETTER
+from laicbench.cluster.metric_table import LABEL_FREE_METRICS, PRIMARY, shown_in
+from laicbench.cluster.metric_table import metric as metric_named
 from laicbench.report.aggregate import variant
 from laicbench.report.stats import (
     CONFIDENCE,
@@ -35,12 +36,7 @@ from laicbench.report.tables import (
 )
 from laicbench.run.records import load_arrays
 
-CI_METRICS = ("acc", "nmi", "ari", "ami")
-INTERNAL_LABELS = {
-    "silhouette": "Silhouette ↑",
-    "davies_bouldin": "Davies-Bouldin ↓",
-    "calinski_harabasz": "Calinski-Harabasz ↑",
-}
+CI_METRICS = tuple(m.name for m in shown_in("intervals"))
 
 
 @dataclass
@@ -150,7 +146,7 @@ def ranks(points: dict[tuple[str, str, str], MainPoint], labels: dict) -> Friedm
     means: dict[str, dict[str, float]] = {}
     for method, column, point in _ordered(points, labels):
         if point.runs and not point.runs[0].oracle:
-            means.setdefault(method, {})[column] = float(np.mean(_values(point.runs, "acc")))
+            means.setdefault(method, {})[column] = float(np.mean(_values(point.runs, PRIMARY)))
     methods = list(means)
     columns = [c for c in labels.values() if all(c in means[m] for m in methods)]
     if len(methods) < 3 or len(columns) < 3:
@@ -219,20 +215,20 @@ def label_free_tables(runs: Sequence[Run], labels: dict) -> tuple[Table, Table] 
         key=lambda kv: (list(labels.values()).index(kv[0][0]), method_order(kv[0][1])),
     ):
         name = method + (f" ({v})" if (v := variant(method, group[0].params)) else "")
-        means = {"acc": float(np.mean(_values(group, "acc")))}
-        for metric in HIGHER_IS_BETTER:
-            found = [r.internal_metrics.get(metric) for r in group]
+        means = {PRIMARY: float(np.mean(_values(group, PRIMARY)))}
+        for entry in LABEL_FREE_METRICS:
+            found = [r.internal_metrics.get(entry.name) for r in group]
             found = [float(x) for x in found if x is not None]
-            means[metric] = float(np.mean(found)) if found else math.nan
+            means[entry.name] = float(np.mean(found)) if found else math.nan
         summary.setdefault(column, []).append((name, means))
         rows.append(
-            [column, name, str(len(group)), _fmt(means["acc"])]
-            + [_fmt(means[m], 3 if m != "calinski_harabasz" else 1) for m in HIGHER_IS_BETTER]
+            [column, name, str(len(group)), metric_named(PRIMARY).format(means[PRIMARY])]
+            + [entry.format(means[entry.name]) for entry in LABEL_FREE_METRICS]
         )
     metrics_table = Table(
         "label_free",
         "Label-free metrics",
-        ["dataset", "method", "seeds", "ACC", *INTERNAL_LABELS.values()],
+        ["dataset", "method", "seeds", metric_named(PRIMARY).label, *_free_headings()],
         rows,
         "Internal metrics of each method and parameter point, means over seeds, all computed on "
         "the same L2-normalised test image features of the backbone (silhouette: cosine, on a "
@@ -241,25 +237,29 @@ def label_free_tables(runs: Sequence[Run], labels: dict) -> tuple[Table, Table] 
     selection_rows = []
     for column, entries in summary.items():
         row = [column]
-        for metric in ("acc", *HIGHER_IS_BETTER):
-            usable = [(n, m) for n, m in entries if math.isfinite(m[metric])]
+        for entry in (metric_named(PRIMARY), *LABEL_FREE_METRICS):
+            usable = [(n, m) for n, m in entries if math.isfinite(m[entry.name])]
             if not usable:
                 row.append("-")
                 continue
-            sign = 1 if HIGHER_IS_BETTER.get(metric, True) else -1
-            name, means = max(usable, key=lambda e: sign * e[1][metric])
-            row.append(f"{name}: {means['acc']:.2f}")
+            sign = 1 if entry.higher_is_better else -1
+            name, means = max(usable, key=lambda e, entry=entry: sign * e[1][entry.name])
+            row.append(f"{name}: {means[PRIMARY]:.2f}")
         selection_rows.append(row)
     selection_table = Table(
         "label_free_selection",
         "What label-free selection picks",
-        ["dataset", "ACC (labels)", *INTERNAL_LABELS.values()],
+        ["dataset", f"{metric_named(PRIMARY).label} (labels)", *_free_headings()],
         selection_rows,
         "For each dataset, the method and parameter point that each criterion ranks first among "
         "the reported ones, with that point's mean ACC: the ACC column is what the labels pick, "
         "the others what a user without labels would pick.",
     )
     return metrics_table, selection_table
+
+
+def _free_headings() -> list[str]:
+    return [m.heading for m in LABEL_FREE_METRICS]
 
 
 def overclustering_table(runs: Sequence[Run], labels: dict) -> Table | None:
@@ -277,14 +277,14 @@ def overclustering_table(runs: Sequence[Run], labels: dict) -> Table | None:
         groups.items(), key=lambda kv: (method_order(kv[0][0]), kv[0][1], kv[0][2])
     ):
         cells = [method, column, str(factor), str(len(group))]
-        for metric in ("m2o_acc", "acc", "nmi", "ami"):
-            values = _values(group, metric)
+        for entry in shown_in("overclustering"):
+            values = _values(group, entry.name)
             cells.append(_fmt(float(np.mean(values))) if values else "-")
         rows.append(cells)
     return Table(
         "overclustering",
         "Over-clustering",
-        ["method", "dataset", "k-factor", "seeds", "m2o ACC", "ACC", "NMI", "AMI"],
+        ["method", "dataset", "k-factor", "seeds", *(m.label for m in shown_in("overclustering"))],
         rows,
         "Runs asked for k-factor x K clusters (--k-factor), means over seeds: many-to-one "
         "accuracy maps each cluster to its majority class; Hungarian ACC leaves the extra "
@@ -292,48 +292,48 @@ def overclustering_table(runs: Sequence[Run], labels: dict) -> Table | None:
     )
 
 
-def _test_only(dataset: str) -> bool:
+def _shift_source(dataset: str) -> str | None:
+    """The dataset that `dataset` is a distribution shift of, as its plugin declares it
+    (``Dataset.shift_of``); None for any other dataset or an unregistered one."""
     from laicbench.api import registry
     from laicbench.api.errors import UserError
 
     try:
-        return bool(registry.datasets.get(dataset).test_only)
+        return getattr(registry.datasets.get(dataset), "shift_of", None)
     except UserError:
-        return False
+        return None
 
 
 def shift_table(points: dict[tuple[str, str, str], MainPoint]) -> Table | None:
-    """The shift track: per method (and backbone, and train split), mean ACC on ImageNet and on
-    each test-only shift set with the drop from ImageNet; None without runs on a shift set."""
+    """The shift track: per method (and backbone, and train split), mean ACC on each shift set's
+    source dataset (as the dataset plugins declare it) and on each shift set, with the change
+    from the source; None without runs on a shift set."""
+    accuracy: dict[tuple[str, str, str], float] = {}  # (method, backbone, dataset)
     cells: dict[tuple[str, str, str | None], dict[str, float]] = {}
-    shift_sets: list[str] = []
+    sources: dict[str, str] = {}  # shift set -> its source dataset
     for (method, _, backbone), point in points.items():
         first = point.runs[0]
         base = first.record.dataset.name
-        if base != "imagenet" and not _test_only(base):
-            continue
-        acc = float(np.mean(_values(point.runs, "acc")))
-        if base == "imagenet":
-            for train_on in (None, "imagenet", "imagenet:all"):
-                cells.setdefault((method, backbone, train_on), {})["imagenet"] = acc
-        else:
+        acc = float(np.mean(_values(point.runs, PRIMARY)))
+        accuracy[(method, backbone, base)] = acc
+        source = _shift_source(base)
+        if source is not None:
+            sources[base] = source
             cells.setdefault((method, backbone, first.train_on), {})[base] = acc
-            shift_sets.append(base)
-    shift_sets = list(dict.fromkeys(sorted(shift_sets)))
-    if not shift_sets:
+    if not sources:
         return None
+    shift_sets = sorted(sources)
+    source_names = sorted(set(sources.values()))
     several = len({k[1] for k in cells}) > 1
     rows = []
     for (method, backbone, train_on), values in sorted(
         cells.items(), key=lambda kv: (method_order(kv[0][0]), kv[0][1], str(kv[0][2]))
     ):
-        if not any(s in values for s in shift_sets):
-            continue
         label = method + (f" [{backbone}]" if several else "")
         label += "" if train_on is None else f" (trained on {train_on})"
-        reference = values.get("imagenet")
-        row = [label, _fmt(reference) if reference is not None else "-"]
+        row = [label, *(_fmt(accuracy.get((method, backbone, s), math.nan)) for s in source_names)]
         for name in shift_sets:
+            reference = accuracy.get((method, backbone, sources[name]))
             if name not in values:
                 row.append("-")
             elif reference is None:
@@ -344,11 +344,12 @@ def shift_table(points: dict[tuple[str, str, str], MainPoint]) -> Table | None:
     return Table(
         "shift",
         "Distribution shift",
-        ["method", "imagenet", *shift_sets],
+        ["method", *source_names, *shift_sets],
         rows,
-        "Mean test ACC over seeds on ImageNet and on each shift set, with the change from "
-        "ImageNet in parentheses. '(trained on imagenet)': the method learned on ImageNet's "
-        "train split (its images of the set's classes; imagenet:all: all 1,000 classes) and "
-        "labelled the shift set's images; otherwise it clustered the shift set on its own "
-        "(training-free methods always do).",
+        f"Mean test {metric_named(PRIMARY).label} over seeds on the dataset each shift set comes "
+        f"from ({', '.join(source_names)}) and on each shift set, with the change from that "
+        "dataset in parentheses. '(trained on D)': the method learned on D's train split (its "
+        "images of the set's classes; D:all: all of D's classes) and labelled the shift set's "
+        "images; otherwise it clustered the shift set on its own (training-free methods always "
+        "do).",
     )

@@ -18,21 +18,15 @@ import pandas as pd
 from laicbench.api import registry
 from laicbench.api.dataset import dataset_order
 from laicbench.api.errors import UserError
+from laicbench.cluster.metric_table import METRICS
 from laicbench.files import canonical_json
 from laicbench.report.aggregate import METRICS as TABLE_METRICS
 from laicbench.report.aggregate import default_params, format_mean_std, mean_std_table, same_params
 from laicbench.run.records import RunRecord
 
-METRIC_LABELS = {
-    "nmi": "NMI",
-    "acc": "ACC",
-    "ari": "ARI",
-    "ami": "AMI",
-    "balanced_acc": "bal. ACC",
-    "m2o_acc": "m2o ACC",
-}
+METRIC_LABELS = {m.name: m.label for m in METRICS}
 # every score against the labels that a record may hold (scoring version 2)
-SCORES = ("acc", "nmi", "ari", "ami", "balanced_acc", "m2o_acc")
+SCORES = tuple(m.name for m in METRICS if not m.label_free)
 AVG = "Avg."
 RUNS_COLUMNS = [
     "run_id",
@@ -45,19 +39,12 @@ RUNS_COLUMNS = [
     "params_hash",
     "params",
     "k_factor",
-    "acc",
-    "nmi",
-    "ari",
-    "ami",
-    "balanced_acc",
-    "m2o_acc",
+    *SCORES,
     "n_clusters_found",
     "largest_share",
     "smallest_share",
     "size_entropy",
-    "silhouette",
-    "davies_bouldin",
-    "calinski_harabasz",
+    *(m.name for m in METRICS if m.label_free),
     "scoring_version",
     "wall_time_s",
     "peak_rss_mb",
@@ -89,13 +76,13 @@ class Run:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """The record's metrics (acc, nmi, ari, x100); empty for failed runs."""
+        """The record's metrics against the labels (x100); empty for failed runs."""
         return self.record.metrics or {}
 
     @property
     def internal_metrics(self) -> dict[str, float | None]:
-        """The label-free metrics (silhouette, davies_bouldin, calinski_harabasz); empty for
-        records scored before they existed (``laicbench rescore`` adds them)."""
+        """The label-free metrics; empty for records scored before they existed (``laicbench
+        rescore`` adds them)."""
         return self.record.internal_metrics or {}
 
     @property
@@ -336,7 +323,7 @@ def _value_order(value: Any) -> tuple[int, Any]:
 # reference numbers
 
 
-REFERENCE_COLUMNS = ("method", "dataset", "nmi", "acc", "ari", "backbone", "source")
+REFERENCE_COLUMNS = ("method", "dataset", *TABLE_METRICS, "backbone", "source")
 
 
 def load_reference(path: str | Path) -> pd.DataFrame:
@@ -397,12 +384,14 @@ class Cell:
 
 @dataclass
 class Row:
-    """One row: a label, its block ('method', 'oracle', 'reported', 'delta') and its cells."""
+    """One row: a label, its block ('method', 'oracle', 'reported', 'delta'), its cells, the
+    numbers of its notes and the method it belongs to."""
 
     label: str
     kind: str
     cells: list[Cell]
     notes: tuple[int, ...] = ()
+    method: str = ""
 
 
 @dataclass
@@ -479,7 +468,7 @@ def build_main_table(runs: Sequence[Run], reference: pd.DataFrame | None = None)
             for i, _ in enumerate(TABLE_METRICS):
                 values = [c.mean for c in cells[i :: len(TABLE_METRICS)]]
                 cells.append(Cell(sum(values) / len(values), kind="value"))
-        rows.append(Row(method, "oracle" if oracle[method] else "method", cells))
+        rows.append(Row(method, "oracle" if oracle[method] else "method", cells, method=method))
 
     _rank(rows)
     comparisons = _mark_ties(rows, groups, _per_seed(chosen, labels))
@@ -614,9 +603,11 @@ def _reported_rows(
             if source not in notes:
                 notes.append(source)
             numbers.append(notes.index(source) + 1)
-        out.append(Row(f"{row.label} (reported)", "reported", reported, tuple(numbers)))
+        out.append(Row(f"{row.label} (reported)", "reported", reported, tuple(numbers), row.label))
         if any(c.mean is not None for c in delta):
-            out.append(Row(f"{row.label}: Δ reproduced − reported", "delta", delta))
+            out.append(
+                Row(f"{row.label}: Δ reproduced − reported", "delta", delta, method=row.label)
+            )
     return out
 
 
@@ -662,7 +653,7 @@ def _caption(
 # writers
 
 
-def _text(cell: Cell) -> str:
+def cell_text(cell: Cell) -> str:
     """The plain text of a cell (Markdown and LaTeX escape/decorate it)."""
     if cell.mean is None:
         return "-"
@@ -715,7 +706,7 @@ def to_markdown(table: MainTable) -> str:
 
 
 def _markdown_cell(cell: Cell) -> str:
-    text = _text(cell)
+    text = cell_text(cell)
     if cell.mean is None:
         return text
     text = text.replace("|", "\\|")

@@ -2,8 +2,8 @@
 
 On Linux the kernel's own high-water mark (VmHWM) is reset on entry (``/proc/self/clear_refs``)
 and read on exit: exact, and free while the run computes. Where that is unavailable a thread
-samples the resident size instead; sampling every 20 ms cost about 3% of a CPU-bound run's time
-(GIL hand-overs), which is why it is only the fallback.
+samples the resident size every 20 ms instead; sampling slows a CPU-bound run (GIL hand-overs),
+which is why it is only the fallback.
 """
 
 from __future__ import annotations

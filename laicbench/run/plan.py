@@ -98,9 +98,11 @@ def _train_on(train_on: str | None, dataset, method: str) -> str | None:
         return None
     source = train_on.removesuffix(ALL_CLASSES)
     if resolve_dataset(source).name != source or dataset.source_classes(source) is None:
+        shift_of = getattr(dataset, "shift_of", None)
+        takes = f" ({dataset.name} takes {shift_of} or {shift_of}{ALL_CLASSES})" if shift_of else ""
         raise UserError(
             f"--train-on {train_on}: {dataset.name} cannot be paired with {source!r}'s train "
-            "split (the ImageNet shift sets take imagenet or imagenet:all)"
+            f"split{takes}"
         )
     return train_on
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from laicbench.cluster.internal import DESCRIPTION, internal_metrics
-from laicbench.cluster.metrics import NMI_AVERAGE_METHOD, cluster_sizes, evaluate_all
+from laicbench.cluster.metric_table import label_free_description, label_free_scores, label_scores
+from laicbench.cluster.metrics import NMI_AVERAGE_METHOD, cluster_sizes
 from laicbench.run.records import RunRecord
 
 # 1: acc, nmi, ari. 2: + ami, balanced_acc, m2o_acc, cluster sizes, internal metrics.
@@ -25,8 +25,9 @@ def score(
 ) -> None:
     """Fill `record`'s metrics, cluster_sizes, n_clusters_found and scoring from the test labels
     and predictions, and its internal_metrics from the test image features (seeded with the
-    run's seed); without features (None) the internal metrics stay unset."""
-    record.metrics = evaluate_all(y_true, y_pred)
+    run's seed); without features (None) the internal metrics stay unset. The metrics are those
+    of ``laicbench.cluster.metric_table``."""
+    record.metrics = label_scores(y_true, y_pred)
     sizes = cluster_sizes(y_pred, n_clusters)
     record.n_clusters_found = int(sizes["found"])
     record.cluster_sizes = {k: v for k, v in sizes.items() if k != "found"}
@@ -36,8 +37,8 @@ def score(
         "ami_average_method": NMI_AVERAGE_METHOD,
     }
     if image_test is not None:
-        record.internal_metrics = internal_metrics(image_test, y_pred, record.seed)
-        scoring["internal"] = DESCRIPTION
+        record.internal_metrics = label_free_scores(image_test, y_pred, record.seed)
+        scoring["internal"] = label_free_description()
     record.scoring = scoring
 
 

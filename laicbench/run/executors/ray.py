@@ -63,8 +63,8 @@ def prepare_worker() -> None:
     """Import what a trial needs (torch, the runner) as soon as a Ray worker process starts.
 
     Ray starts the trial processes while Tune is still setting up in the driver; importing here
-    overlaps the two instead of paying the imports after the trial begins (Tune start-up on
-    2 cores: 5.0 s -> 3.3-3.8 s). Ray sets OMP_NUM_THREADS per task, after this hook, so the
+    overlaps the two instead of paying the imports after the trial begins (what it saves: the
+    documentation's performance page). Ray sets OMP_NUM_THREADS per task, after this hook, so the
     thread pools are capped here (one thread per pool, as Ray's default for a 1-CPU task) and
     each trial sizes torch's pool to its CPU share; otherwise every trial would start one
     thread per core and concurrent trials would oversubscribe the CPUs.
