@@ -75,7 +75,7 @@ def test_ranks_count_each_dataset_once_per_backbone(tmp_path, drawn):
             for m, method in enumerate(METHODS):
                 _write(root, method, dataset, 0, 60 + 5 * m + d + b, backbone)
     runs = _runs(root)
-    tests = ranks(main_points(runs), column_labels(runs))
+    tests = ranks(main_points(runs))
     assert [t.backbone for t in tests] == list(BACKBONES)
     for test in tests:  # 3 datasets each, not 6 (dataset, backbone) pairs
         assert test.n_datasets == 3 and test.ranks == [3.0, 2.0, 1.0]
@@ -100,7 +100,7 @@ def test_no_post_hoc_groups_when_the_omnibus_test_is_not_significant(tmp_path, d
         for method, acc in zip(METHODS, accs, strict=True):
             _write(root, method, dataset, 0, acc)
     runs = _runs(root)
-    (test,) = ranks(main_points(runs), column_labels(runs))
+    (test,) = ranks(main_points(runs))
     assert not test.significant and test.omnibus[0] == "Iman-Davenport"
     assert "no post-hoc groups: the Iman-Davenport test is not significant" in (
         ranks_table([test]).caption

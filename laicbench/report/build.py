@@ -254,7 +254,7 @@ def _statistical_tables(
         cells.to_csv(folder / "cells.csv", index=False)
         cells.to_parquet(folder / "cells.parquet", index=False)
         tables.append(confidence_table(cells))
-        rank_tests = ranks(points, labels)
+        rank_tests = ranks(points)
         if rank_tests:
             tables.append(ranks_table(rank_tests))
         tables.append(stability_table(points, labels))

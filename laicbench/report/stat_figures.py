@@ -37,7 +37,7 @@ def draw_critical_difference(context: FigureContext) -> FigureResult:
         "Iman-Davenport test rejects equal ranks; CD: the critical difference. Each title names "
         "its p-values.",
     )
-    tests = ranks(context.points, dict(zip(context.column_keys, context.columns, strict=True)))
+    tests = ranks(context.points)
     if not tests:
         result.skipped = "needs at least 3 clustering methods on at least 3 common datasets"
         return result

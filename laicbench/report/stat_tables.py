@@ -145,7 +145,7 @@ def confidence_table(frame: pd.DataFrame) -> Table:
     )
 
 
-def ranks(points: dict[tuple[str, str, str], MainPoint], labels: dict) -> list[Friedman]:
+def ranks(points: dict[tuple[str, str, str], MainPoint]) -> list[Friedman]:
     """The Friedman tests of the clustering methods (not oracles) on mean ACC, one per backbone:
     each test ranks the methods on that backbone's dataset columns that every one of them has,
     so a dataset counts once per test (ranking (dataset, backbone) pairs together would count
@@ -153,7 +153,6 @@ def ranks(points: dict[tuple[str, str, str], MainPoint], labels: dict) -> list[F
     number). Backbones with fewer than 3 methods or 3 datasets have no test."""
     from laicbench.api.dataset import dataset_order
 
-    del labels  # the columns are the points' (dataset, backbone) keys
     means: dict[str, dict[str, dict[str, float]]] = {}  # backbone -> method -> dataset -> ACC
     for (method, dataset, backbone), point in points.items():
         if point.runs and not point.runs[0].oracle:
@@ -405,7 +404,7 @@ def shift_table(points: dict[tuple[str, str, str], MainPoint]) -> Table | None:
         first = point.runs[0]
         dataset = first.record.dataset.name
         source = _shift_source(dataset)
-        if source is None or point.runs[0].oracle:
+        if source is None:
             continue
         sources.setdefault(source, []).append(dataset)
         acc = float(np.mean(_values(point.runs, "acc")))
