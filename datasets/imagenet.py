@@ -19,6 +19,7 @@ from laicbench.api.registry import register_dataset
 from laicbench.data.image_dataset import ImageDataset, ImageSplit
 
 from .imagenet_classes import IMAGENET10_WNIDS, IMAGENET_DOGS_WNIDS, WNID_NAMES
+from .imagenet_shift_classes import IMAGENET_WNIDS
 
 EXTENSIONS = (".jpeg", ".jpg", ".png")  # compared case-insensitively by torchvision
 SPLIT_FOLDERS = {"train": "train", "test": "val"}
@@ -39,6 +40,22 @@ class ImageFiles:
         path, label = self.samples[index]
         with Image.open(path) as image:
             return image.convert("RGB"), label
+
+
+def class_folder_split(folder: Path, classes: list[str], id_prefix: str = "") -> ImageSplit:
+    """The images of ``folder/<class>/`` for each of `classes` (label = position in `classes`),
+    listed by torchvision's ImageFolder ``make_dataset`` (sorted by class, then path) and read
+    lazily; sample ids are `id_prefix` + "<class>/<file>". OSError when a class folder holds no
+    image."""
+    from torchvision.datasets.folder import make_dataset
+
+    samples = make_dataset(
+        str(folder), {c: i for i, c in enumerate(classes)}, extensions=EXTENSIONS
+    )
+    prefix = len(str(folder)) + 1
+    ids = [f"{id_prefix}{p[prefix:].replace(os.sep, '/')}" for p, _ in samples]
+    labels = np.asarray([y for _, y in samples], dtype=np.int64)
+    return ImageSplit(images=ImageFiles(samples), labels=labels, sample_ids=ids)
 
 
 class _ImageNetFolders(ImageDataset):
@@ -70,18 +87,10 @@ class _ImageNetFolders(ImageDataset):
             raise self.missing(
                 f"{len(absent)} class folder(s) absent from {folder}: {', '.join(absent[:5])}"
             )
-        from torchvision.datasets.folder import make_dataset
-
         try:  # sorted by wnid, then by path; label = position of the wnid in `wnids`
-            samples = make_dataset(
-                str(folder), {w: i for i, w in enumerate(wnids)}, extensions=EXTENSIONS
-            )
+            return class_folder_split(folder, wnids, id_prefix)
         except OSError as exc:  # a class folder without images
             raise self.missing(f"{folder}: {exc}") from exc
-        prefix = len(str(folder)) + 1
-        ids = [f"{id_prefix}{p[prefix:].replace(os.sep, '/')}" for p, _ in samples]
-        labels = np.asarray([y for _, y in samples], dtype=np.int64)
-        return ImageSplit(images=ImageFiles(samples), labels=labels, sample_ids=ids)
 
 
 class _ImageNetSubset(_ImageNetFolders):
@@ -145,27 +154,33 @@ class ImageNet(_ImageNetFolders):
     )
 
     def wnids(self) -> list[str]:
-        """The sorted wnid folders of train/ (val/ must hold the same ones): 1000 of them.
+        """The 1,000 ImageNet-1K wnids in sorted order (label = position, the order of
+        open_clip's class names), once train/ and val/ are checked to hold exactly their class
+        folders: a folder of another name is an error, not a silently different class.
 
         Hidden folders (".name") are not classes.
         """
-        found = {}
+        standard = set(IMAGENET_WNIDS)
         for split_folder in ("train", "val"):
             folder = self.base / split_folder
             if not folder.is_dir():
                 raise self.missing(f"no folder {folder}")
-            found[split_folder] = sorted(
-                p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
-            )
-            if len(found[split_folder]) != N_IMAGENET_CLASSES:
-                raise self.missing(
-                    f"{folder} has {len(found[split_folder])} class folders, expected "
-                    f"{N_IMAGENET_CLASSES}"
-                )
-        if found["train"] != found["val"]:
-            only = sorted(set(found["train"]) ^ set(found["val"]))
-            raise self.missing(f"train/ and val/ differ in class folders, e.g. {only[0]}")
-        return found["train"]
+            found = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+            unknown, absent = sorted(found - standard), sorted(standard - found)
+            if unknown or absent:
+                problems = []
+                if unknown:
+                    problems.append(
+                        f"{len(unknown)} folder(s) that are not ImageNet-1K wnids "
+                        f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''})"
+                    )
+                if absent:
+                    problems.append(
+                        f"{len(absent)} of the {N_IMAGENET_CLASSES} wnids absent "
+                        f"({', '.join(absent[:3])}{', ...' if len(absent) > 3 else ''})"
+                    )
+                raise self.missing(f"{folder}: {' and '.join(problems)}")
+        return list(IMAGENET_WNIDS)
 
     def class_names(self) -> list[str]:
         """open_clip's ImageNet class names (in sorted-wnid order)."""

@@ -39,7 +39,7 @@ class ImageNetShiftSet(_ImageNetFolders):
     """
 
     test_only = True
-    shift_of = "imagenet"
+    shift_source = "imagenet"
     folder_name: ClassVar[str]
     class_wnids: ClassVar[tuple[str, ...]]
 
@@ -77,7 +77,7 @@ class ImageNetShiftSet(_ImageNetFolders):
 
     def source_classes(self, source: str) -> list[int] | None:
         """``imagenet_indices`` for ``--train-on imagenet``; None for any other dataset."""
-        return self.imagenet_indices() if source == "imagenet" else None
+        return self.imagenet_indices() if source == self.shift_source else None
 
 
 @register_dataset("imagenet-a")

@@ -223,6 +223,30 @@ def write_stanford_cars(
     return out
 
 
+def write_stanford_cars_folders(
+    root: Path,
+    names: Sequence[str] | None = None,
+    n_train: int = 1,
+    n_test: int = 1,
+    folder: str = "cars",
+) -> dict[str, list[tuple[str, int]]]:
+    """<folder>/{train,test}/<car name>/NNNNN.jpg: the class folders of the Stanford_Cars archive
+    (VLM4Cluster's layout; names: ``car_names()``, written in that order). Returns ("train/<name>/
+    <file>", label) per split, label = position of the name in sorted order."""
+    names = list(names or car_names())
+    label = {name: i for i, name in enumerate(sorted(names))}
+    out: dict[str, list[tuple[str, int]]] = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        rows = []
+        for j, name in enumerate(names):
+            for i in range(n):
+                rel = f"{split}/{name}/{j * n + i + 1:05d}.jpg"
+                write_jpeg(root / folder / rel, class_colour(label[name]))
+                rows.append((rel, label[name]))
+        out[split] = sorted(rows)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Oxford-IIIT Pet
 

@@ -19,8 +19,10 @@ from more_dataset_fixtures import patch_flowers102_md5s, write_class_folders, wr
 
 from laicbench.api.backbone_spec import VLM4CLUSTER_BACKBONES, BackboneSpec
 from laicbench.api.errors import UserError
+from laicbench.cluster.metrics import cluster_accuracy
 from laicbench.run.config import SweepConfig
 from laicbench.run.plan import expand
+from laicbench.run.records import load_arrays
 from laicbench.run.spec import path_part
 
 
@@ -149,42 +151,48 @@ def test_shift_track_trains_on_imagenet_and_reports_the_drop(cli, tmp_path, monk
     )  # fmt: skip
     result = cli(*common, "--datasets", "imagenet,imagenet-r", "--train-on", "imagenet")
     assert result.status == 0, result.out + result.err
-    assert cli(*common, "--datasets", "imagenet-r", "--train-on", "imagenet:all").status == 0
-    records = {
-        (r["method"]["name"], r["dataset"]["name"], r.get("train_on")): r
-        for r in (json.loads(p.read_text()) for p in results.rglob("*.json"))
-    }
+    assert cli(*common, "--datasets", "imagenet-r", "--train-on", "imagenet:subset").status == 0
+    paths = {}
+    for path in results.rglob("*.json"):
+        r = json.loads(path.read_text())
+        paths[(r["method"]["name"], r["dataset"]["name"], r.get("train_on"))] = path
+    records = {key: json.loads(path.read_text()) for key, path in paths.items()}
     assert set(records) == {
         ("clip-kmeans", "imagenet", None), ("clip-kmeans", "imagenet-r", None),
-        ("scan", "imagenet", None), ("scan", "imagenet-r", "imagenet"),
-        ("scan", "imagenet-r", "imagenet:all"),
+        ("scan", "imagenet", None), ("scan", "imagenet-r", "imagenet:all"),
+        ("scan", "imagenet-r", "imagenet:subset"),
     }  # fmt: skip
-    subset = records[("scan", "imagenet-r", "imagenet")]
-    assert subset["status"] == "ok", subset.get("error")
-    # trained on the 400 ImageNet train images of ImageNet-R's 200 classes, K = 200
-    assert subset["dataset"]["n_train"] == 400 and subset["n_clusters"] == 200
-    assert subset["dataset"]["n_test"] == 200
-    assert subset["inputs"]["train_on"] == "imagenet" and "train_inputs" in subset["inputs"]
+    # the default, VLM4Cluster's: 1,000-way heads trained on all 2,000 ImageNet train images
     everything = records[("scan", "imagenet-r", "imagenet:all")]
+    assert everything["status"] == "ok", everything.get("error")
     assert everything["dataset"]["n_train"] == 2000 and everything["n_clusters"] == 1000
+    assert everything["dataset"]["n_test"] == 200
+    assert everything["inputs"]["train_on"] == "imagenet:all"
+    assert everything["inputs"]["settings_from"] == "imagenet"
+    # the named option: the 400 ImageNet train images of ImageNet-R's 200 classes, K = 200
+    subset = records[("scan", "imagenet-r", "imagenet:subset")]
+    assert subset["dataset"]["n_train"] == 400 and subset["n_clusters"] == 200
     assert records[("clip-kmeans", "imagenet-r", None)]["dataset"]["n_train"] == 200
 
-    again = cli(*common, "--datasets", "imagenet-r", "--train-on", "imagenet")
+    again = cli(*common, "--datasets", "imagenet-r", "--train-on", "imagenet:all")
     assert again.status == 0 and "0 new" in again.out, again.out  # resumed, train source and all
 
     out = tmp_path / "report"
     assert cli("report", "--results-dir", results, "--out", out).status == 0
     shift = (out / "shift.md").read_text()
     row = next(
-        line for line in shift.splitlines() if line.startswith("| scan (trained on imagenet)")
-    )
+        line for line in shift.splitlines()
+        if line.startswith("| scan (trained on imagenet:all)")
+    )  # fmt: skip
     cells = [c.strip() for c in row.split("|")[2:-1]]
-    scan = {(r["dataset"]["name"], r.get("train_on")): r["metrics"]["acc"]
-            for (m, _, _), r in records.items() if m == "scan"}  # fmt: skip
-    assert cells[0] == f"{scan[('imagenet', None)]:.2f}"
-    drop = scan[("imagenet-r", "imagenet")] - scan[("imagenet", None)]
-    assert cells[1] == f"{scan[('imagenet-r', 'imagenet')]:.2f} ({drop:+.2f})"
-    assert "| clip-kmeans |" in shift  # training-free: clustered the shift set itself
+    assert cells[0] == f"{records[('scan', 'imagenet', None)]['metrics']['acc']:.2f}"
+    # the drop: the same heads (the ImageNet run) on ImageNet's val images of the 200 classes
+    arrays = load_arrays(paths[("scan", "imagenet", None)])
+    keep = np.isin(arrays["y_true"], ImageNetR(root=root).imagenet_indices())
+    same_heads = 100 * cluster_accuracy(arrays["y_true"][keep], arrays["y_pred"][keep])
+    acc = everything["metrics"]["acc"]
+    assert cells[1] == f"{acc:.2f} ({acc - same_heads:+.2f})"
+    assert "| clip-kmeans (own images) |" in shift  # training-free: clustered the shift set
 
 
 def test_train_on_a_dataset_that_cannot_pair_is_one_line(cli, tmp_path):

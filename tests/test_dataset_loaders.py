@@ -31,6 +31,7 @@ from laicbench.datasets.cifar import FINE_TO_COARSE, Cifar10, Cifar20
 from laicbench.datasets.dtd import Dtd
 from laicbench.datasets.imagenet import ImageNet, ImageNet10, ImageNetDogs
 from laicbench.datasets.imagenet_classes import IMAGENET10_WNIDS, IMAGENET_DOGS_WNIDS, WNID_NAMES
+from laicbench.datasets.imagenet_shift_classes import IMAGENET_WNIDS
 from laicbench.datasets.stl10 import Stl10
 from laicbench.datasets.ucf101 import Ucf101, split_camel_case
 from PIL import Image
@@ -402,7 +403,7 @@ def test_imagenet_images_are_read_lazily(tmp_path):
 def test_imagenet_1k_sorted_wnid_folders(tmp_path):
     from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 
-    wnids = [f"n{i * 7919 % 10**8:08d}" for i in range(1000)]
+    wnids = list(reversed(IMAGENET_WNIDS))  # written out of order: labels follow the sorted ids
     write_imagenet(tmp_path, wnids, n_train=1, n_val=1)
     (tmp_path / "imagenet" / "val" / ".ipynb_checkpoints").mkdir()  # hidden: not a class
     plugin = ImageNet(root=tmp_path, expected_counts={"train": 1000, "test": 1000})
@@ -421,12 +422,30 @@ def test_imagenet_1k_sorted_wnid_folders(tmp_path):
 
 
 def test_imagenet_1k_needs_1000_folders(tmp_path):
-    write_imagenet(tmp_path, [f"n{i:08d}" for i in range(999)], n_train=1, n_val=0)
+    write_imagenet(tmp_path, IMAGENET_WNIDS[:999], n_train=1, n_val=0)
     (tmp_path / "imagenet" / "val").mkdir()
-    with pytest.raises(DatasetMissingError, match=r"999 class folders, expected 1000"):
+    with pytest.raises(
+        DatasetMissingError, match=f"1 of the 1000 wnids absent .{IMAGENET_WNIDS[-1]}"
+    ):
         ImageNet(root=tmp_path).split("train")
-    with pytest.raises(DatasetMissingError, match="999"):
+    with pytest.raises(DatasetMissingError, match="absent"):
         ImageNet(root=tmp_path).class_names()
+
+
+def test_imagenet_1k_folders_are_checked_against_the_standard_wnids(tmp_path):
+    # 1,000 folders, one of them misnamed: an error naming it, not a silently wrong class
+    for split in ("train", "val"):
+        for wnid in IMAGENET_WNIDS[:999]:
+            (tmp_path / "imagenet" / split / wnid).mkdir(parents=True)
+        (tmp_path / "imagenet" / split / "n99999999").mkdir()
+    with pytest.raises(DatasetMissingError) as err:
+        ImageNet(root=tmp_path).split("test")
+    message = str(err.value)
+    assert (
+        "\n" not in message and "1 folder(s) that are not ImageNet-1K wnids (n99999999)" in message
+    )
+    assert f"1 of the 1000 wnids absent ({IMAGENET_WNIDS[-1]})" in message
+    assert "class_names" not in message and ImageNet.layout in message
 
 
 # ---------------------------------------------------------------------------------------------

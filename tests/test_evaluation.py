@@ -39,6 +39,7 @@ from laicbench.report.stats import (
     paired_test,
     seed_stability,
     t_interval,
+    wilcoxon_min_p,
 )
 from laicbench.run.records import read_record
 
@@ -157,13 +158,56 @@ def test_friedman_and_critical_difference_of_demsar_2006_worked_example():
     assert result.chi2 == pytest.approx(9.28, abs=0.01)
     assert result.f == pytest.approx(3.69, abs=0.01)
     assert result.cd == pytest.approx(1.25, abs=0.01)
-    assert result.p < 0.05
+    assert result.p_iman_davenport == pytest.approx(stats.f.sf(3.69, 3, 39), rel=0.01)
+    assert result.omnibus[0] == "Iman-Davenport" and result.significant
 
 
 def test_friedman_when_every_dataset_ranks_alike_uses_the_chi2_p_value():
     result = friedman(np.array([[3.0, 2.0, 1.0]] * 3), list("abc"))
     assert result.ranks == [1.0, 2.0, 3.0] and math.isinf(result.f)
-    assert result.p == pytest.approx(stats.chi2.sf(6.0, 2))  # chi2 = 6 with 3 datasets
+    assert math.isnan(result.p_iman_davenport)
+    assert result.omnibus == ("Friedman", pytest.approx(stats.chi2.sf(6.0, 2)))  # chi2 = 6
+
+
+def test_friedman_corrects_for_ties_as_scipy_and_names_each_p_value():
+    # six datasets, four methods, ties within most datasets
+    scores = np.array([[70, 70, 60, 50], [80, 75, 75, 60], [50, 50, 50, 40],
+                       [90, 85, 85, 85], [66, 60, 60, 55], [71, 71, 65, 65]], float)  # fmt: skip
+    result = friedman(scores, list("abcd"))
+    expected = stats.friedmanchisquare(*scores.T)
+    assert result.chi2 == pytest.approx(expected.statistic)
+    assert result.p_friedman == pytest.approx(expected.pvalue)
+    # the uncorrected statistic (what the average ranks alone give) is smaller
+    uncorrected = friedman_from_ranks(list("abcd"), result.ranks, 6)
+    assert uncorrected.chi2 < result.chi2 - 1
+    n, k = scores.shape
+    f = (n - 1) * result.chi2 / (n * (k - 1) - result.chi2)
+    assert result.f == pytest.approx(f)
+    assert result.p_iman_davenport == pytest.approx(stats.f.sf(f, k - 1, (k - 1) * (n - 1)))
+    text = result.describe()
+    assert f"Friedman chi2 = {result.chi2:.2f}" in text and "Iman-Davenport F" in text
+    assert text.count("p = ") + text.count("p < ") == 2
+    # every method tied on every dataset: no difference at all, not a division by zero
+    flat = friedman(np.ones((4, 3)), list("abc"))
+    assert flat.chi2 == 0 and flat.p_friedman == 1 and not flat.significant
+
+
+def test_paired_tests_never_give_p_below_the_exact_minimum_nor_test_a_constant_difference():
+    for n in (10, 12):
+        a = 70 + np.arange(n, dtype=float)
+        b = a - 1.0 - np.linspace(0, 0.5, n)  # a beats b on every seed, by varying amounts
+        result = paired_test(a, b)
+        assert result.test == WILCOXON and result.p == pytest.approx(wilcoxon_min_p(n))
+        assert result.p == pytest.approx(2 / 2**n)
+        rng = np.random.default_rng(n)
+        for _ in range(20):
+            x, y = rng.normal(70, 1, n), rng.normal(69, 1, n)
+            assert paired_test(x, y).p >= wilcoxon_min_p(n)
+    for n in (3, 12):  # the same difference on every seed: no test, under either test
+        a = 70 + np.arange(n, dtype=float)
+        result = paired_test(a, a - 2.5)
+        assert result.constant and math.isnan(result.p)
+    assert not paired_test([1.0, 2.0, 3.0], [0.5, 1.0, 2.9]).constant
 
 
 def test_friedman_of_a_score_matrix_matches_scipy():

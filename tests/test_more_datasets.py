@@ -53,6 +53,7 @@ from more_dataset_fixtures import (
     write_oxford_pets,
     write_places365,
     write_stanford_cars,
+    write_stanford_cars_folders,
 )
 from test_dataset_loaders import ALL as PAPER_EIGHT
 from test_dataset_loaders import assert_solid, assert_split, fresh_ids
@@ -392,13 +393,7 @@ def test_stanford_cars_reads_the_devkit(tmp_path):
     plugin = StanfordCars(root=tmp_path, download=True, expected_counts={"train": 196,
                                                                           "test": 196})  # fmt: skip
     assert plugin.class_names() == names
-    assert plugin.class_names()[0] == "AM General Hummer SUV 2000"
-    for split in ("train", "test"):
-        ids, labels = zip(*written[split], strict=True)
-        assert_split(plugin, split, list(labels), list(ids))
-    image, y = plugin.split("test").images[7]
-    assert_solid(image, class_colour(y))
-    assert plugin.validate()["test"]["per_class"] == [1] * 196
+    _assert_cars(plugin, written)
     message = one_line_missing(lambda: StanfordCars(root=tmp_path).split("train"))
     assert "expected 8144" in message
     assert "--download" not in message  # not downloadable: no such hint
@@ -409,6 +404,38 @@ def test_stanford_cars_without_test_labels(tmp_path):
     (tmp_path / "stanford_cars" / "cars_test_annos_withlabels.mat").unlink()
     message = one_line_missing(lambda: StanfordCars(root=tmp_path).split("test"))
     assert "test split unreadable" in message and StanfordCars.layout in message
+
+
+def _assert_cars(plugin, written):
+    """Both splits as written, one image per class, each its class's colour."""
+    assert plugin.class_names()[0] == "AM General Hummer SUV 2000"
+    for split in ("train", "test"):
+        ids, labels = zip(*written[split], strict=True)
+        assert_split(plugin, split, list(labels), list(ids))
+    image, y = plugin.split("test").images[7]
+    assert_solid(image, class_colour(y))
+    assert plugin.validate()["test"]["per_class"] == [1] * 196
+
+
+@pytest.mark.parametrize("folder", ["cars", "stanford_cars"])
+def test_stanford_cars_reads_the_class_folders_vlm4cluster_uses(tmp_path, folder):
+    names = car_names()
+    written = write_stanford_cars_folders(tmp_path, names, n_train=1, n_test=1, folder=folder)
+    plugin = StanfordCars(root=tmp_path, expected_counts={"train": 196, "test": 196})
+    assert plugin.class_names() == sorted(names)  # the folder names, in ImageFolder's order
+    _assert_cars(plugin, written)
+    # the same images in torchvision's layout too: the class folders are read
+    write_stanford_cars(tmp_path, names=names, n_train=1, n_test=1)
+    assert StanfordCars(root=tmp_path).class_names() == sorted(names)
+
+
+def test_stanford_cars_class_folders_must_match_across_splits(tmp_path):
+    write_stanford_cars_folders(tmp_path, car_names(195), n_train=1, n_test=1)
+    message = one_line_missing(lambda: StanfordCars(root=tmp_path).split("train"))
+    assert "195 class folders, expected 196" in message and StanfordCars.layout in message
+    (tmp_path / "cars" / "test" / "Made Up Sedan 2192").mkdir()
+    message = one_line_missing(lambda: StanfordCars(root=tmp_path).class_names())
+    assert "train/ and test/ differ in class folders, e.g. 'Made Up Sedan 2192'" in message
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,9 +33,10 @@ class Dataset:
     # is the same images as its test split, so a method that trains learns on the test images
     # themselves (transductive) unless the run trains it on another dataset
     test_only: ClassVar[bool] = False
-    # the dataset this set is a distribution shift of (its classes are among that dataset's, and
-    # `--train-on` may take that dataset's train split): the report's shift table compares them
-    shift_of: ClassVar[str | None] = None
+    # for a test-only set: the dataset it is a shifted copy of (the ImageNet shift sets:
+    # "imagenet"), whose train split ``--train-on`` pairs it with and whose runs the report's
+    # shift table compares it to
+    shift_source: ClassVar[str | None] = None
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:
         """Return the features of both splits under `backbone`, computed on `device`."""

@@ -86,7 +86,9 @@ class FeatureBundle:
     ``image_train`` and ``image_test`` are always present; ``noun_features``/``noun_words``,
     ``noun_template_features``, ``text_encoder``, ``class_names`` and ``image_spaces`` only when
     the method declares the matching Need. ``backbone`` names the run's backbone (None outside a
-    run).
+    run). ``dataset`` names the dataset whose per-dataset settings apply (``Method.resolved``):
+    the run's, or in the shift track with ``--train-on imagenet:all`` the source's ("imagenet":
+    the method trains as on ImageNet itself, as VLM4Cluster's source-side profiles do).
     """
 
     def __init__(

@@ -84,8 +84,16 @@ def selection_options() -> argparse.ArgumentParser:
         "--train-on",
         metavar="DATASET",
         help="shift track: methods that train learn on this dataset's train split and label the "
-        "test-only sets' images (imagenet: its images of the set's classes, K = the set's; "
-        "imagenet:all: all 1,000 classes, K = 1,000); default: the set's own images",
+        "test-only sets' images, as VLM4Cluster runs it (imagenet = imagenet:all: all 1,000 "
+        "classes, K = 1,000; imagenet:subset: its images of the set's classes, K = the set's); "
+        "default: the set's own images",
+    )
+    selection.add_argument(
+        "--nouns-from",
+        choices=("source", "target"),
+        help="shift track (with --train-on): where training-free methods that read the noun bank "
+        "select their nouns: source (the --train-on dataset's train images, VLM4Cluster's; the "
+        "default) or target (the shift set's own images)",
     )
     selection.add_argument(
         "--results-dir", help=f"where records go (default: {DEFAULT_RESULTS_DIR})"

@@ -13,8 +13,9 @@ from rich.table import Table
 from laicbench.api import registry
 from laicbench.api.errors import UserError
 from laicbench.cli.options import sweep_config
+from laicbench.data.features_file import backbone_label
 from laicbench.run.records import RunRecord
-from laicbench.run.spec import RunSpec
+from laicbench.run.spec import ALL_CLASSES, RunSpec, train_protocol
 
 EXIT_OK, EXIT_FAILED_RUNS, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -273,13 +274,30 @@ def _print_dry_run(sweep, out: Console) -> None:
     specs = sweep.specs
     done = {spec.run_id for spec, _ in sweep.plan.done}
     table = Table(title=f"{len(specs)} runs ({len(sweep.plan.todo)} to run, {len(done)} done)")
-    for column in ("method", "dataset", "backbone", "seed", "params", "status"):
+    for column in ("method", "dataset", "backbone", "seed", "params", "learns from", "status"):
         table.add_column(column)
     for spec in specs:
         params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
         status = "done (skip)" if spec.run_id in done else "to run"
-        table.add_row(spec.method, spec.dataset, spec.backbone, str(spec.seed), params, status)
+        backbone = backbone_label(spec.backbone)
+        cells = (spec.method, spec.dataset, backbone, str(spec.seed), params, learns_from(spec))
+        table.add_row(*(escape(c) for c in cells), status)
     out.print(table)
+
+
+def learns_from(spec: RunSpec) -> str:
+    """What a run learns from, for the dry run: "own train split" ("own images (test only)" for
+    a test-only set), or in the shift track the source's train split and classes ("imagenet
+    train, all classes"; a training-free method selects its nouns there: "nouns: imagenet
+    train, all classes")."""
+    from laicbench.data.resolve import resolve_dataset
+
+    if spec.train_on is None:
+        test_only = resolve_dataset(spec.dataset).test_only
+        return "own images (test only)" if test_only else "own train split"
+    source, classes = train_protocol(spec.train_on)
+    what = f"{source} train, {'all classes' if classes == ALL_CLASSES else 'the set’s classes'}"
+    return f"nouns: {what}" if "training-free" in registry.methods.get(spec.method).tags else what
 
 
 def _print_results_table(records: list[RunRecord], out: Console) -> None:

@@ -3,7 +3,9 @@
 Required keys: ``image_train``, ``image_test`` (float arrays (n, d)), ``labels_train``,
 ``labels_test`` (integer arrays). Optional: ``noun_features`` (M, d) with ``noun_words`` (M
 strings), ``noun_template_features`` (T, M, d: the same nouns in each of T prompt templates;
-needs ``noun_features``) and ``class_names`` (K strings). A method that needs the noun bank or
+needs ``noun_features``), ``class_names`` (K strings) and ``backbone`` (one string: the model
+that made the features, shown in reports; the run's backbone stays ``features-file``, the file's
+own feature space). A method that needs the noun bank or
 per-template nouns (without them in the file) or a text encoder (never in a features file) is
 refused before any run starts.
 """
@@ -25,6 +27,16 @@ from laicbench.files import file_sha256
 
 REQUIRED = ("image_train", "image_test", "labels_train", "labels_test")
 FEATURES_FILE_BACKBONE = "features-file"
+
+
+def backbone_label(backbone: str, info: dict[str, Any] | None = None) -> str:
+    """How a run's backbone is shown: its name, or for a features file what the features are
+    ("features file (made with ViT-B-32:openai)" when the file names its model, else
+    "features file (model not stated)"); `info` is the run's dataset info."""
+    if backbone != FEATURES_FILE_BACKBONE:
+        return backbone
+    made_with = (info or {}).get("made_with")
+    return f"features file ({f'made with {made_with}' if made_with else 'model not stated'})"
 
 
 class FeaturesFile(Dataset):
@@ -91,6 +103,12 @@ class FeaturesFile(Dataset):
                 )
             nouns /= np.linalg.norm(nouns, axis=1, keepdims=True)
         templates = self._templates(arrays, words, x_train.shape[1])
+        made_with = None
+        if "backbone" in arrays:
+            made_with = np.atleast_1d(arrays["backbone"])
+            if made_with.dtype.kind not in "US" or made_with.size != 1:
+                raise self._error("backbone must be one string (the model that made the features)")
+            made_with = str(made_with[0])
         return DatasetFeatures(
             image_train=x_train,
             image_test=x_test,
@@ -108,6 +126,7 @@ class FeaturesFile(Dataset):
                 "n_test": len(y_test),
                 "has_nouns": nouns is not None,
                 "has_noun_templates": templates is not None,
+                "made_with": made_with,
             },
         )
 

@@ -16,7 +16,8 @@ def transfer_features(
     """`target`'s features with its train split replaced by `source`'s train split: only the
     source images of `classes` (the source label of each target class), relabelled to the target's
     labels, or every source image with its source label when `classes` is None. Nouns, text
-    encoder and class names stay the target's; ``info`` records both."""
+    encoder and class names stay the target's; ``info`` records both and the source classes
+    learned on (``train_classes``: "all" or their number)."""
     image_train, labels_train = source.image_train, np.asarray(source.labels_train)
     if classes is not None:
         position = np.full(max(int(labels_train.max()), max(classes)) + 1, -1)
@@ -27,5 +28,10 @@ def transfer_features(
         target,
         image_train=image_train,
         labels_train=labels_train,
-        info={**target.info, "n_train": int(len(labels_train)), "train_source": source.info},
+        info={
+            **target.info,
+            "n_train": int(len(labels_train)),
+            "train_source": source.info,
+            "train_classes": "all" if classes is None else len(classes),
+        },
     )

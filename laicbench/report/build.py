@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING
 
 from laicbench.api import registry
 from laicbench.api.errors import UserError, did_you_mean
+from laicbench.data.features_file import backbone_label
 from laicbench.files import short_hash, staging_dir
 from laicbench.report.figures import (
     FigureContext,
     FigureResult,
-    Group,
     draw_confusion,
     draw_sensitivity,
     has_arrays,
@@ -127,7 +127,7 @@ def _run_from_record(path: Path, record: RunRecord, root: Path) -> Run:
         run_id=run_id,
         method=name,
         dataset=table_dataset(record.dataset.name, record.train_on),
-        backbone=record.backbone,
+        backbone=backbone_label(record.backbone, record.dataset.info),
         seed=record.seed,
         params=record.method.params,
         params_hash=short_hash(record.method.params),
@@ -257,9 +257,9 @@ def _statistical_tables(
         cells.to_csv(folder / "cells.csv", index=False)
         cells.to_parquet(folder / "cells.parquet", index=False)
         tables.append(confidence_table(cells))
-        friedman = ranks(points, labels)
-        if friedman is not None:
-            tables.append(ranks_table(friedman))
+        rank_tests = ranks(points)
+        if rank_tests:
+            tables.append(ranks_table(rank_tests))
         tables.append(stability_table(points, labels))
         tables.extend(label_free_tables(runs, labels) or ())
         shift = shift_table(points)
@@ -425,16 +425,7 @@ def _write_report(
     extra = _statistical_tables(folder, runs, over, points, labels)
     report.tables += [name for t in extra for name in (f"{t.name}.md", f"{t.name}.tex")]
     report.statistics = extra
-    context = FigureContext(
-        groups=[
-            Group(method, labels[(dataset, backbone)], point.runs)
-            for (method, dataset, backbone), point in points.items()
-        ],
-        columns=list(labels.values()),
-        folder=folder / "figures",
-        points=points,
-        column_keys=list(labels),
-    )
+    context = FigureContext.of(points, labels, folder / "figures")
     figures_dir = context.folder
     figures = [entry.obj(context) for entry in registry.figures.entries()]
     sweeps = find_sweeps(runs)

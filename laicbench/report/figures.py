@@ -36,8 +36,27 @@ from laicbench.report.tables import TABLE_METRICS, MainPoint, Run, Sweep, method
 from laicbench.run.records import load_arrays, predictions_path
 
 DPI = 150
-# Okabe-Ito: distinguishable with the common colour-vision deficiencies and in greyscale print.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+# The colours of methods: Okabe-Ito (distinguishable with the common colour-vision deficiencies
+# and in greyscale print), then Paul Tol's muted scheme for reports of more than eight methods.
+PALETTE = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+    "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
+    "#AA4499",
+)  # fmt: skip
+# The colours of the other series (the datasets of a sensitivity figure): greys and earth
+# tones that no method takes, so that a colour always means one method.
+SERIES_PALETTE = ("#444444", "#8C6D31", "#999999", "#6B4C2A", "#BBBBBB", "#5F5F3A")
+
+
+def method_colours(methods: Sequence[str]) -> dict[str, str]:
+    """{method: colour} for the methods of one report: PALETTE's colours in registry order of
+    `methods` (the same method set always gets the same colours), so that a method has one
+    colour in every figure of the report. Every figure that colours methods takes its colours
+    from here (``FigureContext.colour``)."""
+    ordered = sorted(dict.fromkeys(methods), key=method_order)
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(ordered)}
+
+
 RC = {
     "font.size": 10,
     "axes.titlesize": 11,
@@ -83,6 +102,26 @@ class FigureContext:
     points: dict[tuple[str, str, str], MainPoint] = field(default_factory=dict, repr=False)
     column_keys: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
+    @classmethod
+    def of(
+        cls,
+        points: dict[tuple[str, str, str], MainPoint],
+        labels: dict[tuple[str, str], str],
+        folder: Path,
+    ) -> FigureContext:
+        """The context of the main table's cells `points` ((method, dataset, backbone): runs)
+        whose dataset columns are `labels` ((dataset, backbone): label), saving to `folder`."""
+        return cls(
+            groups=[
+                Group(method, labels[(dataset, backbone)], point.runs)
+                for (method, dataset, backbone), point in points.items()
+            ],
+            columns=list(labels.values()),
+            folder=folder,
+            points=points,
+            column_keys=list(labels),
+        )
+
     def pick(self, methods: Sequence[str], accept: Callable[[Run], bool]) -> Run | None:
         """The first run of `methods` (in that preference order), on the first dataset column
         that has one, with the lowest seed, that `accept` takes (None when there is none)."""
@@ -93,6 +132,14 @@ class FigureContext:
                     if accept(run):
                         return run
         return None
+
+    def colour(self, method: str) -> str:
+        """The colour of `method` in every figure of this report (``method_colours`` of the
+        report's methods)."""
+        if "_colours" not in self.__dict__:
+            everything = [g.method for g in self.groups] + [k[0] for k in self.points]
+            self.__dict__["_colours"] = method_colours(everything)
+        return self.__dict__["_colours"].get(method) or method_colours([method])[method]
 
     def methods_tagged(self, tag: str) -> list[str]:
         """The methods of the groups whose method carries `tag`, not oracles, in table order."""
@@ -163,9 +210,12 @@ def grouped_bars(
     columns: list[str],
     series: list[tuple[str, list[tuple[float, float] | None]]],
     value_format: str = "{:.1f}",
+    colours: Sequence[str] | None = None,
 ) -> float:
-    """Bars per column (x) and series (colour), std error bars, the mean written above each.
-    Returns the highest error bar top, for the y limit."""
+    """Bars per column (x) and series (colour: `colours`, one per series, else PALETTE's in
+    order), std error bars, the mean written vertically a few points above each error bar's
+    cap, so that no label crosses an error bar. Returns the highest error bar top, for the y
+    limit."""
     n = len(series)
     width = 0.8 / n
     x = np.arange(len(columns))
@@ -180,20 +230,21 @@ def grouped_bars(
             width * 0.92,
             yerr=np.asarray(stds)[present],
             capsize=3,
-            color=PALETTE[i % len(PALETTE)],
+            color=colours[i] if colours else PALETTE[i % len(PALETTE)],
             error_kw={"elinewidth": 1, "ecolor": "#333333"},
             label=label,
         )
         for xi, mean, std, ok in zip(offsets, means, stds, present, strict=True):
-            text, y = (value_format.format(mean), mean + std + 1) if ok else ("n/a", 1)
-            ax.text(
-                xi,
-                y,
+            text, y = (value_format.format(mean), mean + std) if ok else ("n/a", 0.0)
+            ax.annotate(
                 text,
+                (xi, y),
+                xytext=(0, 3),
+                textcoords="offset points",
                 ha="center",
                 va="bottom",
-                fontsize=7.5,
-                rotation=90 if n > 3 else 0,
+                fontsize=7,
+                rotation=90,
                 color="#222222" if ok else "#888888",
             )
     ax.set_xticks(
@@ -211,7 +262,7 @@ def grouped_bars(
 
 def percent_axis(ax, label: str, highest: float) -> None:
     """A 0-100 % axis with room above the highest error bar for the value written there."""
-    ax.set_ylim(0, max(100.0, highest) + 12)
+    ax.set_ylim(0, max(100.0, highest) + 18)
     ax.set_yticks(np.arange(0, 101, 20))
     ax.set_ylabel(label)
 
@@ -256,7 +307,7 @@ def draw_training_free(context: FigureContext) -> FigureResult:
         series.append((method, values))
     fig = new_figure(max(5.2, 1.3 + 1.1 * len(shown) * len(methods) / 3), 3.8)
     ax = fig.add_subplot()
-    highest = grouped_bars(ax, shown, series)
+    highest = grouped_bars(ax, shown, series, colours=[context.colour(m) for m in methods])
     percent_axis(ax, "test ACC (%)", highest)
     ax.set_xlabel("dataset")
     legend_above(ax, len(methods))
@@ -351,7 +402,7 @@ def draw_sensitivity(sweeps: list[Sweep], folder: Path) -> FigureResult:
                 yerr=[s[1] for s in stats],
                 marker="o",
                 capsize=3,
-                color=PALETTE[i % len(PALETTE)],
+                color=SERIES_PALETTE[i % len(SERIES_PALETTE)],
                 label=label,
                 linewidth=1.4,
                 markersize=5,

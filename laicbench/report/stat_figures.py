@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from laicbench.api.registry import register_figure
 from laicbench.report.figures import (
-    PALETTE,
     FigureContext,
     FigureResult,
     new_figure,
@@ -16,36 +17,54 @@ from laicbench.report.figures import (
     styled,
 )
 from laicbench.report.stat_tables import ranks
-from laicbench.report.stats import format_p
+from laicbench.report.stats import Friedman, format_p
 from laicbench.report.tables import method_order, short_backbone
 
 
 @register_figure("critical_difference")
 @styled
 def draw_critical_difference(context: FigureContext) -> FigureResult:
-    """The average rank of each clustering method by ACC on a rank axis, the Nemenyi critical
-    difference as a bar, and thick lines joining methods whose ranks differ by less (not
+    """One diagram per backbone (``stat_tables.ranks``): the average rank of each clustering
+    method by ACC on a rank axis, the Nemenyi critical difference as a bar and, only when the
+    omnibus test rejects, thick lines joining methods whose ranks differ by less (not
     significantly different). Skipped with fewer than 3 methods or 3 datasets."""
     result = FigureResult(
         "critical_difference",
         "Critical-difference diagram",
-        "Average rank by test ACC across datasets (1 = best); methods joined by a thick line "
-        "are not significantly different (Friedman test, Nemenyi post-hoc at 0.05, Demšar "
-        "2006); CD: the critical difference.",
+        "Average rank by test ACC across datasets (1 = best), one diagram per backbone (a "
+        "dataset counts once per diagram); methods joined by a thick line are not "
+        "significantly different (Nemenyi post-hoc at 0.05, Demšar 2006), drawn only when the "
+        "Iman-Davenport test rejects equal ranks; CD: the critical difference. Each title names "
+        "its p-values.",
     )
-    friedman = ranks(context.points, dict(zip(context.column_keys, context.columns, strict=True)))
-    if friedman is None:
+    tests = ranks(context.points)
+    if not tests:
         result.skipped = "needs at least 3 clustering methods on at least 3 common datasets"
         return result
+    heights = [1.5 + 0.32 * _rows(t) + (0 if t.significant else 0.2) for t in tests]
+    fig = new_figure(7.0, sum(heights))
+    panels = fig.subfigures(len(tests), 1, height_ratios=heights, squeeze=False)[:, 0]
+    for panel, test in zip(panels, tests, strict=True):
+        _diagram(panel, test, len(tests) > 1)
+    result.files = save_figure(fig, context.folder, result.name)
+    return result
+
+
+def _rows(test: Friedman) -> int:
+    k = len(test.methods)
+    return max((k + 1) // 2, k - (k + 1) // 2)
+
+
+def _diagram(panel, friedman: Friedman, name_backbone: bool) -> None:
+    """The critical-difference diagram of one Friedman test on `panel` (a subfigure)."""
     k = len(friedman.methods)
     order = list(np.argsort(friedman.ranks, kind="stable"))
     left, right = order[: (k + 1) // 2], order[(k + 1) // 2 :]
-    rows = max(len(left), len(right))
-    fig = new_figure(7.0, 1.3 + 0.32 * rows)
-    ax = fig.add_subplot()
+    rows = _rows(friedman)
+    ax = panel.add_subplot()
     ax.set_axis_off()
     top = 0.0
-    ax.set_xlim(0.5 - 0.9, k + 0.5 + 0.9)
+    ax.set_xlim(0.5 - 1.5, k + 0.5 + 1.5)  # room for the method names on both sides
     ax.set_ylim(-(rows * 0.9 + 0.5), 1.6)
     ax.hlines(top, 1, k, color="black", linewidth=1)
     for r in range(1, k + 1):
@@ -63,16 +82,19 @@ def draw_critical_difference(context: FigureContext) -> FigureResult:
             label = f"{friedman.methods[index]} ({x:.2f})"
             ax.text(end + (-0.05 if side == "left" else 0.05), y, label, va="center",
                     ha="right" if side == "left" else "left", fontsize=8)  # fmt: skip
-    cliques = _cliques(sorted(friedman.ranks), friedman.cd)
-    for i, (lo, hi) in enumerate(cliques):
-        y = -0.25 - 0.18 * i
-        ax.hlines(y, lo - 0.03, hi + 0.03, color="black", linewidth=3)
-    fig.suptitle(
-        f"Average ranks over {friedman.n_datasets} datasets (Friedman {format_p(friedman.p)})",
-        fontsize=10,
-    )
-    result.files = save_figure(fig, context.folder, result.name)
-    return result
+    name, p = friedman.omnibus
+    if friedman.significant:
+        for i, (lo, hi) in enumerate(_cliques(sorted(friedman.ranks), friedman.cd)):
+            y = -0.25 - 0.18 * i
+            ax.hlines(y, lo - 0.03, hi + 0.03, color="black", linewidth=3)
+    where = f"{friedman.backbone}: " if name_backbone and friedman.backbone else ""
+    ranks_p = f"Friedman {format_p(friedman.p_friedman)}"
+    if not math.isnan(friedman.p_iman_davenport):
+        ranks_p += f", Iman-Davenport {format_p(friedman.p_iman_davenport)}"
+    title = f"{where}average ranks over {friedman.n_datasets} datasets ({ranks_p})"
+    if not friedman.significant:
+        title += f"\nno post-hoc groups: {name} {format_p(p)} ≥ {friedman.alpha}"
+    panel.suptitle(title, fontsize=10)
 
 
 def _cliques(sorted_ranks: list[float], cd: float) -> list[tuple[float, float]]:
@@ -95,8 +117,8 @@ def draw_acc_per_seed(context: FigureContext) -> FigureResult:
     result = FigureResult(
         "acc_per_seed",
         "ACC of every seed",
-        "Test ACC of each seed (points) and its spread (box: quartiles, whiskers: range) per "
-        "method and dataset; the main table's runs.",
+        "Test ACC of each seed (points) and its spread (box: quartiles and median, whiskers: "
+        "the lowest and the highest seed) per method and dataset; the main table's runs.",
     )
     if not context.groups:
         result.skipped = "no runs"
@@ -114,13 +136,13 @@ def draw_acc_per_seed(context: FigureContext) -> FigureResult:
         cells = {g.method: g.runs for g in context.groups if g.column == column}
         shown = [m for m in methods if m in cells]
         data = [[r.metrics["acc"] for r in cells[m]] for m in shown]
-        ax.boxplot(data, positions=range(len(shown)), widths=0.55, showfliers=False,
+        ax.boxplot(data, positions=range(len(shown)), widths=0.55, whis=(0, 100),
                    medianprops={"color": "#333333"}, boxprops={"color": "#888888"},
                    whiskerprops={"color": "#888888"}, capprops={"color": "#888888"})  # fmt: skip
         for i, values in enumerate(data):
             x = i + rng.uniform(-0.12, 0.12, len(values))
-            ax.scatter(x, values, s=14, color=PALETTE[methods.index(shown[i]) % len(PALETTE)],
-                       zorder=3, edgecolors="white", linewidths=0.4)  # fmt: skip
+            ax.scatter(x, values, s=14, color=context.colour(shown[i]), zorder=3,
+                       edgecolors="white", linewidths=0.4)  # fmt: skip
         ax.set_xticks(range(len(shown)), shown, rotation=35, ha="right", fontsize=8)
         ax.set_title(column, fontsize=9)
         ax.set_ylabel("test ACC (%)" if index % per_row == 0 else "")
@@ -161,7 +183,7 @@ def draw_backbone_comparison(context: FigureContext) -> FigureResult:
     x = np.arange(len(backbones))
     for index, (dataset, values) in enumerate(shown.items()):
         ax = axes[index // per_row][index % per_row]
-        for m, method in enumerate(methods):
+        for method in methods:
             present = [i for i, b in enumerate(backbones) if (method, b) in values]
             if not present:
                 continue
@@ -169,7 +191,7 @@ def draw_backbone_comparison(context: FigureContext) -> FigureResult:
             means = [float(np.mean(r)) for r in runs]
             stds = [float(np.std(r, ddof=1)) if len(r) > 1 else 0.0 for r in runs]
             ax.errorbar(x[present], means, yerr=stds, marker="o", capsize=3, label=method,
-                        color=PALETTE[m % len(PALETTE)], linewidth=1.2)  # fmt: skip
+                        color=context.colour(method), linewidth=1.2)  # fmt: skip
         ax.set_xticks(x, [short_backbone(b) for b in backbones], rotation=25, ha="right",
                       fontsize=8)  # fmt: skip
         ax.set_xlim(-0.5, len(backbones) - 0.5)

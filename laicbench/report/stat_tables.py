@@ -8,6 +8,7 @@ read from the ``.pred.npz`` files beside the records.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -140,35 +141,69 @@ def confidence_table(frame: pd.DataFrame) -> Table:
     )
 
 
-def ranks(points: dict[tuple[str, str, str], MainPoint], labels: dict) -> Friedman | None:
-    """The Friedman test of the clustering methods (not oracles) on mean ACC over the dataset
-    columns that every one of them has; None with fewer than 3 methods or 3 datasets."""
-    means: dict[str, dict[str, float]] = {}
-    for method, column, point in _ordered(points, labels):
+def ranks(points: dict[tuple[str, str, str], MainPoint]) -> list[Friedman]:
+    """The Friedman tests of the clustering methods (not oracles) on mean ACC, one per backbone:
+    each test ranks the methods on that backbone's dataset columns that every one of them has,
+    so a dataset counts once per test (ranking (dataset, backbone) pairs together would count
+    it once per backbone and shrink the critical difference by the square root of their
+    number). Backbones with fewer than 3 methods or 3 datasets have no test."""
+    from laicbench.api.dataset import dataset_order
+
+    means: dict[str, dict[str, dict[str, float]]] = {}  # backbone -> method -> dataset -> ACC
+    for (method, dataset, backbone), point in points.items():
         if point.runs and not point.runs[0].oracle:
-            means.setdefault(method, {})[column] = float(np.mean(_values(point.runs, PRIMARY)))
-    methods = list(means)
-    columns = [c for c in labels.values() if all(c in means[m] for m in methods)]
-    if len(methods) < 3 or len(columns) < 3:
-        return None
-    matrix = np.array([[means[m][c] for m in methods] for c in columns])
-    return friedman(matrix, methods)
+            acc = float(np.mean(_values(point.runs, PRIMARY)))
+            means.setdefault(backbone, {}).setdefault(method, {})[dataset] = acc
+    results = []
+    for backbone, table in sorted(means.items()):
+        methods = sorted(table, key=method_order)
+        datasets = sorted(
+            {d for m in methods for d in table[m] if all(d in table[x] for x in methods)},
+            key=dataset_order,
+        )
+        if len(methods) >= 3 and len(datasets) >= 3:
+            matrix = np.array([[table[m][d] for m in methods] for d in datasets])
+            results.append(dataclasses.replace(friedman(matrix, methods), backbone=backbone))
+    return results
 
 
-def ranks_table(result: Friedman) -> Table:
-    """Average ranks (1 = best) with the Friedman test and the Nemenyi critical difference."""
-    order = np.argsort(result.ranks, kind="stable")
-    rows = [[result.methods[i], f"{result.ranks[i]:.2f}"] for i in order]
+def ranks_table(results: Sequence[Friedman]) -> Table:
+    """Average ranks (1 = best), one column per backbone, with each backbone's Friedman and
+    Iman-Davenport tests (each p-value named) and the Nemenyi critical difference."""
+    several = len(results) > 1
+    methods = sorted(
+        {m for r in results for m in r.methods},
+        key=lambda m: next(
+            (r.ranks[r.methods.index(m)] for r in results if m in r.methods), math.inf
+        ),
+    )
+    header = ["method"] + [
+        f"average rank (ACC, {r.backbone})" if several else "average rank (ACC)" for r in results
+    ]
+    rows = [
+        [m] + [f"{r.ranks[r.methods.index(m)]:.2f}" if m in r.methods else "-" for r in results]
+        for m in methods
+    ]
+    tests = []
+    for r in results:
+        name, p = r.omnibus
+        posthoc = (
+            f"Nemenyi critical difference at {r.alpha}: {r.cd:.2f} (Demšar 2006): methods whose "
+            "average ranks differ by less are not significantly different"
+            if r.significant
+            else f"no post-hoc groups: the {name} test is not significant ({format_p(p)} ≥ "
+            f"{r.alpha}), so no difference between the methods is shown"
+        )
+        where = f"{r.backbone}, " if several else ""
+        tests.append(f"{where}{r.n_datasets} datasets: {r.describe()}; {posthoc}.")
     return Table(
         "average_ranks",
         "Average ranks across datasets",
-        ["method", "average rank (ACC)"],
+        header,
         rows,
-        f"Rank of each method by mean ACC on each of {result.n_datasets} datasets, averaged "
-        "(1 = best; ties share the average rank). Friedman test: "
-        f"chi2 = {result.chi2:.2f}, Iman-Davenport F = {result.f:.2f}, {format_p(result.p)}. "
-        f"Nemenyi critical difference at {result.alpha}: {result.cd:.2f} (Demšar 2006); "
-        "methods whose average ranks differ by less are not significantly different.",
+        "Rank of each method by mean ACC on each dataset, averaged (1 = best; ties share the "
+        "average rank and correct the Friedman statistic). Ranked per backbone: each backbone "
+        "is its own test over its datasets, so a dataset counts once per test. " + " ".join(tests),
     )
 
 
@@ -293,63 +328,119 @@ def overclustering_table(runs: Sequence[Run], labels: dict) -> Table | None:
 
 
 def _shift_source(dataset: str) -> str | None:
-    """The dataset that `dataset` is a distribution shift of, as its plugin declares it
-    (``Dataset.shift_of``); None for any other dataset or an unregistered one."""
+    """The dataset a test-only set is a shifted copy of, as its plugin declares
+    (``Dataset.shift_source``); None for any other dataset or an unregistered one."""
     from laicbench.api import registry
     from laicbench.api.errors import UserError
 
     try:
-        return getattr(registry.datasets.get(dataset), "shift_of", None)
+        plugin = registry.datasets.get(dataset)
     except UserError:
         return None
+    return plugin.shift_source if plugin.test_only else None
+
+
+def _restricted_acc(run: Run, classes: list[int]) -> float | None:
+    """ACC (%) of `run`'s stored predictions on its test samples of `classes` only (None when
+    its predictions cannot be read)."""
+    from laicbench.cluster.metrics import cluster_accuracy
+
+    try:
+        arrays = load_arrays(run.path)
+        y_true, y_pred = arrays["y_true"], arrays["y_pred"]
+    except (OSError, KeyError, ValueError):
+        return None
+    keep = np.isin(y_true, classes)
+    return 100.0 * cluster_accuracy(y_true[keep], y_pred[keep]) if keep.any() else None
+
+
+def shift_drop(shift: MainPoint, reference: MainPoint | None, dataset: str) -> float | None:
+    """The like-for-like drop of a shift-track cell: its ACC minus the ACC of the same method's
+    run on the source (same parameters, backbone and seed: the same heads, or the same selected
+    nouns) scored on the source's test images of the shift set's classes only, averaged over
+    the seeds both have. Only runs that learned on all the source's classes (``SOURCE:all``,
+    VLM4Cluster's protocol) have such a counterpart; None for the others, or when the source
+    run is absent or its predictions unreadable."""
+    from laicbench.data.resolve import resolve_dataset
+    from laicbench.run.spec import ALL_CLASSES, train_protocol
+
+    train_on = shift.runs[0].train_on
+    if train_on is None or reference is None:
+        return None
+    source, protocol = train_protocol(train_on)
+    if protocol != ALL_CLASSES or reference.runs[0].params_hash != shift.runs[0].params_hash:
+        return None
+    classes = resolve_dataset(dataset).source_classes(source)
+    on_source = {r.seed: r for r in reference.runs}
+    drops = []
+    for run in shift.runs:
+        if run.seed in on_source and "acc" in run.metrics:
+            restricted = _restricted_acc(on_source[run.seed], classes or [])
+            if restricted is not None:
+                drops.append(float(run.metrics["acc"]) - restricted)
+    return float(np.mean(drops)) if drops else None
+
+
+def _protocol_label(run: Run) -> str:
+    """How a shift-track row met the shift set: '(own images)', '(trained on SOURCE:all)' (or
+    ':subset') or, for a training-free method, '(nouns from SOURCE:all)'."""
+    from laicbench.run.spec import train_protocol
+
+    if run.train_on is None:
+        return "(own images)"
+    source, protocol = train_protocol(run.train_on)
+    verb = "nouns from" if "training-free" in run.tags else "trained on"
+    return f"({verb} {source}:{protocol})"
 
 
 def shift_table(points: dict[tuple[str, str, str], MainPoint]) -> Table | None:
-    """The shift track: per method (and backbone, and train split), mean ACC on each shift set's
-    source dataset (as the dataset plugins declare it) and on each shift set, with the change
-    from the source; None without runs on a shift set."""
-    accuracy: dict[tuple[str, str, str], float] = {}  # (method, backbone, dataset)
-    cells: dict[tuple[str, str, str | None], dict[str, float]] = {}
-    sources: dict[str, str] = {}  # shift set -> its source dataset
+    """The shift track: per method, backbone and protocol, mean ACC on each source dataset (all
+    its classes) and on each test-only shift set, with the like-for-like drop (``shift_drop``)
+    where there is one; None without runs on a shift set. Shift sets and their sources come
+    from the dataset plugins (``Dataset.shift_source``)."""
+    cells: dict[tuple[str, str, str], dict[str, str]] = {}
+    sources: dict[str, list[str]] = {}  # source -> its shift sets with runs
     for (method, _, backbone), point in points.items():
         first = point.runs[0]
-        base = first.record.dataset.name
-        acc = float(np.mean(_values(point.runs, PRIMARY)))
-        accuracy[(method, backbone, base)] = acc
-        source = _shift_source(base)
-        if source is not None:
-            sources[base] = source
-            cells.setdefault((method, backbone, first.train_on), {})[base] = acc
+        dataset = first.record.dataset.name
+        source = _shift_source(dataset)
+        if source is None:
+            continue
+        sources.setdefault(source, []).append(dataset)
+        acc = float(np.mean(_values(point.runs, "acc")))
+        reference = points.get((method, source, backbone))
+        drop = shift_drop(point, reference, dataset)
+        row = cells.setdefault((method, backbone, _protocol_label(first)), {})
+        row[dataset] = _fmt(acc) + ("" if drop is None else f" ({drop:+.2f})")
+        if reference is not None:
+            row[source] = _fmt(float(np.mean(_values(reference.runs, "acc"))))
     if not sources:
         return None
-    shift_sets = sorted(sources)
-    source_names = sorted(set(sources.values()))
+    columns = [
+        name for source in sorted(sources) for name in [source, *sorted(set(sources[source]))]
+    ]
     several = len({k[1] for k in cells}) > 1
     rows = []
-    for (method, backbone, train_on), values in sorted(
-        cells.items(), key=lambda kv: (method_order(kv[0][0]), kv[0][1], str(kv[0][2]))
+    for (method, backbone, protocol), values in sorted(
+        cells.items(), key=lambda kv: (method_order(kv[0][0]), kv[0][1], kv[0][2])
     ):
-        label = method + (f" [{backbone}]" if several else "")
-        label += "" if train_on is None else f" (trained on {train_on})"
-        row = [label, *(_fmt(accuracy.get((method, backbone, s), math.nan)) for s in source_names)]
-        for name in shift_sets:
-            reference = accuracy.get((method, backbone, sources[name]))
-            if name not in values:
-                row.append("-")
-            elif reference is None:
-                row.append(_fmt(values[name]))
-            else:
-                row.append(f"{values[name]:.2f} ({values[name] - reference:+.2f})")
-        rows.append(row)
+        label = method + (f" [{backbone}]" if several else "") + f" {protocol}"
+        rows.append([label, *(values.get(c, "-") for c in columns)])
+    src = " / ".join(sorted(sources))
     return Table(
         "shift",
         "Distribution shift",
-        ["method", *source_names, *shift_sets],
+        ["method", *columns],
         rows,
-        f"Mean test {metric_named(PRIMARY).label} over seeds on the dataset each shift set comes "
-        f"from ({', '.join(source_names)}) and on each shift set, with the change from that "
-        "dataset in parentheses. '(trained on D)': the method learned on D's train split (its "
-        "images of the set's classes; D:all: all of D's classes) and labelled the shift set's "
-        "images; otherwise it clustered the shift set on its own (training-free methods always "
-        "do).",
+        f"Mean test ACC over seeds on {src} (all its classes) and on each shift set. '(trained on "
+        f"{src}:all)': the method learned on the train split of {src}, all its classes with K = "
+        "their number (VLM4Cluster's protocol: 1,000-way heads), and labelled the shift set's "
+        f"images; '{src}:subset': only its train images of the set's classes, K = the set's; "
+        "'(nouns from ...)': a training-free method that selected its nouns on that train split "
+        "and clustered the shift set; '(own images)': the method clustered (or learned on) the "
+        "shift set alone. In parentheses, the drop, like for like: ACC on the shift set minus "
+        f"ACC of the same method's {src} run (same parameters, backbone and seeds: the same heads "
+        f"or the same selected nouns) on the {src} test images of the set's classes only, "
+        f"averaged over the seeds both have. Only {src}:all rows have such a counterpart; the "
+        "others show no drop.",
     )

@@ -116,8 +116,11 @@ class Run:
 
 def table_dataset(dataset: str, train_on: str | None) -> str:
     """The dataset name of a run in the tables: the dataset, or for a run that learned on
-    another dataset's train split (the shift track) 'imagenet-r (from imagenet)'."""
-    return dataset if train_on is None else f"{dataset} (from {train_on})"
+    another dataset's train split (the shift track) 'imagenet-r (from imagenet:all)' (records
+    older than the protocol's name: 'imagenet:subset', what they did)."""
+    from laicbench.run.spec import train_protocol
+
+    return dataset if train_on is None else f"{dataset} (from {':'.join(train_protocol(train_on))})"
 
 
 def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
@@ -380,6 +383,7 @@ class Cell:
     kind: str = "stat"  # stat | value | delta
     nondefault: bool = False
     tie: bool = False  # not significantly different from the column's best
+    constant: bool = False  # the same difference to the column's best on every seed: no test
 
 
 @dataclass
@@ -481,7 +485,13 @@ def build_main_table(runs: Sequence[Run], reference: pd.DataFrame | None = None)
         groups=groups + ([AVG] if has_average else []),
         rows=method_rows + reported_rows + oracle_rows,
         caption=_caption(
-            backbones, len(groups), has_average, bool(nondefault), bool(notes), comparisons
+            backbones,
+            len(groups),
+            has_average,
+            bool(nondefault),
+            bool(notes),
+            comparisons,
+            any(c.constant for r in rows for c in r.cells),
         ),
         notes=notes,
         has_average=has_average,
@@ -510,7 +520,8 @@ def _mark_ties(
     """Test the best clustering method of each dataset column against every other one on their
     common seeds (``stats.paired_test``), Holm-correct all tests of the table together and mark
     the cells not significantly different from their column's best (``Cell.tie``). Returns the
-    number of tests."""
+    number of tests. A cell whose difference to the best is the same on every seed is marked
+    ``Cell.constant`` instead: no test, not counted, not significant."""
     from laicbench.report.stats import ALPHA, holm, paired_test
 
     ranked = [r for r in rows if r.kind == "method"]
@@ -528,7 +539,10 @@ def _mark_ties(
                 if row is best or row.cells[col].rank == 1 or len(seeds) < 2:
                     continue
                 result = paired_test([reference[s] for s in seeds], [other[s] for s in seeds])
-                tests.append((row.cells[col], result.p))
+                if result.constant:
+                    row.cells[col].constant = True
+                else:
+                    tests.append((row.cells[col], result.p))
     for (cell, _), adjusted in zip(tests, holm([p for _, p in tests]), strict=True):
         cell.tie = adjusted >= ALPHA
     return len(tests)
@@ -618,6 +632,7 @@ def _caption(
     nondefault: bool,
     reported: bool,
     comparisons: int = 0,
+    constant: bool = False,
 ) -> str:
     from laicbench.report.stats import ALPHA, PAIRED_T, WILCOXON, WILCOXON_MIN_PAIRS
 
@@ -631,7 +646,13 @@ def _caption(
         parts.append(
             f"≈: not significantly different from the column's best at {ALPHA} ({PAIRED_T} "
             f"over the seeds both have, the {WILCOXON} from {WILCOXON_MIN_PAIRS} seeds; "
-            f"Holm-corrected across the table's {comparisons} comparisons)."
+            f"Holm-corrected across the table's {comparisons} comparisons; a Wilcoxon p-value "
+            "is never below its exact minimum, 2/2^n for n seeds)."
+        )
+    if constant:
+        parts.append(
+            "≡: differs from the column's best by the same amount on every seed (seeds that "
+            "change nothing are repeats, not samples): not tested, not marked significant."
         )
     if average:
         parts.append(f"{AVG}: mean over the {n_datasets} datasets.")
@@ -720,6 +741,8 @@ def _markdown_cell(cell: Cell) -> str:
         text += " †"
     if cell.tie:
         text += " ≈"
+    if cell.constant:
+        text += " ≡"
     return text
 
 
@@ -739,6 +762,8 @@ _LATEX_SPECIALS = {
     "−": r"$-$",
     "†": r"\textsuperscript{\dag}",
     "≈": r"$\approx$",
+    "≡": r"$\equiv$",
+    "≥": r"$\geq$",
     "–": "--",
     "—": "---",
 }
@@ -819,4 +844,6 @@ def _latex_cell(cell: Cell) -> str:
         text += "\\textsuperscript{\\dag}"
     if cell.tie:
         text += "$^{\\approx}$"
+    if cell.constant:
+        text += "$^{\\equiv}$"
     return text

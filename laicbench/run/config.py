@@ -32,8 +32,11 @@ class SweepConfig:
     Selection: ``methods`` (names, aliases, ``all``, or ``default``: every method not tagged
     ``heavy``) and ``datasets`` (names, aliases, or a suite such as ``all``),
     ``seeds`` (``0-2``, ``0,3,5``), ``backbone`` (a list; None: ViT-B-32:openai, or a simulated
-    dataset's own), ``train_on`` (the dataset whose train split methods that train learn on for
-    the test-only shift sets: ``imagenet`` or ``imagenet:all``; None: the set itself),
+    dataset's own), ``train_on`` (the shift track: the dataset whose train split methods that
+    train learn on for the test-only shift sets, ``imagenet`` = ``imagenet:all``, VLM4Cluster's
+    1,000-way protocol, or ``imagenet:subset``; None: the set itself), ``nouns_from`` (where
+    training-free methods of the shift track select their nouns: ``source``, the default, or
+    ``target``),
     ``params`` ({method: {param: value}}), ``grid`` ({"method.param": [values]}) and
     ``k_factor`` (over-clustering: every method is asked for k_factor x K clusters). Records:
     ``results_dir``, ``overwrite``. Data: ``data_root``, ``download``, ``cache_dir``,
@@ -48,6 +51,7 @@ class SweepConfig:
     seeds: str = "0-2"
     backbone: list[str] | None = None
     train_on: str | None = None
+    nouns_from: str | None = None
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     grid: dict[str, list[Any] | str] = field(default_factory=dict)
     k_factor: int = 1
@@ -100,7 +104,7 @@ class SweepConfig:
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _LISTS = ("methods", "datasets", "include_path")
 _STRINGS = ("results_dir", "precision", "device", "executor")
-_OPTIONAL_STRINGS = ("train_on", "data_root", "cache_dir", "vocabulary", "address")
+_OPTIONAL_STRINGS = ("train_on", "nouns_from", "data_root", "cache_dir", "vocabulary", "address")
 _BOOLS = ("overwrite", "download")
 _OPTIONAL_INTS = ("batch_size", "workers", "num_cpus", "num_gpus")
 

@@ -22,9 +22,11 @@ from laicbench.data.resolve import resolve_dataset
 from laicbench.files import canonical_json
 from laicbench.run.config import SweepConfig
 from laicbench.run.records import ResultStore, RunRecord, predictions_intact
-from laicbench.run.spec import ALL_CLASSES, RunSpec, parse_seeds
+from laicbench.run.spec import ALL_CLASSES, TRAIN_CLASSES, RunSpec, parse_seeds
 
 DEFAULT_METHODS = "default"
+# --nouns-from: where training-free methods of the shift track select their nouns
+NOUNS_FROM = ("source", "target")
 
 
 def expand_methods(names: list[str]) -> list[str]:
@@ -67,6 +69,12 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     for name in config.params:
         if registry.methods.canonical(name) not in methods:
             raise UserError(f"params given for method {name!r}, which this sweep does not run")
+    if config.nouns_from is not None and config.nouns_from not in NOUNS_FROM:
+        raise UserError(
+            f"--nouns-from {config.nouns_from}: expected one of {', '.join(NOUNS_FROM)}"
+        )
+    if config.nouns_from is not None and config.train_on is None:
+        raise UserError("--nouns-from is a choice of the shift track: give --train-on too")
     grids = parse_grid(config.grid, methods)
     params = {m: _param_points(m, _params_for(config, m), grids.get(m, {})) for m in methods}
     specs = []
@@ -77,7 +85,7 @@ def expand(config: SweepConfig) -> list[RunSpec]:
         )
         for backbone in backbones:
             for method in methods:
-                train_on = _train_on(config.train_on, ds, method)
+                train_on = _train_on(config.train_on, ds, method, config.nouns_from)
                 for point in params[method]:
                     for seed in seeds:
                         specs.append(
@@ -88,23 +96,35 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     return specs
 
 
-def _train_on(train_on: str | None, dataset, method: str) -> str | None:
-    """The `train_on` of a run of `method` on `dataset`: set only for test-only datasets and
-    methods that learn (not tagged training-free, which simply cluster the set); UserError when
-    the dataset cannot learn from that source."""
+def _train_on(
+    train_on: str | None, dataset, method: str, nouns_from: str | None = None
+) -> str | None:
+    """The `train_on` of a run of `method` on `dataset` (``SOURCE:all`` or ``SOURCE:subset``):
+    set only for test-only datasets, and for methods that learn or, unless `nouns_from` is
+    "target", training-free methods that read the noun bank (they select their nouns on the
+    train split: VLM4Cluster selects them on ImageNet's train images); None for the other
+    training-free methods, which simply cluster the set. UserError when the dataset cannot learn
+    from that source."""
     if train_on is None or not dataset.test_only:
         return None
-    if "training-free" in registry.methods.get(method).tags:
+    from laicbench.api.features import Need
+
+    cls = registry.methods.get(method)
+    if "training-free" in cls.tags and (Need.NOUNS not in cls.needs or nouns_from == "target"):
         return None
-    source = train_on.removesuffix(ALL_CLASSES)
+    source, _, classes = train_on.partition(":")
+    classes = classes or ALL_CLASSES
+    if classes not in TRAIN_CLASSES:
+        raise UserError(
+            f"--train-on {train_on}: expected {source}, {source}:{ALL_CLASSES} or "
+            f"{source}:{TRAIN_CLASSES[1]}"
+        )
     if resolve_dataset(source).name != source or dataset.source_classes(source) is None:
-        shift_of = getattr(dataset, "shift_of", None)
-        takes = f" ({dataset.name} takes {shift_of} or {shift_of}{ALL_CLASSES})" if shift_of else ""
         raise UserError(
             f"--train-on {train_on}: {dataset.name} cannot be paired with {source!r}'s train "
-            f"split{takes}"
+            f"split (it pairs with {dataset.shift_source or 'no dataset'})"
         )
-    return train_on
+    return f"{source}:{classes}"
 
 
 def parse_value(text: str) -> Any:

@@ -29,7 +29,7 @@ from laicbench.run.peak_memory import PeakMemory
 from laicbench.run.provenance import device_description, environment
 from laicbench.run.records import DatasetInfo, ResultStore, RunRecord, now
 from laicbench.run.scoring import score
-from laicbench.run.spec import ALL_CLASSES, RunSpec
+from laicbench.run.spec import ALL_CLASSES, RunSpec, train_protocol
 
 
 def seed_everything(seed: int) -> None:
@@ -96,15 +96,21 @@ def _inputs_under(
     ]
     if spec.train_on is None:
         return prints[0]
-    return {**prints[0], "train_on": spec.train_on, "train_inputs": prints[1]}
+    return {
+        **prints[0],
+        "train_on": spec.train_on,
+        "train_inputs": prints[1],
+        "settings_from": spec.settings_dataset,
+    }
 
 
 def load_run_features(
     spec: RunSpec, device: str, settings: DataSettings
 ) -> tuple[DatasetFeatures, int]:
     """The features `spec` runs on and its number of clusters before the k-factor: the dataset's
-    own, or with ``train_on`` the source's train split (``transfer_features``) and K of the
-    dataset (``SOURCE:all``: every source class, K of the source).
+    own, or with ``train_on`` the source's train split (``transfer_features``): ``SOURCE:all``
+    every source class and K of the source (VLM4Cluster's 1,000-way heads on ImageNet),
+    ``SOURCE:subset`` the source's images of the dataset's classes and K of the dataset.
 
     When the method reads other backbones' image features (``run_spaces``), they come through
     ``image_space_loader``, made the same way from the feature cache on first use; the info of
@@ -149,10 +155,11 @@ def _features_under(
     data = load_dataset_features(spec.dataset, backbone, device, settings)
     if spec.train_on is None:
         return data, data.n_classes
-    source = load_dataset_features(spec.source_dataset, backbone, device, settings)
-    if spec.train_on.endswith(ALL_CLASSES):
+    name, protocol = train_protocol(spec.train_on)
+    source = load_dataset_features(name, backbone, device, settings)
+    if protocol == ALL_CLASSES:
         return transfer_features(source, data, None), source.n_classes
-    classes = resolve_dataset(spec.dataset, settings).source_classes(spec.source_dataset)
+    classes = resolve_dataset(spec.dataset, settings).source_classes(name)
     return transfer_features(source, data, classes), data.n_classes
 
 
@@ -201,7 +208,7 @@ def execute_run(
             needs = method_cls.needs
             if data.image_space_loader is not None:  # the method names other backbones
                 needs = needs | {Need.IMAGE_SPACES}
-            bundle = FeatureBundle(data, needs, spec.dataset, device, spec.backbone)
+            bundle = FeatureBundle(data, needs, spec.settings_dataset, device, spec.backbone)
             seed_everything(spec.seed)
             t_fit = time.perf_counter()
             n_clusters = n_classes * spec.k_factor

@@ -9,8 +9,20 @@ from typing import Any
 
 from laicbench.files import short_hash
 
-# ``--train-on SOURCE:all``: learn on every class of the source, not only the target's
-ALL_CLASSES = ":all"
+# The two class protocols of ``--train-on SOURCE[:CLASSES]``: "all" (the default, VLM4Cluster's:
+# learn on every class of the source, K = the source's, e.g. 1,000-way heads on ImageNet) and
+# "subset" (learn on the source's images of the target's classes only, K = the target's)
+ALL_CLASSES = "all"
+SUBSET_CLASSES = "subset"
+TRAIN_CLASSES = (ALL_CLASSES, SUBSET_CLASSES)
+
+
+def train_protocol(train_on: str) -> tuple[str, str]:
+    """(source dataset, class protocol) of a ``train_on`` value ``SOURCE:all`` or
+    ``SOURCE:subset``. A value without a protocol is what records written before the protocol
+    was named hold: it meant the subset then."""
+    source, _, classes = train_on.partition(":")
+    return source, classes or SUBSET_CLASSES
 
 
 @dataclass(frozen=True)
@@ -18,7 +30,8 @@ class RunSpec:
     """One run: canonical method and dataset names, full method params, backbone, seed and the
     over-clustering factor (the method is asked for k_factor x K clusters) and `train_on`: None
     (the method learns on the dataset's own train split) or the dataset whose train split it
-    learns on (``imagenet``: its images of this dataset's classes; ``imagenet:all``: all)."""
+    learns on, with its class protocol (``imagenet:all``: all its classes, K = 1,000;
+    ``imagenet:subset``: its images of this dataset's classes, K = this dataset's)."""
 
     method: str
     dataset: str
@@ -31,7 +44,18 @@ class RunSpec:
     @property
     def source_dataset(self) -> str | None:
         """The dataset whose train split the method learns on, when not this one's."""
-        return None if self.train_on is None else self.train_on.removesuffix(ALL_CLASSES)
+        return None if self.train_on is None else train_protocol(self.train_on)[0]
+
+    @property
+    def settings_dataset(self) -> str:
+        """The dataset whose per-dataset settings (``Method.dataset_settings``) the run takes:
+        the source when it learns on all of the source's classes (the method then trains as on
+        the source itself: VLM4Cluster's source-side profiles), else its own."""
+        if self.train_on is not None:
+            source, classes = train_protocol(self.train_on)
+            if classes == ALL_CLASSES:
+                return source
+        return self.dataset
 
     @property
     def datasets(self) -> list[str]:
