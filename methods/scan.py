@@ -31,7 +31,7 @@ import numpy as np
 
 from laicbench.api.features import FeatureBundle
 from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options
+from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Options, Scaled
 from laicbench.api.registry import register_method
 
 EVAL_NEIGHBOURS = 5  # candidates per image in SCAN's loss evaluation (its val split: top 5)
@@ -74,6 +74,8 @@ class Scan(Method):
         "self_label_epochs": AT_LEAST_ONE,
         "self_label_batch_size": AT_LEAST_ONE,
     }
+    # the heads' learning rate and the entropy weight (SCAN's 5), as multiples of the defaults
+    param_space = {"lr": Scaled(0.1, 10.0), "entropy_weight": Scaled(0.2, 5.0)}
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = {
         name: {"n_neighbors": 50} for name in ("imagenet10", "imagenet-dogs", "imagenet")
     }

@@ -30,7 +30,7 @@ import numpy as np
 from laicbench.api.features import FeatureBundle
 from laicbench.api.method import Method, Resources
 from laicbench.api.outputs import MethodOutputs
-from laicbench.api.params import AT_LEAST_ONE, Options
+from laicbench.api.params import AT_LEAST_ONE, IntRange, Options
 from laicbench.api.registry import register_method
 
 EIGEN_SOLVERS = ("auto", "arpack", "lobpcg", "amg")
@@ -54,6 +54,9 @@ class Spectral(Method):
         "eigen_solver": Options(EIGEN_SOLVERS),
         "n_init": AT_LEAST_ONE,
     }
+    # the graph's neighbours: the parameter spectral clustering is known to hinge on (von
+    # Luxburg 2007, section 8.1); scikit-learn's default 10
+    param_space = {"n_neighbors": IntRange(5, 100, log=True)}
 
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:

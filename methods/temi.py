@@ -30,7 +30,7 @@ import numpy as np
 
 from laicbench.api.features import FeatureBundle
 from laicbench.api.method import Method, Resources
-from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE
+from laicbench.api.params import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, FloatRange, Scaled
 from laicbench.api.registry import register_method
 
 
@@ -74,6 +74,9 @@ class Temi(Method):
         "warmup_epochs": NON_NEGATIVE,
         "freeze_last_layer_epochs": NON_NEGATIVE,
     }
+    # the learning rate (a decade either side of 1e-4) and beta, the PMI exponent that plays the
+    # part of an entropy weight (TEMI's ablation varies it; beta = 1 is plain PMI)
+    param_space = {"lr": Scaled(0.1, 10.0), "beta": FloatRange(0.3, 1.0)}
 
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:

@@ -24,7 +24,7 @@ import numpy as np
 from laicbench.api.features import FeatureBundle
 from laicbench.api.method import Method, Resources
 from laicbench.api.outputs import MethodOutputs
-from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE, Options
+from laicbench.api.params import AT_LEAST_ONE, NON_NEGATIVE, Choice, IntRange, Options
 from laicbench.api.registry import register_method
 
 LINKAGES = ("ward", "average", "complete", "single")
@@ -52,6 +52,12 @@ class UmapWard(Method):
         "linkage": Options(LINKAGES),
         "dense_limit": AT_LEAST_ONE,
         "connectivity_neighbors": AT_LEAST_ONE,
+    }
+    # UMAP's neighbours (its documentation's main parameter) and the linkage, the two choices
+    # Lowe et al. tuned (Ward: their generic default; average: their choice for CLIP encoders)
+    param_space = {
+        "n_neighbors": IntRange(5, 100, log=True),
+        "linkage": Choice(("ward", "average")),
     }
 
     @classmethod
