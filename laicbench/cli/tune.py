@@ -17,7 +17,7 @@ from laicbench.run.config import split_list
 def add_commands(sub, plugins, data, selection) -> None:
     """Register ``tune`` on the `sub` subparsers action."""
     from laicbench.tune.objectives import DEFAULT_OBJECTIVE, OBJECTIVES
-    from laicbench.tune.tuning import DEFAULT_BATCH, DEFAULT_BUDGET, DEFAULT_SELECTION_SEEDS
+    from laicbench.tune.study import DEFAULT_BATCH, DEFAULT_BUDGET, DEFAULT_SELECTION_SEEDS
 
     tune = sub.add_parser(
         "tune",

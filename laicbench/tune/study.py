@@ -34,6 +34,9 @@ TUNE_SUBDIR = "_tune"
 STUDY_KIND = "laicbench tuning study"
 STUDY_VERSION = 1
 SEARCH_ALGORITHMS = ("tpe", "random")
+DEFAULT_BUDGET = 20
+DEFAULT_SELECTION_SEEDS = "1000"  # disjoint from the evaluation seeds 0-2 of laicbench run
+DEFAULT_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class SearchSettings:
 
     algorithm: str = "tpe"
     seed: int = 0
-    batch: int = 4
+    batch: int = DEFAULT_BATCH
 
     def sampler(self):
         """A new Optuna sampler of these settings."""
@@ -58,15 +61,16 @@ class SearchSettings:
 @dataclass
 class Study:
     """The search of `method` on (`dataset`, `backbone`) for `objective`: `budget` trials over
-    `space`, each run with every selection seed; `base_params` are the method's parameters
-    outside the space (defaults, or fixed by the user)."""
+    `space` (None while planning, before features make a ``Scaled`` range concrete; `declared`
+    is the space in words), each run with every selection seed; `base_params` are the method's
+    parameters outside the space (defaults, or fixed by the user)."""
 
     method: str
     dataset: str
     backbone: str
     objective: Objective
     budget: int
-    space: StudySpace
+    space: StudySpace | None
     declared: dict[str, str]
     base_params: dict[str, Any]
     selection_seeds: list[int]

@@ -21,13 +21,16 @@ from typing import Any
 from laicbench.api import registry
 from laicbench.api.errors import UserError
 from laicbench.run.config import SweepConfig
-from laicbench.run.executors import OnDone, OnStart
+from laicbench.run.executors import Executor, OnDone, OnStart
 from laicbench.run.records import now
 from laicbench.run.spec import RunSpec, parse_seeds
 from laicbench.run.sweep import Sweep, SweepResult
 from laicbench.tune.objectives import DEFAULT_OBJECTIVE, Objective, get_objective
-from laicbench.tune.space import describe_space, resolve_space
+from laicbench.tune.space import StudySpace, describe_space, resolve_space
 from laicbench.tune.study import (
+    DEFAULT_BATCH,
+    DEFAULT_BUDGET,
+    DEFAULT_SELECTION_SEEDS,
     SEARCH_ALGORITHMS,
     SearchSettings,
     Study,
@@ -38,10 +41,6 @@ from laicbench.tune.study import (
     read_study_record,
     write_study_record,
 )
-
-DEFAULT_SELECTION_SEEDS = "1000"
-DEFAULT_BUDGET = 20
-DEFAULT_BATCH = 4
 
 
 @dataclass
@@ -115,6 +114,7 @@ class Cell:
 
     @property
     def method_cls(self):
+        """The registered method class of the cell."""
         return registry.methods.get(self.method)
 
     def declared_space(self) -> dict[str, str]:
@@ -227,7 +227,7 @@ class Tuning:
         """The cells that get no study, with why."""
         return [(c, r) for c in self.cells if (r := c.untuned_reason()) is not None]
 
-    def _study(self, cell: Cell, objective: Objective, space) -> Study:
+    def _study(self, cell: Cell, objective: Objective, space: StudySpace | None) -> Study:
         return Study(
             method=cell.method,
             dataset=cell.dataset,
@@ -244,7 +244,7 @@ class Tuning:
         )
 
     @functools.cached_property
-    def executor(self):
+    def executor(self) -> Executor:
         """The executor the searches and the evaluation run with (the config's)."""
         return self.sweep.executor_of(self.sweep.config.executor)
 
