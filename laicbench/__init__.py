@@ -5,8 +5,9 @@ receive identical cached features from an open_clip backbone and return cluster 
 laicbench scores and stores as one typed record per run.
 
 The Python API: ``run_sweep(SweepConfig(...)) -> SweepResult`` runs a sweep as ``laicbench run``
-does, and ``build_report(results_dir)`` writes the report as ``laicbench report`` does. They are
-imported on first use, so ``import laicbench`` stays light.
+does, ``run_tuning(TuningConfig(...)) -> TuningResult`` tunes as ``laicbench tune`` does, and
+``build_report(results_dir)`` writes the report as ``laicbench report`` does. They are imported
+on first use, so ``import laicbench`` stays light.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -24,6 +25,8 @@ _API = {
     "SweepConfig": "laicbench.run.config",
     "load_config": "laicbench.run.config",
     "build_report": "laicbench.report.build",
+    "run_tuning": "laicbench.tune.tuning",
+    "TuningConfig": "laicbench.tune.tuning",
 }
 __all__ = ["__version__", *_API]
 

@@ -11,6 +11,7 @@ from laicbench.api import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
     FeatureBundle,
+    IntRange,
     Method,
     Resources,
     register_method,
@@ -34,6 +35,8 @@ class ClipKMeans(Method):
     tags = frozenset({"training-free"})
     resources = Resources(cpus=1, gpus=0)
     param_constraints = {"n_init": AT_LEAST_ONE, "max_iter": AT_LEAST_ONE, "tol": NON_NEGATIVE}
+    # the restarts: k-means' one choice that changes its result (scikit-learn's default 10)
+    param_space = {"n_init": IntRange(1, 50, log=True)}
 
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:

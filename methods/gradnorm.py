@@ -58,14 +58,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from laicbench.methods.noun_selecting import NounSelectingMethod
-from laicbench.methods.tac import Tac, TacHeadsStep, TacNoTrain
+from laicbench.methods.noun_selecting import SEMANTIC_CENTERS_SPACE, NounSelectingMethod
+from laicbench.methods.tac import RETRIEVAL_TAU_SPACE, Tac, TacHeadsStep, TacNoTrain
 
 from laicbench.api import (
     POSITIVE,
     FeatureBundle,
     Options,
     PrimitiveStep,
+    Scaled,
     merge_settings,
     register_method,
 )
@@ -140,6 +141,21 @@ class _GradNormSelection(NounSelectingMethod):
     }
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = GRADNORM_SETTINGS
     quick_params: ClassVar[dict[str, Any]] = {"select_n_init": 2, "n_init": 2}
+    # the filter's temperature (official 0.018-0.08 by dataset: a multiple of the run's value),
+    # TAC's retrieval temperature and k_s
+    param_space = {
+        "filter_temperature": Scaled(0.25, 4.0),
+        "tau": RETRIEVAL_TAU_SPACE,
+        "n_semantic_centers": SEMANTIC_CENTERS_SPACE,
+    }
+
+    @classmethod
+    def value_in_run(cls, name: str, dataset: str, n_train: int, n_clusters: int) -> Any:
+        """gamma, filter_temperature and tau: the official value for `dataset`, else
+        ``UNLISTED_DEFAULTS``; others as the base's."""
+        if name in UNLISTED_DEFAULTS:
+            return cls().resolved(name, dataset, UNLISTED_DEFAULTS[name])
+        return super().value_in_run(name, dataset, n_train, n_clusters)
 
     def _selection_rule(self) -> dict[str, Any]:
         if self.keep not in KEEP:
@@ -210,6 +226,11 @@ class GradNorm(_GradNormSelection, Tac):
         Tac.dataset_settings, GRADNORM_SETTINGS
     )
     quick_params: ClassVar[dict[str, Any]] = {"select_n_init": 2, "epochs": 2}
+    # GradNorm's selection, and TAC's distillation temperature for the heads
+    param_space = {
+        **_GradNormSelection.param_space,
+        "temperature": Tac.param_space["temperature"],
+    }
 
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:

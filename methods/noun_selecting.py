@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from laicbench.api import AT_LEAST_ONE, Constraint, FeatureBundle, Method, Need
+from laicbench.api import AT_LEAST_ONE, Constraint, FeatureBundle, Method, Need, Scaled
 
 # TAC's number of semantic centers k_s per benchmark (its filter_nouns.py comment); other datasets
 # use max(round(N_train / 300), 3 K).
@@ -24,6 +24,9 @@ TAC_SEMANTIC_CENTERS = {
     "ucf101": 303,
     "imagenet": 4271,
 }
+# k_s in a search: its scale is the dataset's (17 on STL-10, 4,271 on ImageNet-1K), so a
+# multiple of the run's own value, from a quarter to four times
+SEMANTIC_CENTERS_SPACE = Scaled(0.25, 4.0)
 
 
 @dataclass
@@ -65,6 +68,13 @@ class NounSelectingMethod(Method):
         if size != "imagenet":
             return []
         return [PrimitiveStep.job(s, device) for s in ("kmeans_select", "noun_assignment")]
+
+    @classmethod
+    def value_in_run(cls, name: str, dataset: str, n_train: int, n_clusters: int) -> Any:
+        """k_s by ``semantic_centers`` (TAC's per-dataset value or rule); others as Method's."""
+        if name == "n_semantic_centers":
+            return cls().semantic_centers(dataset, n_train, n_clusters)
+        return super().value_in_run(name, dataset, n_train, n_clusters)
 
     def semantic_centers(self, dataset: str, n_train: int, n_clusters: int) -> int:
         """k_s of a run on `dataset` with `n_train` train images and K = `n_clusters`."""

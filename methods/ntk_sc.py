@@ -81,10 +81,12 @@ from laicbench.api import (
     POSITIVE,
     Constraint,
     FeatureBundle,
+    IntRange,
     MethodOutputs,
     Need,
     Options,
     Resources,
+    Scaled,
     register_method,
 )
 
@@ -172,6 +174,19 @@ class NtkSC(NounSelectingMethod):
         "n_init": AT_LEAST_ONE,
     }
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = NTK_SC_SETTINGS
+    # the kernel's temperature (the reference's per-dataset values span 0.01-0.09: a multiple of
+    # the run's value) and the kernel graph's neighbours (30 everywhere in the reference)
+    param_space: ClassVar[dict[str, Any]] = {
+        "temperature": Scaled(0.25, 4.0),
+        "graph_k": IntRange(10, 100, log=True),
+    }
+
+    @classmethod
+    def value_in_run(cls, name: str, dataset: str, n_train: int, n_clusters: int) -> Any:
+        """The temperature: per dataset, else 0.04; others as the base's."""
+        if name == "temperature":
+            return cls().resolved(name, dataset, DEFAULT_TEMPERATURE)
+        return super().value_in_run(name, dataset, n_train, n_clusters)
 
     def semantic_centers(self, dataset: str, n_train: int, n_clusters: int) -> int:
         """k_s: the given value, else the reference's per-dataset value, else 3K (its default;

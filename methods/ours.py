@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from laicbench.methods.noun_selecting import NounSelectingMethod
+from laicbench.methods.noun_selecting import SEMANTIC_CENTERS_SPACE, NounSelectingMethod
 
 from laicbench.api import (
     AT_LEAST_ONE,
@@ -41,6 +41,7 @@ from laicbench.api import (
     NON_NEGATIVE,
     POSITIVE,
     FeatureBundle,
+    FloatRange,
     MethodOutputs,
     Need,
     Options,
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 REPRESENTATIONS = ("relation", "concat")
 RIDGE_LAMBDA = 10.0  # relative to the mean eigenvalue of T^T T (docs/ours.md)
 RELATIONS_SAMPLE = 256  # test rows whose explicit relations are kept for the heat map figure
+# the relative ridge penalty: docs/ours.md's sweep lost below 1 and from 100 on
+RIDGE_LAMBDA_SPACE = FloatRange(1.0, 100.0, log=True)
 
 
 @dataclass
@@ -123,6 +126,8 @@ class OursNoTrain(_Relational):
     tags = frozenset({"training-free"})
     needs = frozenset({Need.NOUNS})
     resources = Resources(cpus=1, gpus=0.25)
+    # the ridge penalty and TAC's k_s, from which the relations are made
+    param_space = {"ridge_lambda": RIDGE_LAMBDA_SPACE, "n_semantic_centers": SEMANTIC_CENTERS_SPACE}
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Spherical k-means with K on the relational representation of the test split."""
@@ -189,6 +194,13 @@ class Ours(_Relational):
         "epochs": AT_LEAST_ONE,
         "batch_size": AT_LEAST_ONE,
         "balance_weight": NON_NEGATIVE,
+    }
+    # the ridge penalty, the consistency filter's eta and the prompt temperature tau_p (docs/ours.md
+    # swept eta 0.5-0.9 and tau_p 0.01-0.1)
+    param_space = {
+        "ridge_lambda": RIDGE_LAMBDA_SPACE,
+        "eta": FloatRange(0.5, 0.95),
+        "tau_p": FloatRange(0.01, 0.2, log=True),
     }
 
     @classmethod

@@ -38,6 +38,7 @@ from laicbench.api import (
     Method,
     Options,
     Resources,
+    Scaled,
     register_method,
 )
 
@@ -97,6 +98,8 @@ class Scan(Method):
         "self_label_epochs": AT_LEAST_ONE,
         "self_label_batch_size": AT_LEAST_ONE,
     }
+    # the heads' learning rate and the entropy weight (SCAN's 5), as multiples of the defaults
+    param_space = {"lr": Scaled(0.1, 10.0), "entropy_weight": Scaled(0.2, 5.0)}
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = {
         name: {"n_neighbors": 50} for name in ("imagenet10", "imagenet-dogs", "imagenet")
     }

@@ -75,6 +75,7 @@ from laicbench.api import (
     Need,
     Options,
     Resources,
+    Scaled,
     register_method,
 )
 
@@ -194,6 +195,16 @@ class Sic(Method):
         "selection": Options(("last", "lowest-loss")),
     }
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = SIC_DATASET_SETTINGS
+    # the learning rate and the entropy weight (official values differ by dataset: 1e-4 / 3e-4
+    # and 5 / 1), as multiples of the run's value
+    param_space = {"lr": Scaled(0.1, 10.0), "entropy_weight": Scaled(0.2, 5.0)}
+
+    @classmethod
+    def value_in_run(cls, name: str, dataset: str, n_train: int, n_clusters: int) -> Any:
+        """SIC's parameters left at None: ``config`` (per dataset, else official defaults)."""
+        if name in SIC_DEFAULTS:
+            return cls().config(dataset)[name]
+        return super().value_in_run(name, dataset, n_train, n_clusters)
 
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:

@@ -27,6 +27,7 @@ import numpy as np
 from laicbench.api import (
     AT_LEAST_ONE,
     FeatureBundle,
+    IntRange,
     Method,
     MethodOutputs,
     Options,
@@ -60,6 +61,9 @@ class Spectral(Method):
         "eigen_solver": Options(EIGEN_SOLVERS),
         "n_init": AT_LEAST_ONE,
     }
+    # the graph's neighbours: the parameter spectral clustering is known to hinge on (von
+    # Luxburg 2007, section 8.1); scikit-learn's default 10
+    param_space = {"n_neighbors": IntRange(5, 100, log=True)}
 
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:

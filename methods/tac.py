@@ -24,13 +24,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from laicbench.methods.noun_selecting import NounSelectingMethod
+from laicbench.methods.noun_selecting import SEMANTIC_CENTERS_SPACE, NounSelectingMethod
 
 from laicbench.api import (
     AT_LEAST_ONE,
     POSITIVE,
     FeatureBundle,
+    FloatRange,
     Resources,
+    Scaled,
     merge_settings,
     register_method,
 )
@@ -39,6 +41,7 @@ from laicbench.api import (
 # temperature 0.5 elsewhere
 TAC_LARGE_CLUSTER_SETTINGS = {"epochs": 100, "batch_size": 8192, "temperature": 5.0}
 TAC_TRAINING_DEFAULTS = {"epochs": 20, "batch_size": 512, "temperature": 0.5}
+RETRIEVAL_TAU_SPACE = FloatRange(1e-3, 0.05, log=True)
 
 
 @register_method("tac-notrain", aliases=("tac_notrain", "tac-nt"))
@@ -60,6 +63,9 @@ class TacNoTrain(NounSelectingMethod):
         "tau": POSITIVE,
         "n_init": AT_LEAST_ONE,
     }
+    # TAC's k_s and its retrieval temperature tau (official 0.005; GradNorm's per-dataset values
+    # 0.006-0.01 lie inside)
+    param_space = {"tau": RETRIEVAL_TAU_SPACE, "n_semantic_centers": SEMANTIC_CENTERS_SPACE}
 
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
@@ -131,6 +137,13 @@ class Tac(NounSelectingMethod):
         "lr": POSITIVE,
         "hidden": AT_LEAST_ONE,
     }
+    # TAC's k_s and both temperatures: retrieval (tau) and distillation (0.5, or 5.0 on its
+    # large-cluster datasets: a multiple of the run's value)
+    param_space = {
+        "tau": RETRIEVAL_TAU_SPACE,
+        "n_semantic_centers": SEMANTIC_CENTERS_SPACE,
+        "temperature": Scaled(0.2, 5.0),
+    }
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = merge_settings(
         NounSelectingMethod.dataset_settings,
         {dataset: TAC_LARGE_CLUSTER_SETTINGS for dataset in ("ucf101", "imagenet")},
@@ -150,6 +163,13 @@ class Tac(NounSelectingMethod):
             + steps
             + [("tac: cluster-head training", TacHeadsStep(device))]
         )
+
+    @classmethod
+    def value_in_run(cls, name: str, dataset: str, n_train: int, n_clusters: int) -> Any:
+        """The training parameters left at None by ``training_config``; others as the base's."""
+        if name in TAC_TRAINING_DEFAULTS:
+            return cls().training_config(dataset, n_train)[name]
+        return super().value_in_run(name, dataset, n_train, n_clusters)
 
     def training_config(self, dataset: str, n_train: int) -> dict[str, Any]:
         """Epochs, batch size and distillation temperature: TAC's per-dataset values unless set.

@@ -34,8 +34,10 @@ from laicbench.api import (
     NON_NEGATIVE,
     POSITIVE,
     FeatureBundle,
+    FloatRange,
     Method,
     Resources,
+    Scaled,
     register_method,
 )
 
@@ -95,6 +97,9 @@ class Temi(Method):
         "warmup_epochs": NON_NEGATIVE,
         "freeze_last_layer_epochs": NON_NEGATIVE,
     }
+    # the learning rate (a decade either side of 1e-4) and beta, the PMI exponent that plays the
+    # part of an entropy weight (TEMI's ablation varies it; beta = 1 is plain PMI)
+    param_space = {"lr": Scaled(0.1, 10.0), "beta": FloatRange(0.3, 1.0)}
 
     @classmethod
     def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:

@@ -43,6 +43,7 @@ from laicbench.api import (
     NON_NEGATIVE,
     POSITIVE,
     FeatureBundle,
+    FloatRange,
     Interval,
     Method,
     Resources,
@@ -95,6 +96,8 @@ class Turtle(Method):
         "batch_size": AT_LEAST_ONE,
         "cv_folds": Interval(2, None),
     }
+    # gamma, the weight of the entropy term: a decade either side of the code's 10
+    param_space = {"gamma": FloatRange(1.0, 100.0, log=True)}
 
     @classmethod
     def extra_backbones(cls, params: dict[str, Any]) -> list[str]:
@@ -302,13 +305,13 @@ def generalization_score(x: np.ndarray, pseudo: np.ndarray, folds: int, seed: in
     regression (C = 1) trained to predict `pseudo` from `x`, over `folds` folds."""
     from sklearn.linear_model import LogisticRegression
 
-    order = np.random.default_rng(seed).permutation(len(x))
-    accuracies = []
-    for held_out in np.array_split(order, min(folds, len(x))):
-        train = np.setdiff1d(order, held_out, assume_unique=True)
-        if len(np.unique(pseudo[train])) < 2:  # one class: the held-out fold is that class
-            accuracies.append(float(np.mean(pseudo[held_out] == pseudo[train][0])))
-            continue
-        model = LogisticRegression(C=1.0, max_iter=1000).fit(x[train], pseudo[train])
-        accuracies.append(float(model.score(x[held_out], pseudo[held_out])))
+    from laicbench.cluster.internal import held_out_predictions
+
+    def classifier() -> LogisticRegression:
+        return LogisticRegression(C=1.0, max_iter=1000)
+
+    accuracies = [
+        float(np.mean(pseudo[held_out] == predicted))
+        for held_out, predicted in held_out_predictions(x, pseudo, folds, seed, classifier)
+    ]
     return float(np.mean(accuracies))

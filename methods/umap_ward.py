@@ -24,7 +24,9 @@ import numpy as np
 from laicbench.api import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
+    Choice,
     FeatureBundle,
+    IntRange,
     Method,
     MethodOutputs,
     Options,
@@ -65,6 +67,12 @@ class UmapWard(Method):
         "linkage": Options(LINKAGES),
         "dense_limit": AT_LEAST_ONE,
         "connectivity_neighbors": AT_LEAST_ONE,
+    }
+    # UMAP's neighbours (its documentation's main parameter) and the linkage, the two choices
+    # Lowe et al. tuned (Ward: their generic default; average: their choice for CLIP encoders)
+    param_space = {
+        "n_neighbors": IntRange(5, 100, log=True),
+        "linkage": Choice(("ward", "average")),
     }
 
     @classmethod

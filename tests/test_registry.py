@@ -109,8 +109,8 @@ def test_include_path_plugin_is_listed(cli, method_plugin):
     result = cli("list", "methods", "--include-path", folder)
     assert result.status == 0, result.err
     rows = {row[0]: row for row in table_rows(result.out)}
-    _, aliases, tags, description, defined_in = rows[name]
-    assert aliases == "" and tags == ""
+    _, aliases, tags, tuned, description, defined_in = rows[name]
+    assert aliases == "" and tags == "" and tuned == "not tunable"
     assert description == f"Test plugin {name}: a one-line description."
     assert squash(f"{plugin_file} (include-path {folder})") in squash(defined_in)
     assert "clip-kmeans" in rows  # the built-ins are still there

@@ -1,9 +1,10 @@
 """The plugin API: what a method or a dataset plugin is written against, in one import.
 
 ``from laicbench.api import Method, Need, FeatureBundle, register_method, POSITIVE`` is all a
-method plugin needs: Method, Resources, merge_settings and the parameter constraints; Dataset;
-the features a dataset yields and the bundle a method sees (Need, DatasetFeatures,
-FeatureBundle); MethodOutputs; the registries' decorators; DataSettings; UserError; and the
+method plugin needs: Method, Resources, merge_settings, the parameter constraints and search
+spaces; Dataset; the features a dataset yields and the bundle a method sees (Need,
+DatasetFeatures, FeatureBundle); MethodOutputs; the registries' decorators; DataSettings;
+UserError; and the
 benchmark-step vocabulary of ``Method.bench_steps`` (PrimitiveStep, synthetic, timed, SIZES).
 The submodules hold the same names. Nothing here imports torch.
 """
@@ -30,9 +31,13 @@ from laicbench.api.params import (
     FRACTION,
     NON_NEGATIVE,
     POSITIVE,
+    Choice,
     Constraint,
+    FloatRange,
     Interval,
+    IntRange,
     Options,
+    Scaled,
 )
 from laicbench.api.registry import register_dataset, register_figure, register_method
 from laicbench.api.settings import DataSettings
@@ -46,14 +51,18 @@ __all__ = [
     "N_NOUNS",
     "POSITIVE",
     "SIZES",
+    "Scaled",
     "BackboneSpec",
     "BenchJob",
     "BenchStep",
+    "Choice",
     "Constraint",
     "DataSettings",
     "Dataset",
     "DatasetFeatures",
     "FeatureBundle",
+    "FloatRange",
+    "IntRange",
     "Interval",
     "Method",
     "MethodOutputs",

@@ -22,7 +22,7 @@ import numpy as np
 
 from laicbench.api.errors import UserError, did_you_mean
 from laicbench.api.features import FeatureBundle, Need
-from laicbench.api.params import Constraint, param_problems
+from laicbench.api.params import Constraint, Dimension, param_problems, space_problems
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ class Method:
     quick_params: ClassVar[dict[str, Any]] = {}
     # allowed values per hyperparameter, checked (with the __init__ type hints) before runs start
     param_constraints: ClassVar[dict[str, Constraint]] = {}
+    # what ``laicbench tune`` searches: the few hyperparameters the method's paper or code says
+    # matter, each with its range (IntRange, FloatRange, Choice, Scaled); empty: not tunable
+    param_space: ClassVar[dict[str, Dimension]] = {}
     # official per-dataset values of parameters left at None: {dataset: {parameter: value}}
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -74,6 +77,22 @@ class Method:
         if value is not None:
             return value
         return self.dataset_settings.get(dataset, {}).get(name, fallback)
+
+    @classmethod
+    def tunable(cls) -> bool:
+        """Whether ``laicbench tune`` searches this method: it declares a ``param_space`` and is
+        not an oracle (an oracle is never tuned nor ranked)."""
+        return bool(cls.param_space) and not cls.oracle
+
+    @classmethod
+    def value_in_run(cls, name: str, dataset: str, n_train: int, n_clusters: int) -> Any:
+        """The value parameter `name` takes, at the method's defaults, in a run on `dataset` with
+        `n_train` train images and `n_clusters` clusters: its default, else its
+        ``dataset_settings`` value, else None. A method whose runs resolve a parameter left at
+        None by a rule of their own (a fallback value, a formula) overrides this for the
+        parameters of its ``param_space``; ``Scaled`` ranges are multiples of this value."""
+        del n_train, n_clusters
+        return cls().resolved(name, dataset)
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -202,6 +221,11 @@ def check_method_class(name: str, cls: Any) -> None:
             f"method {name!r} ({where}): dataset_settings name {', '.join(unknown)}, which "
             "are not parameters of the method"
         )
+    problems = space_problems(cls)
+    if cls.param_space and cls.oracle:
+        problems.append("an oracle method is never tuned, so it declares no param_space")
+    if problems:
+        raise UserError(f"method {name!r} ({where}): {'; '.join(problems)}")
 
 
 def merge_settings(*tables: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -228,3 +228,93 @@ def _constraint_text(constraint: Constraint | None) -> str:
     left = "(" if constraint.open_low else "["
     right = ")" if constraint.open_high else "]"
     return f"{left}{low:g}, {high:g}{right}"
+
+
+# ------------------------------------------------------------------------------------------
+# search spaces: what ``laicbench tune`` may try for a hyperparameter (``Method.param_space``)
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """Integers from `low` to `high` (both included), uniform or, with `log`, log-uniform."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    def describe(self) -> str:
+        """'1-50 (log)'."""
+        return f"{self.low}-{self.high}{' (log)' if self.log else ''}"
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """Numbers from `low` to `high`, uniform or, with `log`, log-uniform."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def describe(self) -> str:
+        """'0.001-0.05 (log)'."""
+        return f"{self.low:g}-{self.high:g}{' (log)' if self.log else ''}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of `values` (strings, numbers or booleans)."""
+
+    values: tuple[Any, ...]
+
+    def describe(self) -> str:
+        """'one of a, b'."""
+        return "one of " + ", ".join(map(str, self.values))
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """A multiple, log-uniform from `low` x to `high` x, of the value the parameter takes by
+    default in the run (its default, per-dataset setting or rule: ``Method.value_in_run``),
+    rounded for an integer parameter: for parameters whose scale depends on the dataset (TAC's
+    number of semantic centers) or whose official value differs per dataset."""
+
+    low: float
+    high: float
+
+    def describe(self) -> str:
+        """'0.25x-4x of the run's value (log)'."""
+        return f"{self.low:g}x-{self.high:g}x of the run's value (log)"
+
+
+Dimension = IntRange | FloatRange | Choice | Scaled
+
+
+def space_problems(cls: type) -> list[str]:
+    """Why the ``param_space`` of method class `cls` is not usable (each a short phrase): a name
+    that is not a parameter, an empty or reversed range, a log range reaching 0, a choice or a
+    range end that breaks the parameter's type or constraint."""
+    space = getattr(cls, "param_space", {}) or {}
+    names = set(cls.param_names())
+    problems = []
+    for name, dim in space.items():
+        if name not in names:
+            problems.append(f"param_space names {name!r}, which is not a parameter")
+            continue
+        if isinstance(dim, Choice):
+            if not dim.values:
+                problems.append(f"param_space[{name!r}] has no choices")
+            probes = list(dim.values)
+        elif isinstance(dim, (IntRange, FloatRange, Scaled)):
+            if not dim.low < dim.high:
+                problems.append(f"param_space[{name!r}] needs low < high")
+            if getattr(dim, "log", True) and dim.low <= 0:
+                problems.append(f"param_space[{name!r}] is log-scaled, so low must be > 0")
+            probes = [] if isinstance(dim, Scaled) else [dim.low, dim.high]
+        else:
+            problems.append(
+                f"param_space[{name!r}] is not an IntRange, FloatRange, Choice or Scaled"
+            )
+            continue
+        for value in probes:
+            problems += [f"param_space[{name!r}]: {p}" for p in param_problems(cls, {name: value})]
+    return problems

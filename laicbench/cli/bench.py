@@ -14,7 +14,7 @@ from laicbench.api.errors import UserError
 
 def add_commands(sub) -> None:
     """Register ``bench`` and its targets on the `sub` subparsers action."""
-    bench = sub.add_parser("bench", help="benchmarks: feature throughput, methods, sweeps")
+    bench = sub.add_parser("bench", help="benchmarks: feature throughput, methods, sweeps, tuning")
     targets = bench.add_subparsers(dest="target", metavar="TARGET", required=True)
     features = targets.add_parser(
         "features",
@@ -68,6 +68,27 @@ def add_commands(sub) -> None:
     )
     sweep.add_argument("--out", help="also write the figures as JSON to this file")
 
+    tune = targets.add_parser(
+        "tune",
+        help="Ray Tune's overhead per trial of a tuning search against a plain run",
+        description="A budget-N tune (laicbench tune) on a fresh local Ray, then the same "
+        "configurations as a plain sweep on the same Ray; then both in-process. The overhead "
+        "per trial is the tune's wall time minus the plain runs', over the trials.",
+    )
+    tune.add_argument("--budget", type=int, default=20, help="trials per method (default 20)")
+    tune.add_argument(
+        "--methods", default="clip-kmeans,tac-notrain", help="default clip-kmeans,tac-notrain"
+    )
+    tune.add_argument("--dataset", default="demo-50", help="default demo-50")
+    tune.add_argument(
+        "--objective",
+        default="silhouette",
+        help="default silhouette (read from the records: the search's own cost is measured)",
+    )
+    tune.add_argument("--cpus", type=int, help="CPUs for Ray (default: all)")
+    tune.add_argument("--repeats", type=int, default=1, help="comparisons, medians reported (1)")
+    tune.add_argument("--out", help="also write the figures as JSON to this file")
+
 
 def dispatch(args: argparse.Namespace, out: Console) -> int:
     """Run the benchmark named by `args.target`."""
@@ -75,6 +96,8 @@ def dispatch(args: argparse.Namespace, out: Console) -> int:
         return _methods(args, out)
     if args.target == "sweep":
         return _sweep(args, out)
+    if args.target == "tune":
+        return _tune(args, out)
     return _features(args, out)
 
 
@@ -164,13 +187,10 @@ def _sweep(args: argparse.Namespace, out: Console) -> int:
         raise UserError("--runs, --seconds and --repeats must be positive")
     result = bench_sweep(args.runs, args.seconds, args.cpus, args.repeats)
     runs = result["repeats"]
-    table = Table(
-        title=f"sweep benchmark: {result['runs']} runs, {result['cpus']} CPUs, clip-kmeans "
+    title = (
+        f"sweep benchmark: {result['runs']} runs, {result['cpus']} CPUs, clip-kmeans "
         f"n_init {result['n_init']} (calibrated), {len(runs)} repeats"
     )
-    table.add_column("measure")
-    for column in ["median", "min", "max"]:
-        table.add_column(column, justify="right")
     rows = [
         ("local executor wall time", "local_wall_s", "{:.1f} s"),
         ("mean run time, local", "local_mean_run_s", "{:.2f} s"),
@@ -187,6 +207,20 @@ def _sweep(args: argparse.Namespace, out: Console) -> int:
             "{:.2f} s",
         ),
     ]
+    table = _repeats_table(title, result, rows)
+    table.add_row("same metrics both ways", str(result["median"]["same_metrics"]), "", "")
+    out.print(table)
+    _write(args.out, result)
+    return 0
+
+
+def _repeats_table(title: str, result: dict, rows: list[tuple[str, str, str]]) -> Table:
+    """A table of (label, key, format) rows: the median, min and max over `result`'s repeats."""
+    table = Table(title=title)
+    table.add_column("measure")
+    for column in ["median", "min", "max"]:
+        table.add_column(column, justify="right")
+    runs = result["repeats"]
     for label, key, fmt in rows:
         values = [r[key] for r in runs]
         table.add_row(
@@ -195,7 +229,45 @@ def _sweep(args: argparse.Namespace, out: Console) -> int:
             fmt.format(min(values)),
             fmt.format(max(values)),
         )
-    table.add_row("same metrics both ways", str(result["median"]["same_metrics"]), "", "")
+    return table
+
+
+def _tune(args: argparse.Namespace, out: Console) -> int:
+    from laicbench.bench.tune import bench_tune
+    from laicbench.run.config import split_list
+    from laicbench.tune.objectives import get_objective
+
+    if args.budget < 1 or args.repeats < 1:
+        raise UserError("--budget and --repeats must be positive")
+    objective = get_objective(args.objective).name
+    methods = tuple(split_list(args.methods))
+    result = bench_tune(args.budget, methods, args.dataset, objective, args.cpus, args.repeats)
+    median = result["median"]
+    title = (
+        f"tune benchmark: budget {result['budget']}, {', '.join(methods)} on "
+        f"{result['dataset']}, objective {objective}: {median['trials']:.0f} trials, "
+        f"{median['runs']:.0f} distinct runs, {len(result['repeats'])} repeat(s)"
+    )
+    rows = [
+        ("Ray start-up and checks", "ray_start_s", "{:.1f} s"),
+        ("tune on Ray (searches)", "tune_ray_s", "{:.1f} s"),
+        ("the same runs, plain run on Ray", "run_ray_s", "{:.1f} s"),
+        ("tune in-process (searches)", "tune_local_s", "{:.1f} s"),
+        ("the same runs, plain run in-process", "run_local_s", "{:.1f} s"),
+        (
+            "Ray Tune's overhead per trial (vs plain run on Ray)",
+            "ray_overhead_per_trial_s",
+            "{:.2f} s",
+        ),
+        (
+            "overhead per trial, tune on Ray vs plain run in-process",
+            "ray_overhead_per_trial_vs_local_run_s",
+            "{:.2f} s",
+        ),
+        ("in-process search overhead per trial", "local_overhead_per_trial_s", "{:.2f} s"),
+    ]
+    table = _repeats_table(title, result, rows)
+    table.add_row("same choice both ways", str(median["same_choice"]), "", "")
     out.print(table)
     _write(args.out, result)
     return 0

@@ -1,5 +1,6 @@
 """The ``laicbench`` command: the parser of every subcommand and the dispatch to their modules
-(``run``: run, status, list; ``data``: features, cache, validate; ``bench``; ``report``)."""
+(``run``: run, status, list; ``tune``; ``data``: features, cache, validate; ``bench``;
+``report``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from laicbench.cli import bench as cli_bench
 from laicbench.cli import data as cli_data
 from laicbench.cli import report as cli_report
 from laicbench.cli import run as cli_run
+from laicbench.cli import tune as cli_tune
 from laicbench.cli.options import Parser, data_options, plugin_options, selection_options
 
 EXIT_USAGE = 2
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"laicbench {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
     cli_run.add_commands(sub, plugins, data, selection)
+    cli_tune.add_commands(sub, plugins, data, selection)
     cli_data.add_commands(sub, plugins, data)
     cli_bench.add_commands(sub)
     cli_report.add_commands(sub, plugins, data)
@@ -86,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             registry.load_plugin_folder(folder)
         if args.command in ("run", "status", "list"):
             return cli_run.dispatch(args, out, err)
+        if args.command == "tune":
+            return cli_tune.dispatch(args, out, err)
         if args.command == "bench":
             return cli_bench.dispatch(args, out)
         if args.command in ("report", "rescore"):

@@ -117,6 +117,27 @@ def selection_options() -> argparse.ArgumentParser:
     return selection
 
 
+def execution_options() -> argparse.ArgumentParser:
+    """Where and how runs execute (--device, --executor, --address, --num-cpus, --num-gpus)."""
+    execution = Parser(add_help=False)
+    execution.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    execution.add_argument(
+        "--executor",
+        choices=["ray", "local"],
+        help="ray (default; $LAICBENCH_EXECUTOR overrides): runs in parallel as Ray Tune trials; "
+        "local: one after another in this process, for debugging",
+    )
+    execution.add_argument(
+        "--address",
+        help="attach to a Ray cluster (auto or HOST:PORT) started with ray start --head",
+    )
+    execution.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
+    execution.add_argument(
+        "--num-gpus", type=int, help="GPUs of a local Ray (default: all visible)"
+    )
+    return execution
+
+
 def sweep_config(args: argparse.Namespace) -> SweepConfig:
     """The SweepConfig of `args`: the --config file's fields (defaults where absent), each
     replaced by its flag when the flag is given; --grid entries add to the file's grid."""

@@ -56,6 +56,13 @@ def add_commands(
         "<results-dir>/../reference/reported.csv, else the source checkout's "
         "results/reference/reported.csv; 'none' for no reported rows",
     )
+    report.add_argument(
+        "--tuned",
+        metavar="OBJECTIVE",
+        help="the main table's tuned view: each method at the parameters its label-free tuning "
+        "study with OBJECTIVE chose (laicbench tune; e.g. generalization); methods without one "
+        "keep their defaults, marked *",
+    )
     rescore = sub.add_parser(
         "rescore",
         parents=[plugins, data],
@@ -94,6 +101,7 @@ def dispatch(args: argparse.Namespace, out: Console) -> int:
         datasets=split_list(args.datasets) if args.datasets else None,
         confusion=args.confusion,
         reference=reference,
+        tuned=args.tuned,
     )
     drawn = [f for f in report.figures if not f.skipped]
     skipped = [f.name for f in report.figures if f.skipped]

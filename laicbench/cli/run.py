@@ -12,7 +12,7 @@ from rich.table import Table
 
 from laicbench.api import registry
 from laicbench.api.errors import UserError
-from laicbench.cli.options import sweep_config
+from laicbench.cli.options import execution_options, sweep_config
 from laicbench.data.features_file import backbone_label
 from laicbench.run.records import RunRecord
 from laicbench.run.spec import ALL_CLASSES, RunSpec, train_protocol
@@ -24,12 +24,11 @@ def add_commands(sub, plugins, data, selection) -> None:
     """Register ``run``, ``status`` and ``list`` on the `sub` subparsers action."""
     run = sub.add_parser(
         "run",
-        parents=[plugins, data, selection],
+        parents=[plugins, data, selection, execution_options()],
         help="run methods x datasets x seeds and store one record per run",
         description="Run methods x datasets x seeds. With no arguments: every method on the demo "
         "benchmark with seeds 0-2. Finished runs are skipped (resume is the default).",
     )
-    run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     run.add_argument(
         "--overwrite",
         action=argparse.BooleanOptionalAction,
@@ -37,18 +36,6 @@ def add_commands(sub, plugins, data, selection) -> None:
         help="rerun runs that have a record (--no-overwrite undoes a config file's true)",
     )
     run.add_argument("--dry-run", action="store_true", help="print the runs without running them")
-    run.add_argument(
-        "--executor",
-        choices=["ray", "local"],
-        help="ray (default; $LAICBENCH_EXECUTOR overrides): runs in parallel as Ray Tune trials; "
-        "local: one after another in this process, for debugging",
-    )
-    run.add_argument(
-        "--address",
-        help="attach to a Ray cluster (auto or HOST:PORT) started with ray start --head",
-    )
-    run.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
-    run.add_argument("--num-gpus", type=int, help="GPUs of a local Ray (default: all visible)")
 
     status = sub.add_parser(
         "status",
@@ -103,14 +90,15 @@ def cmd_list(kind: str, out: Console) -> int:
     table.add_column("aliases")
     if kind == "methods":
         table.add_column("tags")
+        table.add_column("tuned by laicbench tune")
     table.add_column("description")
     table.add_column("defined in", overflow="fold")
     for entry in reg.entries():
-        tags = [", ".join(sorted(entry.obj.tags))] if kind == "methods" else []
+        extra = [", ".join(sorted(entry.obj.tags)), _space(entry.obj)] if kind == "methods" else []
         table.add_row(
             entry.name,
             ", ".join(entry.aliases),
-            *tags,
+            *extra,
             escape(entry.description),
             escape(f"{entry.defined_in} ({entry.origin})"),
         )
@@ -179,6 +167,25 @@ def _code(text: str) -> str:
     return f"`{text}`" if text else ""
 
 
+def _space(method_cls) -> str:
+    """The parameters a method's search space covers, or why it is not tunable."""
+    if method_cls.oracle:
+        return "not tunable (oracle)"
+    return ", ".join(method_cls.param_space) or "not tunable"
+
+
+def progress_bars(err: Console) -> Progress:
+    """The progress display of a sweep: on stderr, so that stdout holds only the summary."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Plan, check and execute a sweep; print the summary and the results table."""
     from laicbench.run.sweep import Sweep
@@ -190,14 +197,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     sweep.check()
     finished: list[tuple[RunSpec, RunRecord]] = []
     todo = len(sweep.plan.todo)
-    progress = Progress(  # on stderr, so that stdout holds only the summary and the table
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
+    progress = progress_bars(err)
     try:
         with progress:
             task = progress.add_task(f"runs ({sweep.executor.name})", total=todo)

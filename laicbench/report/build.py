@@ -19,6 +19,7 @@ complete, so a failed report leaves the previous one (or nothing) behind, never 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -67,6 +68,14 @@ from laicbench.report.tables import (
     table_dataset,
     to_latex,
     to_markdown,
+)
+from laicbench.report.tuning import (
+    TunedStudy,
+    draw_tuning,
+    load_studies,
+    selection_only,
+    tuned_points,
+    tuning_table,
 )
 from laicbench.run.plan import run_state
 from laicbench.run.records import (
@@ -240,6 +249,9 @@ class Report:
     statistics: list[Table] = field(default_factory=list)
     unscored: int = 0  # records used that lack the scores of the current scoring version
     backbone_tables: list[tuple[str, str]] = field(default_factory=list)  # (backbone, stem)
+    studies: list[TunedStudy] = field(default_factory=list)  # finished tuning studies
+    selection_runs: int = 0  # runs tuning studies made only to choose, used by the tuning table
+    tuned: str | None = None  # the objective of the main table's tuned view
 
 
 def _statistical_tables(
@@ -286,14 +298,20 @@ def build_report(
     confusion: str | None = None,
     reference: str | Path | bool = True,
     warn: Callable[[str], None] = _warn_stderr,
+    tuned: str | None = None,
 ) -> Report:
     """Write the report of the records in `results_dir` to `out` (default: ``default_out``).
 
     `methods`/`datasets` restrict the records (names or aliases); `confusion` is the run id whose
     confusion matrix is drawn (default: a method tagged featured, seed 0, on the first dataset,
     else the first run); `reference` is the reported-numbers CSV (True: ``find_reference``;
-    False: none). `warn` receives one line counting the records left out, if any. Returns the
-    Report; UserError (nothing written) when there is nothing to report or an argument is wrong.
+    False: none); `tuned` is a label-free tuning objective: the main table then shows each
+    method at the parameters its tuning study chose. `warn` receives one line counting the
+    records left out, if any. Returns the Report; UserError (nothing written) when there is
+    nothing to report or an argument is wrong.
+
+    The runs tuning studies made only to choose parameters (their selection seeds) are used by
+    the tuning table alone, not by the other tables and figures.
     """
     root = Path(results_dir).expanduser().absolute()
     all_runs, unreadable = load_runs(root)
@@ -301,7 +319,19 @@ def build_report(
     counts = left_out_counts(selected, unreadable)
     accidents = [r.path for r in selected if r.state == "damaged"] + list(unreadable)
     message = left_out_message(counts, accidents, root)
-    runs = [r for r in selected if r.state == "done"]
+    cells = {(r.method, r.dataset, r.backbone) for r in selected}
+    shown = {
+        (r.dataset, r.record.backbone): r.backbone for r in selected
+    }  # a features file's label
+    studies = [
+        dataclasses.replace(s, backbone=shown.get((s.dataset, s.backbone), s.backbone))
+        for s in load_studies(root)
+    ]
+    studies = [s for s in studies if s.key in cells]
+    if tuned is not None:
+        tuned_points(studies, tuned)  # UserError now, before anything is written
+    hidden = selection_only(studies, selected)
+    runs = [r for r in selected if r.state == "done" and r.run_id not in hidden]
     if not runs:
         raise UserError(f"no usable records in {root}" + (f" ({message})" if message else ""))
     out_dir = Path(out).expanduser().absolute() if out is not None else default_out(root)
@@ -312,7 +342,8 @@ def build_report(
     if message:
         warn(message)
 
-    report = Report(out=out_dir, runs=runs, left_out=counts)
+    report = Report(out=out_dir, runs=runs, left_out=counts, studies=studies, tuned=tuned)
+    report.selection_runs = sum(r.run_id in hidden for r in selected)
     report.unscored = sum(needs_rescore(r.record) for r in runs)
     if report.unscored:
         warn(
@@ -402,7 +433,8 @@ def _write_report(
     frame.to_parquet(folder / "runs.parquet", index=False)
     over = [r for r in runs if r.k_factor > 1]
     runs = [r for r in runs if r.k_factor == 1]  # the tables and figures of K clusters
-    table = build_main_table(runs, reference) if runs else None
+    view = (report.tuned, tuned_points(report.studies, report.tuned)) if report.tuned else None
+    table = build_main_table(runs, reference, view) if runs else None
     markdown = to_markdown(table) if table else "No run with K clusters (only over-clustering).\n"
     (folder / "main_table.md").write_text(markdown)
     report.tables = ["main_table.md", "runs.csv", "runs.parquet"]
@@ -414,15 +446,20 @@ def _write_report(
     if len(backbones) > 1:  # the backbone comparison: one main table per backbone
         for backbone in backbones:
             stem = f"main_table-{path_part(backbone)}"
-            own = build_main_table([r for r in runs if r.backbone == backbone], reference)
+            own = build_main_table([r for r in runs if r.backbone == backbone], reference, view)
             (folder / f"{stem}.md").write_text(to_markdown(own))
             (folder / f"{stem}.tex").write_text(to_latex(own, label=f"tab:main-{stem}"))
             report.backbone_tables.append((backbone, stem))
             report.tables += [f"{stem}.md", f"{stem}.tex"]
 
     labels = column_labels(runs)
-    points = main_points(runs)
+    points = main_points(runs, view[1] if view else None)
     extra = _statistical_tables(folder, runs, over, points, labels)
+    tuning = tuning_table(report.studies, [r for r in selected if r.state == "done"])
+    if tuning is not None:
+        (folder / f"{tuning.name}.md").write_text(tuning.to_markdown())
+        (folder / f"{tuning.name}.tex").write_text(tuning.to_latex())
+        extra.append(tuning)
     report.tables += [name for t in extra for name in (f"{t.name}.md", f"{t.name}.tex")]
     report.statistics = extra
     context = FigureContext.of(points, labels, folder / "figures")
@@ -443,6 +480,9 @@ def _write_report(
                 "parameter only",
             )
         )
+    if report.studies:
+        done = [r for r in selected if r.state == "done"]
+        figures.append(draw_tuning(report.studies, done, figures_dir))
     if confusion_run is None:  # a run of a featured method, else the first run
         confusion_run = context.pick(
             context.methods_tagged("featured"), lambda r: has_arrays(r, "y_true", "y_pred")
@@ -550,6 +590,11 @@ def _summary(report: Report, labels: dict[tuple[str, str], str]) -> list[str]:
         f"{len(labels)} dataset column(s), seeds "
         f"{', '.join(str(s) for s in sorted({r.seed for r in runs}))}."
     ]
+    if report.selection_runs:
+        lines.append(
+            f"{report.selection_runs} runs that tuning searches made to choose parameters (their "
+            "selection seeds) are used by the tuning table only."
+        )
     message = left_out_message(report.left_out)
     if message:
         lines.append(

@@ -203,16 +203,21 @@ def short_backbone(name: str) -> str:
 
 @dataclass
 class MainPoint:
-    """The parameter point of one (method, dataset, backbone) cell and its runs."""
+    """The parameter point of one (method, dataset, backbone) cell and its runs; `tuned`: the
+    point a tuning study chose (the main table's tuned view)."""
 
     runs: list[Run]
     is_default: bool
+    tuned: bool = False
 
 
-def main_points(runs: Iterable[Run]) -> dict[tuple[str, str, str], MainPoint]:
+def main_points(
+    runs: Iterable[Run], prefer: dict[tuple[str, str, str], str] | None = None
+) -> dict[tuple[str, str, str], MainPoint]:
     """For each (method, dataset, backbone): the runs of the point the main table shows.
 
-    That is the method's default parameters when such runs exist; otherwise the point that
+    That is the point `prefer` names for the cell (a params hash: the tuned view) when it has
+    runs; else the method's default parameters when such runs exist; otherwise the point that
     differs from the defaults in the fewest parameters (then: the most seeds, then the smallest
     params hash), flagged ``is_default=False`` so the table can mark it.
     """
@@ -224,6 +229,11 @@ def main_points(runs: Iterable[Run]) -> dict[tuple[str, str, str], MainPoint]:
     for key, points in cells.items():
         defaults = default_params(key[0])
         dhash = _default_hash(defaults, points)
+        chosen_hash = (prefer or {}).get(key)
+        if chosen_hash in points:
+            chosen = sorted(points[chosen_hash], key=lambda r: r.seed)
+            out[key] = MainPoint(chosen, chosen_hash == dhash, tuned=True)
+            continue
         if dhash is not None:
             out[key] = MainPoint(sorted(points[dhash], key=lambda r: r.seed), True)
             continue
@@ -384,6 +394,7 @@ class Cell:
     nondefault: bool = False
     tie: bool = False  # not significantly different from the column's best
     constant: bool = False  # the same difference to the column's best on every seed: no test
+    untuned: bool = False  # in the tuned view: a method without a tuning study (its defaults)
 
 
 @dataclass
@@ -416,19 +427,25 @@ class MainTable:
         return [(g, m) for g in self.groups for m in TABLE_METRICS]
 
 
-def build_main_table(runs: Sequence[Run], reference: pd.DataFrame | None = None) -> MainTable:
+def build_main_table(
+    runs: Sequence[Run],
+    reference: pd.DataFrame | None = None,
+    tuned: tuple[str, dict[tuple[str, str, str], str]] | None = None,
+) -> MainTable:
     """The main table of `runs` (ok runs of current method versions).
 
     Rows: clustering methods in registry order, then reported rows (with the delta to the
     reproduced value), then oracle methods (never ranked). Column groups: datasets (benchmark
     order, then others by name) x (NMI, ACC, ARI), and Avg. when every method row has every
     dataset (and there are at least two). Each (method, dataset) cell uses the default-parameter
-    runs when there are any (see ``main_points``).
+    runs when there are any (see ``main_points``); the tuned view, `tuned` = (objective,
+    {cell: params hash}), uses the parameters that objective's tuning studies chose.
     """
-    points = main_points(runs)
+    points = main_points(runs, tuned[1] if tuned else None)
     labels = column_labels(runs)
     chosen = [run for point in points.values() for run in point.runs]
-    nondefault = {key for key, point in points.items() if not point.is_default}
+    nondefault = {k for k, point in points.items() if not point.is_default and not point.tuned}
+    untuned = {k for k, point in points.items() if tuned and not point.tuned}
     frame = pd.DataFrame(
         [
             {
@@ -464,6 +481,7 @@ def build_main_table(runs: Sequence[Run], reference: pd.DataFrame | None = None)
                             float(s[f"{metric}_std"]),
                             int(s["n"]),
                             nondefault=flagged,
+                            untuned=(method, dataset, backbone) in untuned and not oracle[method],
                         )
                     )
                 else:
@@ -492,7 +510,8 @@ def build_main_table(runs: Sequence[Run], reference: pd.DataFrame | None = None)
             bool(notes),
             comparisons,
             any(c.constant for r in rows for c in r.cells),
-        ),
+        )
+        + (_tuned_caption(tuned[0]) if tuned else ""),
         notes=notes,
         has_average=has_average,
         has_nondefault=bool(nondefault),
@@ -670,6 +689,14 @@ def _caption(
     return " ".join(parts)
 
 
+def _tuned_caption(objective: str) -> str:
+    return (
+        f" Tuned view: each method at the parameters its label-free tuning chose (objective "
+        f"{objective}, the same budget of trials for every method; laicbench tune); *: a method "
+        "without such a study (not tunable, or not tuned), at its default parameters."
+    )
+
+
 # ------------------------------------------------------------------------------------------
 # writers
 
@@ -743,6 +770,8 @@ def _markdown_cell(cell: Cell) -> str:
         text += " ≈"
     if cell.constant:
         text += " ≡"
+    if cell.untuned:
+        text += " *"
     return text
 
 
@@ -846,4 +875,6 @@ def _latex_cell(cell: Cell) -> str:
         text += "$^{\\approx}$"
     if cell.constant:
         text += "$^{\\equiv}$"
+    if cell.untuned:
+        text += "$^{*}$"
     return text

@@ -281,12 +281,13 @@ class ResultStore:
             self.write(spec, record)
 
     def record_paths(self) -> list[Path]:
-        """Every record file below the results dir, in path order (not Tune's files under
-        ``_ray`` nor hidden temporary files)."""
+        """Every record file below the results dir, in path order (not the files of folders
+        whose name starts with ``_``: Tune's under ``_ray``, tuning studies under ``_tune``; nor
+        hidden temporary files)."""
         return sorted(
             p
             for p in self.root.rglob("*" + RECORD_SUFFIX)
-            if not p.name.startswith(".") and p.relative_to(self.root).parts[0] != "_ray"
+            if not p.name.startswith(".") and not p.relative_to(self.root).parts[0].startswith("_")
         )
 
 

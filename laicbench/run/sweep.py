@@ -55,14 +55,15 @@ class SweepResult:
 
 
 class Sweep:
-    """The runs of `config` and their state in its results dir, ready to execute."""
+    """The runs of `config` (or the given `specs`, made by a caller such as ``laicbench tune``)
+    and their state in its results dir, ready to execute."""
 
-    def __init__(self, config: SweepConfig):
+    def __init__(self, config: SweepConfig, specs: list[RunSpec] | None = None):
         config.check()
         for folder in config.include_path:
             registry.load_plugin_folder(folder)
         self.config = config
-        self.specs = expand(config)
+        self.specs = expand(config) if specs is None else specs
         self.settings: DataSettings = config.data_settings()
         remote_ray = config.executor == "ray" and bool(config.address)
         # the driver only extracts features; with a remote cluster the trials' GPUs are the
@@ -81,10 +82,15 @@ class Sweep:
     @functools.cached_property
     def executor(self) -> Executor:
         """The executor of the config (local when nothing is left to run)."""
+        return self.executor_of(self.config.executor if self.plan.todo else "local")
+
+    def executor_of(self, kind: str) -> Executor:
+        """A new executor of `kind` (ray or local) for this sweep's device, cluster and plugin
+        folders."""
         config = self.config
         return make_executor(
-            config.executor if self.plan.todo else "local",
-            self.device if config.executor == "local" else config.device,
+            kind,
+            self.device if kind == "local" else config.device,
             address=config.address,
             num_cpus=config.num_cpus,
             num_gpus=config.num_gpus,
@@ -101,7 +107,10 @@ class Sweep:
         """Everything the runs to do need, before the first starts; UserError otherwise. Features
         are extracted (or found in the cache) here, so that unobtainable weights or an unknown
         architecture stop the sweep with one line instead of error records."""
-        todo = self.plan.todo
+        self.check_inputs(self.plan.todo, self.executor)
+
+    def check_inputs(self, todo: list[RunSpec], executor: Executor) -> None:
+        """``check`` for the runs `todo`, executed by `executor`."""
         self.store.check_writable()
         if todo:
             from laicbench.data.cache import default_cache_dir
@@ -114,7 +123,7 @@ class Sweep:
             load_vocabulary(self.settings.vocabulary)  # one line naming the file if unreadable
         check_datasets(todo, self.settings)
         prepare_features(todo, self.device, self.settings)
-        self.executor.prepare(Batch(todo, self.store, self.settings))
+        executor.prepare(Batch(todo, self.store, self.settings))
 
     def execute(
         self,

@@ -186,6 +186,22 @@ def prepare_cluster(
     return gpus
 
 
+def run_config(name: str, store: ResultStore, callback):
+    """Tune's RunConfig for an experiment named `name` (a time stamp is added) whose files go
+    under ``<results dir>/_ray``, followed by the driver's `callback`."""
+    from ray import tune
+
+    return tune.RunConfig(
+        name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+        storage_path=str(store.root / RAY_SUBDIR),
+        verbose=0,
+        callbacks=[callback],
+        # a trial whose worker or node died is retried once (elsewhere, if its node is gone); a
+        # method's own exception never fails a trial: it becomes an error record
+        failure_config=tune.FailureConfig(max_failures=1, fail_fast=False),
+    )
+
+
 class RayExecutor(Executor):
     """Runs as Ray Tune trials on a local Ray or the cluster at `address`.
 
@@ -212,7 +228,9 @@ class RayExecutor(Executor):
         self.include_paths = tuple(str(Path(p).absolute()) for p in include_paths)
         self._gpus: float | None = None  # what prepare_cluster found, once per sweep
 
-    def _cluster_gpus(self, batch: Batch) -> float:
+    def cluster_gpus(self, batch: Batch) -> float:
+        """The GPUs trials may ask for (``prepare_cluster``, once: Ray is started or reached and
+        the runs of `batch` checked on the first call)."""
         if self._gpus is not None:
             return self._gpus
         self._gpus = prepare_cluster(
@@ -229,7 +247,7 @@ class RayExecutor(Executor):
     def prepare(self, batch: Batch) -> None:
         """Start or reach Ray and check that the runs fit it (see ``prepare_cluster``)."""
         if batch.specs:
-            self._cluster_gpus(batch)
+            self.cluster_gpus(batch)
 
     def run(
         self, batch: Batch, on_start: OnStart, on_done: OnDone
@@ -242,7 +260,7 @@ class RayExecutor(Executor):
         from ray import tune
 
         specs, store, settings = batch.specs, batch.store, batch.settings
-        gpus = self._cluster_gpus(batch)
+        gpus = self.cluster_gpus(batch)
         trainable = tune.with_resources(
             _trial,
             lambda config: tune.PlacementGroupFactory(
@@ -259,15 +277,7 @@ class RayExecutor(Executor):
                 "include_paths": list(self.include_paths),
             },
             tune_config=tune.TuneConfig(reuse_actors=True),
-            run_config=tune.RunConfig(
-                name=f"sweep-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=str(store.root / RAY_SUBDIR),
-                verbose=0,
-                callbacks=[progress.callback()],
-                # a trial whose worker or node died is retried once (elsewhere, if its node is
-                # gone); a method's own exception never fails a trial: it becomes an error record
-                failure_config=tune.FailureConfig(max_failures=1, fail_fast=False),
-            ),
+            run_config=run_config("sweep", store, progress.callback()),
         )
         for result in tuner.fit():
             spec = RunSpec(**result.config["spec"])
