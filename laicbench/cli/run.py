@@ -280,7 +280,8 @@ def _print_dry_run(sweep, out: Console) -> None:
         params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
         status = "done (skip)" if spec.run_id in done else "to run"
         backbone = backbone_label(spec.backbone)
-        cells = (spec.method, spec.dataset, backbone, str(spec.seed), params, learns_from(spec))
+        dataset = spec.dataset + (f" (attacked: {spec.attack.label})" if spec.attack else "")
+        cells = (spec.method, dataset, backbone, str(spec.seed), params, learns_from(spec))
         table.add_row(*(escape(c) for c in cells), status)
     out.print(table)
 
