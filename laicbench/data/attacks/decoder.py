@@ -29,7 +29,9 @@ _SLOPE = 0.2
 class EfficientAttention(nn.Module):
     """Efficient attention (Shen et al., WACV 2021) with a residual connection: per head, keys
     softmax-normalised over positions and queries over channels, so that the cost is linear in
-    the number of positions."""
+    the number of positions. Each head gets ``channels // heads`` key and value channels, as in
+    AnyAttack's code: the last block (4 key channels, 8 heads) has none, so its attention adds
+    only the reprojection's bias."""
 
     def __init__(self, channels: int, key_channels: int, heads: int, value_channels: int):
         super().__init__()
@@ -42,9 +44,12 @@ class EfficientAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`x` (n, c, h, w) plus its attended reprojection."""
         n, _, h, w = x.shape
-        keys = self.keys(x).reshape(n, self.heads, -1, h * w).softmax(dim=-1)
-        queries = self.queries(x).reshape(n, self.heads, -1, h * w).softmax(dim=2)
-        values = self.values(x).reshape(n, self.heads, -1, h * w)
+        dk = self.keys.out_channels // self.heads
+        dv = self.values.out_channels // self.heads
+        keys = self.keys(x)[:, : dk * self.heads].reshape(n, self.heads, dk, h * w)
+        queries = self.queries(x)[:, : dk * self.heads].reshape(n, self.heads, dk, h * w)
+        values = self.values(x)[:, : dv * self.heads].reshape(n, self.heads, dv, h * w)
+        keys, queries = keys.softmax(dim=-1), queries.softmax(dim=2)
         context = keys @ values.transpose(-1, -2)  # (n, heads, key, value)
         attended = (context.transpose(-1, -2) @ queries).reshape(n, -1, h, w)
         return x + self.reprojection(attended)
