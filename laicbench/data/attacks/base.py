@@ -74,5 +74,7 @@ class Attack:
 
 def sample_generator(seed: int, index: int) -> torch.Generator:
     """A CPU generator for sample `index` of a split under attack seed `seed`: what a sample
-    draws depends on neither the batch size nor the device."""
-    return torch.Generator().manual_seed((seed << 32) + index)
+    draws depends on neither the batch size nor the device. (torch seeds its CPU generator
+    with 32 bits, so the pair is mixed into 32 bits by NumPy's SeedSequence.)"""
+    state = np.random.SeedSequence([seed, index]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
