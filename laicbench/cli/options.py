@@ -122,6 +122,7 @@ def selection_options() -> argparse.ArgumentParser:
     )
     selection.add_argument(
         "--attack-param",
+        dest="attack_params",
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -165,7 +166,7 @@ def sweep_config(args: argparse.Namespace) -> SweepConfig:
         if not sep:
             raise UserError(f"--grid {item}: expected METHOD.PARAM=V1,V2,...")
         config.grid[key.strip()] = values
-    for item in getattr(args, "attack_param", None) or []:
+    for item in getattr(args, "attack_params", None) or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"--attack-param {item}: expected KEY=VALUE, e.g. eps=8/255")
