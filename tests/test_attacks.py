@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -63,7 +64,8 @@ def pixels(n: int = 4, size: int = 32) -> torch.Tensor:
 def save_decoder(path: Path, embed_dim: int = 128, image_size: int = 32) -> Path:
     torch.manual_seed(0)
     decoder = AnyAttackDecoder(embed_dim, image_size)
-    torch.save({"decoder_state_dict": decoder.state_dict(), "epoch": 3}, path)
+    state = {k: v.half() if v.is_floating_point() else v for k, v in decoder.state_dict().items()}
+    torch.save({"decoder_state_dict": state, "epoch": 3}, path)  # half precision: 4.6 MB
     return path
 
 
@@ -219,8 +221,14 @@ def image_setup(tmp_path: Path, write_plugin) -> tuple[str, Path, list]:
 
 
 def records(results: Path) -> dict[str, dict]:
-    found = [json.loads(p.read_text()) for p in sorted(results.rglob("*.json"))]
-    return {f"{r['seed']}{'-adv' if r.get('attack') else ''}": r for r in found}
+    """{"0": clean seed 0, "0-adv": attacked seed 0 (or -adv-NAME past the first attack)}."""
+    out = {}
+    for path in sorted(results.rglob("*.json")):
+        record = json.loads(path.read_text())
+        name = (record.get("attack") or {}).get("name")
+        suffix = "" if name is None else "-adv" if name == "pgd" else f"-adv-{name}"
+        out[f"{record['seed']}{suffix}"] = record
+    return out
 
 
 def test_pgd_track_end_to_end(cli, tmp_path, write_plugin):
@@ -294,12 +302,24 @@ def test_pgd_track_end_to_end(cli, tmp_path, write_plugin):
     assert (out / "robustness.tex").is_file()
     assert "Adversarial robustness" in (out / "index.md").read_text()
     assert "Adversarial robustness" in (out / "index.html").read_text()
-    main = (out / "main_table.md").read_text()
-    assert f"{clean_acc:.1f}" in main or f"{clean_acc:.2f}" in main
-    import pandas as pd
-
+    (cell,) = pd.read_csv(out / "cells.csv").to_dict("records")  # the main table: clean runs
+    assert cell["n"] == 2 and cell["acc_mean"] == pytest.approx(clean_acc)
     runs = pd.read_csv(out / "runs.csv")
     assert sorted(runs["attack"].fillna("").str.startswith("pgd(")) == [False, False, True, True]
+
+    # AnyAttack through the pipeline: the surrogate's clean test features come from the cache
+    decoder = save_decoder(tmp_path / "decoder.pt")
+    any_flags = ["--attack", "anyattack", "--attack-param", f"checkpoint={decoder}",
+                 "--attack-param", f"surrogate={TINY}"]  # fmt: skip
+    anyattack = cli("run", *common, *any_flags)
+    assert anyattack.status == 0, anyattack.err
+    record = records(results)["0-adv-anyattack"]
+    summary = record["dataset"]["info"]["attack"]
+    assert EPS / 2 < summary["max_linf"] <= EPS + TOL
+    assert summary["params"]["checkpoint"] == str(decoder)
+    assert record["inputs"]["attack"]["checkpoint_sha256"]
+    test_key = record["dataset"]["info"]["cache_keys"]["test"]
+    assert test_key not in (keys["test"], adv_keys["test"])
 
 
 def test_attack_on_inputs_without_images_is_refused_in_one_line(cli, tmp_path):

@@ -5,7 +5,8 @@ its config, file checksum, or random seed), preprocessing (input size, resize ra
 interpolation, mean, std), precision, dataset, split and the hash of its sample list, and for
 text the vocabulary hash and templates (and whether the entry holds their ensemble or each
 template's features); plus the versions of torch, torchvision and open_clip and
-laicbench's feature-code version.
+laicbench's feature-code version. A test split under attack (``--attack``) adds the attack's
+fields (``laicbench.data.attacks``).
 """
 
 from __future__ import annotations
