@@ -248,6 +248,7 @@ def test_pgd_track_end_to_end(cli, tmp_path, write_plugin):
     attacked = cli("run", *common, "--config", config)
     assert attacked.status == 0, attacked.err
     assert "2 new, 0 skipped" in attacked.out  # the clean runs are not the attacked ones
+    assert "test images attacked by pgd(eps=0.03137" in attacked.out
 
     found = records(results)
     assert set(found) == {"0", "1", "0-adv", "1-adv"}
@@ -284,6 +285,7 @@ def test_pgd_track_end_to_end(cli, tmp_path, write_plugin):
         status = cli("status", *common, *extra)
         assert status.status == 0, status.err
         assert "2 done, 0 failed, 0 outdated, 0 damaged, 0 missing" in status.out
+        assert ("attacked by pgd(" in status.out) == bool(extra)
     dry = cli("run", *common, *attack, "--dry-run")
     assert f"{name} (attacked: pgd(eps=0.03137" in dry.out
 
