@@ -335,3 +335,23 @@ def test_attack_on_inputs_without_images_is_refused_in_one_line(cli, tmp_path):
         assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").rglob("*.json"))
     tune = cli("tune", "--methods", "clip-kmeans", "--datasets", "demo", "--attack", "pgd")
     assert tune.status == 2 and len(tune.err_lines) == 1 and "tuning runs on clean" in tune.err
+
+
+def test_an_attacked_run_spec_round_trips_through_its_json_form():
+    """Records and Ray trial configs carry specs and settings as JSON: the attack survives."""
+    from dataclasses import replace
+
+    from laicbench.api.settings import DataSettings
+    from laicbench.run.spec import RunSpec
+
+    attack = resolve_attack("pgd", {"steps": 2})
+    spec = RunSpec("clip-kmeans", "cifar10", TINY, 0, {"n_init": 2}, attack=attack)
+    again = RunSpec(**json.loads(json.dumps(spec.to_dict())))
+    assert again == spec and again.run_id == spec.run_id and again.attack == attack
+    clean = RunSpec("clip-kmeans", "cifar10", TINY, 0, {"n_init": 2})
+    assert "attack" not in clean.to_dict() and clean.run_id != spec.run_id
+    assert spec.run_id.startswith(clean.run_id + "-adv-pgd-")
+    other = RunSpec("clip-kmeans", "cifar10", TINY, 0, {"n_init": 2}, attack=resolve_attack("pgd"))
+    assert other.run_id != spec.run_id
+    settings = replace(DataSettings(), attack=attack)
+    assert DataSettings(**json.loads(json.dumps(settings.to_dict()))) == settings
