@@ -112,6 +112,7 @@ def test_pgd_stays_in_the_budget_moves_the_embedding_and_is_deterministic(tiny):
         ("none", {"eps": "1"}, "--attack-param given without --attack"),
         ("anyattack", {}, "needs --attack-param checkpoint=PATH"),
         ("anyattack", {"checkpoint": "/no/such/decoder.pt"}, "does not exist"),
+        ("anyattack", {"checkpoint": "2024/12"}, "2024/12 does not exist"),  # not a fraction
     ],
 )
 def test_bad_attack_settings_are_one_line_errors(name, params, message):
@@ -154,7 +155,7 @@ def test_decoder_checkpoint_loads_and_anyattack_stays_in_the_budget(tiny, tmp_pa
     assert load_decoder(tmp_path / "bare.pt").embed_dim == 128
 
     spec = resolve_attack("anyattack", {"checkpoint": str(path), "surrogate": TINY})
-    assert dict(spec.params)["eps"] == EPS
+    assert dict(spec.params)["eps"] == EPS and dict(spec.params)["checkpoint"] == str(path)
     attack = build_attack(spec)
     surrogate = np.random.default_rng(0).normal(size=(4, 128)).astype(np.float32)
     attack.setup(context(tiny, lambda name: surrogate if name == TINY else None))

@@ -80,7 +80,8 @@ def resolve_attack(name: str | None, params: dict[str, Any] | None = None) -> At
                 f"--attack {name}: no parameter {key!r}{did_you_mean(key, names)}; its "
                 f"parameters: {', '.join(names)}"
             )
-        value = parse_attack_value(value) if isinstance(value, str) else value
+        if isinstance(value, str) and hints.get(key) is not str:  # a path stays as written
+            value = parse_attack_value(value)
         if hints.get(key) is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         values[key] = value
