@@ -113,7 +113,21 @@ def selection_options() -> argparse.ArgumentParser:
         help="over-clustering: ask every method for F x K clusters, scored with many-to-one "
         "accuracy besides the usual metrics (default 1)",
     )
-
+    selection.add_argument(
+        "--attack",
+        metavar="NAME",
+        help="adversarial track: perturb the test images of image datasets before encoding "
+        "them: pgd (white-box, L-infinity, against the clean embedding) or anyattack (a "
+        "pretrained decoder, --attack-param checkpoint=PATH); default none (clean)",
+    )
+    selection.add_argument(
+        "--attack-param",
+        dest="attack_params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter of the attack, e.g. eps=8/255, steps=10, step_size=2/255 (repeatable)",
+    )
     return selection
 
 
@@ -144,7 +158,7 @@ def sweep_config(args: argparse.Namespace) -> SweepConfig:
     config = load_config(getattr(args, "config", None))
     for f in fields(SweepConfig):
         value = getattr(args, f.name, None)
-        if f.name == "grid" or value is None or value == []:
+        if f.name in ("grid", "attack_params") or value is None or value == []:
             continue
         setattr(config, f.name, config_value(f.name, value, "--" + f.name.replace("_", "-")))
     for item in getattr(args, "grid", None) or []:
@@ -152,5 +166,10 @@ def sweep_config(args: argparse.Namespace) -> SweepConfig:
         if not sep:
             raise UserError(f"--grid {item}: expected METHOD.PARAM=V1,V2,...")
         config.grid[key.strip()] = values
+    for item in getattr(args, "attack_params", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--attack-param {item}: expected KEY=VALUE, e.g. eps=8/255")
+        config.attack_params[key.strip()] = value.strip()
     config.check()
     return config

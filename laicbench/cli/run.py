@@ -223,6 +223,8 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         f"[bold]{len(result.finished) - len(failed)} new, {len(result.skipped)} skipped (already "
         f"done), {len(failed)} failed[/] - records in {result.results_dir}"
     )
+    for label in sorted({spec.attack.label for spec in result.specs if spec.attack}):
+        out.print(f"test images attacked by {label}", markup=False, highlight=False)
     for spec, record in failed:
         error = record.error or {}
         message = error.get("message") or ""
@@ -257,7 +259,9 @@ def cmd_status(args: argparse.Namespace, out: Console) -> int:
         cell[state] += 1
         if why:
             reasons[f"{state}: {why}"] += 1
-    table = Table(title=f"sweep status in {store.root}")
+    attacks = sorted({spec.attack.label for spec in sweep.specs if spec.attack is not None})
+    attacked = f" (test images attacked by {', '.join(attacks)})" if attacks else ""
+    table = Table(title=f"sweep status in {store.root}{attacked}")
     for column in ("method", "dataset", *states):
         table.add_column(column, justify="left" if column in ("method", "dataset") else "right")
     for (method, dataset), cell in counts.items():
@@ -280,7 +284,8 @@ def _print_dry_run(sweep, out: Console) -> None:
         params = ", ".join(f"{k}={v}" for k, v in spec.params.items())
         status = "done (skip)" if spec.run_id in done else "to run"
         backbone = backbone_label(spec.backbone)
-        cells = (spec.method, spec.dataset, backbone, str(spec.seed), params, learns_from(spec))
+        dataset = spec.dataset + (f" (attacked: {spec.attack.label})" if spec.attack else "")
+        cells = (spec.method, dataset, backbone, str(spec.seed), params, learns_from(spec))
         table.add_row(*(escape(c) for c in cells), status)
     out.print(table)
 

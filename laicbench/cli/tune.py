@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from laicbench.api.errors import UserError
 from laicbench.cli.options import execution_options, sweep_config
 from laicbench.cli.run import EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK, progress_bars
 from laicbench.run.config import split_list
@@ -78,8 +79,14 @@ def tuning_config(args: argparse.Namespace):
     """The TuningConfig of `args`."""
     from laicbench.tune.tuning import TuningConfig
 
+    sweep = sweep_config(args)
+    if sweep.attack not in (None, "none"):
+        raise UserError(
+            "--attack: tuning runs on clean images; tune, then run the chosen parameters with "
+            "laicbench run --attack"
+        )
     return TuningConfig(
-        sweep=sweep_config(args),
+        sweep=sweep,
         budget=args.budget,
         objectives=split_list(args.objective),
         selection_seeds=args.selection_seeds,

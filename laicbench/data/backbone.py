@@ -199,8 +199,9 @@ class Backbone:
             "std": [float(v) for v in visual.image_std],
         }
 
-    def image_transform(self, resize_ratio: float) -> Callable:
-        """Resize(round(ratio x size), bicubic), CenterCrop(size), RGB, to tensor, Normalize."""
+    def image_transform(self, resize_ratio: float, normalize: bool = True) -> Callable:
+        """Resize(round(ratio x size), bicubic), CenterCrop(size), RGB, to tensor, Normalize
+        (without `normalize`: pixels in [0, 1], what an attack perturbs)."""
         from torchvision import transforms as T
 
         cfg = self.preprocess_cfg
@@ -211,7 +212,7 @@ class Backbone:
                 T.CenterCrop(size),
                 T.Lambda(_to_rgb),
                 T.ToTensor(),
-                T.Normalize(cfg["mean"], cfg["std"]),
+                *([T.Normalize(cfg["mean"], cfg["std"])] if normalize else []),
             ]
         )
 

@@ -62,7 +62,6 @@ def autocast_context(device: str, precision: str):
     return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
 
 
-@torch.inference_mode()
 def encode_images(
     model: torch.nn.Module,
     images: Sequence[Any],
@@ -72,8 +71,24 @@ def encode_images(
     batch_size: int = 256,
     num_workers: int = 2,
     description: str = "images",
+    prepare: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
 ) -> np.ndarray:
-    """Unnormalised image features (n, d) float32 of `images` ((PIL image, label) items)."""
+    """Unnormalised image features (n, d) float32 of `images` ((PIL image, label) items).
+
+    `prepare(batch, first)`, when given, maps each transformed batch on `device` (samples
+    `first`, `first + 1`, ...) to the model's input (an attack perturbs and normalises it); it
+    runs outside inference mode, so that it may take gradients.
+    """
+    with torch.inference_mode(prepare is None), torch.no_grad():
+        return _encode(
+            model, images, transform, device, precision, batch_size, num_workers, description,
+            prepare,
+        )  # fmt: skip
+
+
+def _encode(
+    model, images, transform, device, precision, batch_size, num_workers, description, prepare
+) -> np.ndarray:
     dataset = _Transformed(images, transform)
     n = len(dataset)
     loader = torch.utils.data.DataLoader(
@@ -94,6 +109,8 @@ def encode_images(
             while start < len(batch):
                 piece = batch[start : start + chunk].to(device, non_blocking=True)
                 try:
+                    if prepare is not None:
+                        piece = prepare(piece, done)
                     with autocast_context(device, precision):
                         features = model.encode_image(piece)
                 except torch.cuda.OutOfMemoryError:
@@ -107,7 +124,7 @@ def encode_images(
                     out = np.empty((n, features.shape[1]), dtype=np.float32)
                 out[done : done + len(features)] = features
                 done += len(features)
-                start += len(piece)
+                start += len(features)
                 elapsed = progress.tasks[task].elapsed or 0.0
                 progress.update(
                     task, completed=done, rate=f"{done / elapsed:7.1f} img/s" if elapsed else ""

@@ -125,7 +125,8 @@ class ImageDataset(Dataset):
         self, backbone: str, device: str, settings: DataSettings, needs: frozenset[Need]
     ) -> dict[str, Any]:
         """Sample lists of both splits, extraction precision, weights and, for methods that
-        need nouns, the vocabulary: what the cached features were computed from."""
+        need nouns, the vocabulary, and the attack on the test images when there is one: what
+        the cached features were computed from."""
         from laicbench.data.backbone import weights_identity
         from laicbench.data.vocab import load_vocabulary, vocabulary_hash
 
@@ -136,6 +137,10 @@ class ImageDataset(Dataset):
         }
         if needs & {Need.NOUNS, Need.NOUN_TEMPLATES}:
             out["vocabulary_sha256"] = vocabulary_hash(load_vocabulary(settings.vocabulary))
+        if settings.attack is not None:
+            from laicbench.data.attacks.apply import attack_key_fields
+
+            out["attack"] = attack_key_fields(settings.attack)
         return out
 
     def load(self, backbone: str, device: str, settings: DataSettings) -> DatasetFeatures:

@@ -5,12 +5,14 @@ its config, file checksum, or random seed), preprocessing (input size, resize ra
 interpolation, mean, std), precision, dataset, split and the hash of its sample list, and for
 text the vocabulary hash and templates (and whether the entry holds their ensemble or each
 template's features); plus the versions of torch, torchvision and open_clip and
-laicbench's feature-code version.
+laicbench's feature-code version. A test split under attack (``--attack``) adds the attack's
+fields (``laicbench.data.attacks``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from importlib.metadata import version
 from typing import Any, Protocol
 
@@ -124,7 +126,10 @@ def split_features(
     device: str,
     settings: DataSettings,
 ) -> tuple[str, np.ndarray, np.ndarray]:
-    """(cache key, features, labels) of one split, extracted once and then read from the cache."""
+    """(cache key, features, labels) of one split, extracted once and then read from the cache.
+    With ``settings.attack``, the test split's images are perturbed first (``attacked_split``)."""
+    if split == "test" and settings.attack is not None:
+        return attacked_split(dataset, backbone, cache, device, settings)
     data = dataset.split(split)
     precision = settings.resolved_precision(device)
     fields = image_key_fields(
@@ -145,6 +150,57 @@ def split_features(
         return {"features": features, "labels": np.asarray(data.labels, dtype=np.int64)}
 
     key, arrays = cache.get_or_build(fields, build, f"{dataset.name}/{split} {backbone.spec}")
+    return key, arrays["features"], arrays["labels"]
+
+
+def attacked_split(
+    dataset: ImageSource,
+    backbone: Backbone,
+    cache: FeatureCache,
+    device: str,
+    settings: DataSettings,
+) -> tuple[str, np.ndarray, np.ndarray]:
+    """(cache key, features, labels) of the test split under ``settings.attack``: the clean
+    split's key fields plus the attack's (``attack_key_fields``); the entry also holds each
+    image's largest pixel change (``linf``). Clean test features under any backbone (a
+    surrogate's) come from the cache like any other."""
+    from laicbench.data.attacks.apply import attack_key_fields, encode_attacked
+
+    attack = settings.attack
+    assert attack is not None
+    clean_settings = replace(settings, attack=None)
+    data = dataset.split("test")
+    precision = settings.resolved_precision(device)
+    fields = {
+        **image_key_fields(
+            backbone, dataset, "test", data.sample_ids, precision, settings.cache_dir
+        ),
+        "attack": attack_key_fields(attack),
+    }
+
+    def clean_test_features(name: str) -> np.ndarray:
+        other = load_backbone(BackboneSpec.parse(name), device)
+        return split_features(dataset, "test", other, cache, device, clean_settings)[1]
+
+    def build() -> dict[str, np.ndarray]:
+        arrays = encode_attacked(
+            attack,
+            backbone.model,
+            data.images,
+            backbone.image_transform(dataset.resize_ratio, normalize=False),
+            backbone.preprocess_cfg,
+            clean_test_features,
+            device,
+            precision,
+            settings.batch_size,
+            settings.num_workers,
+            f"{dataset.name} test images under {attack.name}",
+        )
+        return {**arrays, "labels": np.asarray(data.labels, dtype=np.int64)}
+
+    key, arrays = cache.get_or_build(
+        fields, build, f"{dataset.name}/test {backbone.spec} attacked by {attack.label}"
+    )
     return key, arrays["features"], arrays["labels"]
 
 
@@ -226,6 +282,16 @@ def image_dataset_features(
         )
         arrays[split] = (features, labels)
     words = load_vocabulary(settings.vocabulary)
+    attack_info = {}
+    if settings.attack is not None:
+        from laicbench.data.attacks.apply import attack_summary
+
+        clean = split_features(
+            dataset, "test", backbone, cache, device, replace(settings, attack=None)
+        )
+        attack_info = {
+            "attack": attack_summary(settings.attack, clean[1], cache.load(keys["test"]))
+        }
 
     def nouns() -> np.ndarray:
         key, features = vocabulary_features(words, backbone, cache, device, settings)
@@ -256,5 +322,6 @@ def image_dataset_features(
             "cache_dir": str(cache.root),
             "precision": settings.resolved_precision(device),
             "weights": weights_identity(spec, settings.cache_dir),
+            **attack_info,
         },
     )

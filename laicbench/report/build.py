@@ -52,6 +52,7 @@ from laicbench.report.stat_tables import (
     overclustering_table,
     ranks,
     ranks_table,
+    robustness_table,
     shift_table,
     stability_table,
 )
@@ -260,9 +261,11 @@ def _statistical_tables(
     over: list[Run],
     points: dict,
     labels: dict[tuple[str, str], str],
+    attacked: list[Run] | None = None,
 ) -> list[Table]:
     """Write the tables beside the main table (confidence intervals, with their CSV and
-    Parquet; ranks; seed stability; label-free; over-clustering) and return them."""
+    Parquet; ranks; seed stability; label-free; over-clustering; robustness, from the runs on
+    `attacked` test images) and return them."""
     tables: list[Table] = []
     if points:
         cells = confidence_frame(points, labels)
@@ -280,6 +283,10 @@ def _statistical_tables(
     overclustering = overclustering_table(over, column_labels(over))
     if overclustering is not None:
         tables.append(overclustering)
+    clean = [*runs, *over]
+    robustness = robustness_table(clean, attacked or [], column_labels([*clean, *(attacked or [])]))
+    if robustness is not None:
+        tables.append(robustness)
     for table in tables:
         (folder / f"{table.name}.md").write_text(table.to_markdown())
         (folder / f"{table.name}.tex").write_text(table.to_latex())
@@ -431,6 +438,8 @@ def _write_report(
     frame = runs_frame(order)
     frame.to_csv(folder / "runs.csv", index=False)
     frame.to_parquet(folder / "runs.parquet", index=False)
+    attacked = [r for r in runs if r.attack is not None]  # the robustness table's only
+    runs = [r for r in runs if r.attack is None]
     over = [r for r in runs if r.k_factor > 1]
     runs = [r for r in runs if r.k_factor == 1]  # the tables and figures of K clusters
     view = (report.tuned, tuned_points(report.studies, report.tuned)) if report.tuned else None
@@ -454,7 +463,7 @@ def _write_report(
 
     labels = column_labels(runs)
     points = main_points(runs, view[1] if view else None)
-    extra = _statistical_tables(folder, runs, over, points, labels)
+    extra = _statistical_tables(folder, runs, over, points, labels, attacked)
     tuning = tuning_table(report.studies, [r for r in selected if r.state == "done"])
     if tuning is not None:
         (folder / f"{tuning.name}.md").write_text(tuning.to_markdown())

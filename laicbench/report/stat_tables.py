@@ -1,6 +1,7 @@
 """The report's statistical tables beside the main table: 95% confidence intervals, average ranks
 (Friedman), seed stability, the label-free table with what each internal metric would select,
-and the over-clustering table. Each is a ``Table`` written as Markdown and LaTeX (booktabs).
+the over-clustering table and the robustness table (the adversarial track). Each is a
+``Table`` written as Markdown and LaTeX (booktabs).
 
 Every table works on stored records only (``Run``); the per-seed predictions for stability are
 read from the ``.pred.npz`` files beside the records.
@@ -325,6 +326,57 @@ def overclustering_table(runs: Sequence[Run], labels: dict) -> Table | None:
         "accuracy maps each cluster to its majority class; Hungarian ACC leaves the extra "
         "clusters unmatched.",
     )
+
+
+ROBUSTNESS_METRICS = ("acc", "nmi")
+
+
+def robustness_table(clean: Sequence[Run], attacked: Sequence[Run], labels: dict) -> Table | None:
+    """The adversarial track: per method, dataset column and attack, the mean over seeds of ACC
+    and NMI on clean and on attacked test images and the drop (attacked minus clean), pairing
+    each attacked run with the clean run of the same method, parameters, dataset, backbone,
+    k-factor and seed; None without attacked runs. Seeds without a clean counterpart are left
+    out of the means (the seeds column counts the pairs)."""
+    if not attacked:
+        return None
+    same = {(*_pair_key(run), run.seed): run for run in clean}
+    groups: dict[tuple[str, str, str], list[tuple[Run, Run | None]]] = {}
+    for run in attacked:
+        key = (run.method, labels.get(column_key(run), run.dataset), run.attack_label)
+        groups.setdefault(key, []).append((run, same.get((*_pair_key(run), run.seed))))
+    rows = []
+    for (method, column, attack), pairs in sorted(
+        groups.items(), key=lambda kv: (method_order(kv[0][0]), kv[0][1], kv[0][2])
+    ):
+        matched = [(adv, ref) for adv, ref in pairs if ref is not None]
+        cells = [method, column, attack, str(len(matched))]
+        for name in ROBUSTNESS_METRICS:
+            before = _values([ref for _, ref in matched], name)
+            after = _values([adv for adv, _ in matched], name)
+            if before and len(before) == len(after):
+                cells += [_fmt(float(np.mean(before))), _fmt(float(np.mean(after)))]
+                cells.append(f"{float(np.mean(after)) - float(np.mean(before)):+.2f}")
+            else:
+                cells += ["-", "-", "-"]
+        rows.append(cells)
+    header = ["method", "dataset", "attack", "seeds"]
+    for name in ROBUSTNESS_METRICS:
+        label = METRIC_LABELS.get(name, name.upper())
+        header += [f"{label} clean", f"{label} attacked", f"{label} drop"]
+    return Table(
+        "robustness",
+        "Adversarial robustness",
+        header,
+        rows,
+        "Means over the seeds that have both a clean run and a run on attacked test images "
+        "(--attack: the test images were perturbed before encoding; the method's train split "
+        "stayed clean), same method, parameters, backbone and k-factor. Drop: attacked minus "
+        "clean, in points.",
+    )
+
+
+def _pair_key(run: Run) -> tuple:
+    return (run.method, run.dataset, run.backbone, run.params_hash, run.k_factor)
 
 
 def _shift_source(dataset: str) -> str | None:

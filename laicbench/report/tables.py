@@ -39,6 +39,7 @@ RUNS_COLUMNS = [
     "params_hash",
     "params",
     "k_factor",
+    "attack",
     *SCORES,
     "n_clusters_found",
     "largest_share",
@@ -96,6 +97,18 @@ class Run:
         return int(self.record.k_factor or 1)
 
     @property
+    def attack(self) -> dict[str, Any] | None:
+        """The attack on the run's test images (``{"name", "params"}``), None when clean."""
+        return self.record.attack
+
+    @property
+    def attack_label(self) -> str:
+        """The attack as a short label (``pgd(eps=0.03137, ...)``), '' when clean."""
+        from laicbench.api.settings import AttackSpec
+
+        return "" if self.attack is None else AttackSpec.from_dict(self.attack).label
+
+    @property
     def diagnostics(self) -> dict[str, Any]:
         """The label-based diagnostics the harness stored (cluster_to_class, ...)."""
         return self.record.diagnostics or {}
@@ -140,6 +153,7 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
                 "params_hash": run.params_hash,
                 "params": canonical_json(run.params),
                 "k_factor": run.k_factor,
+                "attack": run.attack_label,
                 **{m: _float(metrics.get(m)) for m in SCORES},
                 "n_clusters_found": _float(run.record.n_clusters_found),
                 **{k: _float(v) for k, v in (run.record.cluster_sizes or {}).items()},

@@ -38,7 +38,9 @@ class SweepConfig:
     training-free methods of the shift track select their nouns: ``source``, the default, or
     ``target``),
     ``params`` ({method: {param: value}}), ``grid`` ({"method.param": [values]}) and
-    ``k_factor`` (over-clustering: every method is asked for k_factor x K clusters). Records:
+    ``k_factor`` (over-clustering: every method is asked for k_factor x K clusters), ``attack``
+    and ``attack_params`` (the adversarial track: an attack, ``pgd`` or ``anyattack``, perturbs
+    every image dataset's test images before they are encoded; None or ``none``: clean). Records:
     ``results_dir``, ``overwrite``. Data: ``data_root``, ``download``, ``cache_dir``,
     ``precision``, ``vocabulary``, ``batch_size``, ``workers`` (DataSettings; None: its
     default). Execution: ``device``, ``executor`` (ray or local; default $LAICBENCH_EXECUTOR or
@@ -55,6 +57,8 @@ class SweepConfig:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     grid: dict[str, list[Any] | str] = field(default_factory=dict)
     k_factor: int = 1
+    attack: str | None = None
+    attack_params: dict[str, Any] = field(default_factory=dict)
     results_dir: str = DEFAULT_RESULTS_DIR
     overwrite: bool = False
     data_root: str | None = None
@@ -104,7 +108,15 @@ class SweepConfig:
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _LISTS = ("methods", "datasets", "include_path")
 _STRINGS = ("results_dir", "precision", "device", "executor")
-_OPTIONAL_STRINGS = ("train_on", "nouns_from", "data_root", "cache_dir", "vocabulary", "address")
+_OPTIONAL_STRINGS = (
+    "train_on",
+    "nouns_from",
+    "attack",
+    "data_root",
+    "cache_dir",
+    "vocabulary",
+    "address",
+)
 _BOOLS = ("overwrite", "download")
 _OPTIONAL_INTS = ("batch_size", "workers", "num_cpus", "num_gpus")
 
@@ -129,6 +141,11 @@ def config_value(key: str, value: Any, where: str) -> Any:
     if key == "params":
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             raise UserError(f"{where}: params must be tables, e.g. [params.clip-kmeans]")
+    elif key == "attack_params":
+        if not isinstance(value, dict):
+            raise UserError(
+                f'{where}: attack_params must be a table, e.g. [attack_params] eps = "8/255"'
+            )
     elif key == "grid":
         if not isinstance(value, dict) or not all(
             isinstance(v, (list, str)) for v in value.values()

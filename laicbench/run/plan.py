@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -17,7 +17,9 @@ from laicbench.api import registry
 from laicbench.api.backbone_spec import DEFAULT_BACKBONE
 from laicbench.api.dataset import suite_members
 from laicbench.api.errors import UserError
-from laicbench.api.settings import DataSettings
+from laicbench.api.settings import AttackSpec, DataSettings
+from laicbench.data.attacks import resolve_attack
+from laicbench.data.image_dataset import ImageDataset
 from laicbench.data.resolve import resolve_dataset
 from laicbench.files import canonical_json
 from laicbench.run.config import SweepConfig
@@ -77,9 +79,15 @@ def expand(config: SweepConfig) -> list[RunSpec]:
         raise UserError("--nouns-from is a choice of the shift track: give --train-on too")
     grids = parse_grid(config.grid, methods)
     params = {m: _param_points(m, _params_for(config, m), grids.get(m, {})) for m in methods}
+    attack = resolve_attack(config.attack, config.attack_params)
     specs = []
     for dataset in datasets:
         ds = resolve_dataset(dataset)
+        if attack is not None and not isinstance(ds, ImageDataset):
+            raise UserError(
+                f"--attack {attack.name}: dataset {dataset} has no images to perturb (simulated "
+                "or precomputed features); the adversarial track runs on image datasets only"
+            )
         backbones = dict.fromkeys(
             ds.backbone_for(b, DEFAULT_BACKBONE) for b in config.backbone or [None]
         )
@@ -90,7 +98,14 @@ def expand(config: SweepConfig) -> list[RunSpec]:
                     for seed in seeds:
                         specs.append(
                             RunSpec(
-                                method, dataset, backbone, seed, point, config.k_factor, train_on
+                                method,
+                                dataset,
+                                backbone,
+                                seed,
+                                point,
+                                config.k_factor,
+                                train_on,
+                                attack,
                             )
                         )
     return specs
@@ -185,28 +200,28 @@ def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
 
 
 def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) -> None:
-    """Extract (or verify cached) features of every (dataset, backbone) of `specs`, the noun
+    """Extract (or verify cached) features of every (dataset, backbone, attack) of `specs`, the noun
     features (their template ensemble and, for methods that read them, the per-template ones)
     when a method needs them and the image features under the other backbones a method reads
     (``runner.run_spaces``), so that parallel trials only read the cache. UserError before any
     run when a dataset cannot give those other backbones."""
     from laicbench.api.features import Need
-    from laicbench.data.image_dataset import ImageDataset
     from laicbench.run.runner import run_spaces
 
     text_needs = {Need.NOUNS, Need.NOUN_TEMPLATES}
-    pairs: dict[tuple[str, str], set[Need]] = {}
+    pairs: dict[tuple[str, str, AttackSpec | None], set[Need]] = {}
     for spec in specs:
         needs = registry.methods.get(spec.method).needs & text_needs
-        for dataset in spec.datasets:
-            pairs.setdefault((dataset, spec.backbone), set()).update(needs)
+        for i, dataset in enumerate(spec.datasets):  # the attack is on the run's own dataset
+            attack = spec.attack if i == 0 else None
+            pairs.setdefault((dataset, spec.backbone, attack), set()).update(needs)
         for backbone in run_spaces(spec, settings):
             for dataset in spec.datasets:
-                pairs.setdefault((dataset, backbone), set())
-    for (dataset, backbone), needs in pairs.items():
+                pairs.setdefault((dataset, backbone, None), set())
+    for (dataset, backbone, attack), needs in pairs.items():
         ds = resolve_dataset(dataset, settings)
         if isinstance(ds, ImageDataset):
-            data = ds.load(backbone, device, settings)
+            data = ds.load(backbone, device, replace(settings, attack=attack))
             if Need.NOUNS in needs:
                 _ = data.noun_features
             if Need.NOUN_TEMPLATES in needs:
@@ -266,7 +281,7 @@ class InputFingerprints:
         (the dataset is gone: then nothing is compared, and running reports what is missing)."""
         method = registry.methods.get(spec.method)
         device = method.resources.device_for(self.device)
-        key = (spec.dataset, spec.train_on, spec.backbone, device, method.needs)
+        key = (spec.dataset, spec.train_on, spec.backbone, device, method.needs, spec.attack)
         extra = method.extra_backbones(spec.params)
         if extra:  # the fingerprint names the other backbones' features too
             key = (*key, tuple(extra))

@@ -86,6 +86,7 @@ class RunRecord:
     n_clusters_found: int | None = None
     k_factor: int | None = None
     train_on: str | None = None
+    attack: dict[str, Any] | None = None
     internal_metrics: dict[str, float | None] | None = None
     cluster_sizes: dict[str, float] | None = None
     scoring: dict[str, Any] | None = None
@@ -123,6 +124,7 @@ class RunRecord:
             seed=spec.seed,
             k_factor=spec.k_factor if spec.k_factor != 1 else None,
             train_on=spec.train_on,
+            attack=None if spec.attack is None else spec.attack.to_dict(),
             **fields_,
         )
 

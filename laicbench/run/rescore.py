@@ -89,16 +89,21 @@ class _TestFeatures:
     def __init__(self, device: str, settings: DataSettings):
         self.device = device
         self.settings = settings
-        self._features: dict[tuple[str, str], np.ndarray | str] = {}
+        self._features: dict[tuple, np.ndarray | str] = {}
         self._inputs: dict[tuple, dict | str] = {}
 
     def __call__(self, record: RunRecord) -> np.ndarray | str:
-        from laicbench.run.runner import load_dataset_features, run_inputs, run_spaces
+        from laicbench.run.runner import (
+            attacked_settings,
+            load_dataset_features,
+            run_inputs,
+            run_spaces,
+        )
 
         if not record.spec:
             return "the record stores no run spec"
         spec = RunSpec(**record.spec)
-        key = (spec.dataset, spec.backbone)
+        key = (spec.dataset, spec.backbone, spec.attack)
         try:
             spaces = tuple(run_spaces(spec, self.settings))
             inputs_key = (*key, spec.method, spec.train_on, spaces)
@@ -107,7 +112,8 @@ class _TestFeatures:
             if record.inputs is not None and self._inputs[inputs_key] != record.inputs:
                 return "today's features differ from the run's (device, precision or data)"
             if key not in self._features:
-                data = load_dataset_features(*key, self.device, self.settings)
+                settings = attacked_settings(spec, self.settings)
+                data = load_dataset_features(spec.dataset, spec.backbone, self.device, settings)
                 self._features[key] = data.image_test
         except UserError as exc:
             self._features[key] = f"features not available ({str(exc).splitlines()[0]})"

@@ -46,6 +46,12 @@ def load_dataset_features(
     return resolve_dataset(dataset, settings).load(backbone, device, settings)
 
 
+def attacked_settings(spec: RunSpec, settings: DataSettings) -> DataSettings:
+    """The data settings of `spec`'s own dataset: `settings` with the run's attack on its test
+    images (the shift track's source dataset is read with `settings` as given: clean)."""
+    return settings if spec.attack is None else dataclasses.replace(settings, attack=spec.attack)
+
+
 def run_threads(method_cls: type[Method]) -> int:
     """torch's thread count for a run of `method_cls`: its declared CPU share (at least 1), the
     same with either executor, so that reductions, and so the results, do not depend on it."""
@@ -59,6 +65,11 @@ def run_spaces(spec: RunSpec, settings: DataSettings) -> list[str]:
     features file) and so has no other."""
     method_cls = registry.methods.get(spec.method)
     extra = other_backbones(method_cls.extra_backbones(spec.params), spec.backbone)
+    if extra and spec.attack is not None:
+        raise UserError(
+            f"method {spec.method!r} reads the features of other backbones too, which the "
+            "adversarial track does not attack; drop --attack or those backbones"
+        )
     for name in spec.datasets if extra else []:
         dataset = resolve_dataset(name, settings)
         for backbone in extra:
@@ -91,8 +102,10 @@ def _inputs_under(
     spec: RunSpec, backbone: str, needs: frozenset[Need], device: str, settings: DataSettings
 ) -> dict[str, Any]:
     prints = [
-        resolve_dataset(name, settings).fingerprint(backbone, device, settings, needs)
-        for name in spec.datasets
+        resolve_dataset(name, settings).fingerprint(
+            backbone, device, attacked_settings(spec, settings) if i == 0 else settings, needs
+        )
+        for i, name in enumerate(spec.datasets)
     ]
     if spec.train_on is None:
         return prints[0]
@@ -152,7 +165,7 @@ def load_run_features(
 def _features_under(
     spec: RunSpec, backbone: str, device: str, settings: DataSettings
 ) -> tuple[DatasetFeatures, int]:
-    data = load_dataset_features(spec.dataset, backbone, device, settings)
+    data = load_dataset_features(spec.dataset, backbone, device, attacked_settings(spec, settings))
     if spec.train_on is None:
         return data, data.n_classes
     name, protocol = train_protocol(spec.train_on)

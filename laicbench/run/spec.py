@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from laicbench.api.settings import AttackSpec
 from laicbench.files import short_hash
 
 # The two class protocols of ``--train-on SOURCE[:CLASSES]``: "all" (the default, VLM4Cluster's:
@@ -31,7 +32,9 @@ class RunSpec:
     over-clustering factor (the method is asked for k_factor x K clusters) and `train_on`: None
     (the method learns on the dataset's own train split) or the dataset whose train split it
     learns on, with its class protocol (``imagenet:all``: all its classes, K = 1,000;
-    ``imagenet:subset``: its images of this dataset's classes, K = this dataset's)."""
+    ``imagenet:subset``: its images of this dataset's classes, K = this dataset's), and
+    `attack`: None (clean images) or the attack that perturbed the dataset's test images before
+    they were encoded (the adversarial track)."""
 
     method: str
     dataset: str
@@ -40,6 +43,11 @@ class RunSpec:
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=True)
     k_factor: int = 1
     train_on: str | None = None
+    attack: AttackSpec | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attack, dict):  # the JSON form (records, Ray trial configs)
+            object.__setattr__(self, "attack", AttackSpec.from_dict(self.attack))
 
     @property
     def source_dataset(self) -> str | None:
@@ -74,17 +82,20 @@ class RunSpec:
         Names holding a path (a features file, a checkpoint file) are sanitised and given a
         hash of the full name, so that ``x/y.npz`` and ``x_y.npz`` stay apart. An
         over-clustering run ends in ``-k<factor>``, a run trained on another dataset in
-        ``-on-<dataset>``.
+        ``-on-<dataset>``, a run on attacked test images in ``-adv-<attack>-<hash of its
+        parameters>``.
         """
         dataset, backbone = (path_part(s) for s in (self.dataset, self.backbone))
         over = f"-k{self.k_factor}" if self.k_factor != 1 else ""
         if self.train_on is not None:
             over += f"-on-{path_part(self.train_on)}"
+        if self.attack is not None:
+            over += f"-adv-{self.attack.name}-{short_hash(self.attack.to_dict(), 8)}"
         return f"{self.method}/{dataset}/{backbone}/seed{self.seed}-{self.params_hash}{over}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form stored in records (``k_factor`` only when it is not 1 and ``train_on``
-        only when set, so that records of other runs are as before)."""
+        """The JSON form stored in records (``k_factor`` only when it is not 1, ``train_on`` and
+        ``attack`` only when set, so that records of other runs are as before)."""
         out = {
             "method": self.method,
             "dataset": self.dataset,
@@ -96,6 +107,8 @@ class RunSpec:
             out["k_factor"] = self.k_factor
         if self.train_on is not None:
             out["train_on"] = self.train_on
+        if self.attack is not None:
+            out["attack"] = self.attack.to_dict()
         return out
 
 
