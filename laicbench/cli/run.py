@@ -195,6 +195,8 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         _print_dry_run(sweep, out)
         return EXIT_OK
     sweep.check()
+    for why in sweep.plan.unusable:  # named, then rerun (the new record replaces it)
+        err.print(f"laicbench: warning: rerunning: {why}", markup=False, highlight=False)
     finished: list[tuple[RunSpec, RunRecord]] = []
     todo = len(sweep.plan.todo)
     progress = progress_bars(err)

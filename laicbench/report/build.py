@@ -81,6 +81,7 @@ from laicbench.run.plan import run_state
 from laicbench.run.records import (
     PREDICTIONS_SUFFIX,
     RECORD_SUFFIX,
+    NewerRecordError,
     ResultStore,
     RunRecord,
     predictions_intact,
@@ -167,7 +168,9 @@ def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
             continue  # some other JSON file, not a laicbench record
         try:
             runs.append(_run_from_record(path, RunRecord.from_dict(data), root))
-        except ValueError:  # a record without the fields every record has
+        except NewerRecordError as exc:  # never mixed with this release's records
+            raise NewerRecordError(f"{path}: {exc}") from None
+        except ValueError:  # a record without the fields every record has, or mistyped ones
             unreadable.append(path)
     if not runs:
         raise UserError(

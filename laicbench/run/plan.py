@@ -21,7 +21,7 @@ from laicbench.api.settings import DataSettings
 from laicbench.data.resolve import resolve_dataset
 from laicbench.files import canonical_json
 from laicbench.run.config import SweepConfig
-from laicbench.run.records import ResultStore, RunRecord, predictions_intact
+from laicbench.run.records import RecordError, ResultStore, RunRecord, predictions_intact
 from laicbench.run.spec import ALL_CLASSES, TRAIN_CLASSES, RunSpec, parse_seeds
 
 DEFAULT_METHODS = "default"
@@ -250,6 +250,7 @@ class SweepPlan:
 
     todo: list[RunSpec] = field(default_factory=list)
     done: list[tuple[RunSpec, RunRecord]] = field(default_factory=list)
+    unusable: list[str] = field(default_factory=list)  # record files to rerun, and why
 
 
 class InputFingerprints:
@@ -286,9 +287,12 @@ def stored_state(
     fingerprints: Callable[[RunSpec], dict[str, Any] | None] | None,
 ) -> tuple[str, str, RunRecord | None]:
     """(state, why, record) of `spec` in `store`: a done record whose inputs differ from today's
-    (`fingerprints`) is outdated, and one whose predictions file is missing or damaged is
-    'damaged'."""
-    record = store.read(spec)
+    (`fingerprints`) is outdated, and one whose predictions file is missing or damaged, or a
+    record file that cannot be used (``RecordError``, named in `why`), is 'damaged'."""
+    try:
+        record = store.load(spec)
+    except RecordError as exc:  # named, and rerun like damaged predictions
+        return "damaged", f"unusable record {exc}", None
     inputs = fingerprints(spec) if fingerprints is not None and record is not None else None
     state, why = run_state_why(record, inputs)
     if state == "done" and not predictions_intact(store.record_path(spec), record):
@@ -310,9 +314,11 @@ def plan(
         if overwrite:
             result.todo.append(spec)
             continue
-        state, _, record = stored_state(spec, store, fingerprints)
+        state, why, record = stored_state(spec, store, fingerprints)
         if state == "done":
             result.done.append((spec, record))
         else:
             result.todo.append(spec)
+            if state == "damaged" and record is None:
+                result.unusable.append(why)
     return result

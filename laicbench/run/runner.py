@@ -163,6 +163,30 @@ def _features_under(
     return transfer_features(source, data, classes), data.n_classes
 
 
+class LabelsError(ValueError):
+    """A method returned cluster labels that cannot be scored."""
+
+
+def check_labels(y_pred: np.ndarray, n_samples: int, n_clusters: int) -> None:
+    """LabelsError unless `y_pred` holds one integer label in 0..`n_clusters`-1 per test sample
+    (a 1-D array of length `n_samples`). The metrics have no notion of a "noise" label (-1), so
+    none is accepted: a method that leaves samples unassigned must assign them itself."""
+    where = "fit_predict returned"
+    if y_pred.shape != (n_samples,):
+        raise LabelsError(f"{where} labels of shape {y_pred.shape}, expected ({n_samples},)")
+    if not np.issubdtype(y_pred.dtype, np.integer):
+        raise LabelsError(
+            f"{where} labels of dtype {y_pred.dtype}, expected integers (cast them with "
+            "astype(int) if they are whole numbers)"
+        )
+    if n_samples and (int(y_pred.min()) < 0 or int(y_pred.max()) >= n_clusters):
+        raise LabelsError(
+            f"{where} labels from {int(y_pred.min())} to {int(y_pred.max())}, expected 0 to "
+            f"{n_clusters - 1} ({n_clusters} clusters were asked for; no noise label such as "
+            "-1 is scored)"
+        )
+
+
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
 
@@ -214,11 +238,7 @@ def execute_run(
             n_clusters = n_classes * spec.k_factor
             y_pred = np.asarray(method.fit_predict(bundle, n_clusters, spec.seed))
             record.fit_time_s = time.perf_counter() - t_fit
-            if y_pred.shape != data.labels_test.shape:
-                raise ValueError(
-                    f"fit_predict returned labels of shape {y_pred.shape}, expected "
-                    f"{data.labels_test.shape}"
-                )
+            check_labels(y_pred, len(data.labels_test), n_clusters)
             y_true = data.labels_test
             score(record, y_true, y_pred, data.image_test, n_clusters)
             record.n_clusters = n_clusters

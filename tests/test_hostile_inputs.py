@@ -1,0 +1,223 @@
+"""No silent wrong number: hostile inputs that used to give a table that was wrong without a word
+(issue 24, section 1) and records of the wrong shape that broke every command (section 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import method_plugin_source
+from test_features_file import write_features
+
+from laicbench.api import registry
+from laicbench.api.errors import UserError
+from laicbench.run.records import SCHEMA_VERSION, ResultStore
+
+
+def _run(cli, *argv):
+    return cli("run", "--executor", "local", "--seeds", "0", *argv)
+
+
+def _status(cli, *argv):
+    return cli("status", "--seeds", "0", *argv)
+
+
+def _record_paths(results: Path) -> list[Path]:
+    return ResultStore(results).record_paths()
+
+
+# ------------------------------------------------------------------------------------------
+# labels a method returns
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("return (np.arange(len(features.image_test)) % n_clusters).astype(float)", "dtype"),
+        ("return np.full(len(features.image_test), -1)", "no noise label"),
+        ("return np.arange(len(features.image_test))", "expected 0 to 2"),
+        ("return np.zeros(len(features.image_test) - 1, dtype=int)", "shape"),
+    ],
+)
+def test_labels_a_method_cannot_return_fail_the_run(cli, tmp_path, method_plugin, body, problem):
+    name, folder = method_plugin(body)
+    path = write_features(tmp_path / "feats.npz")
+    results = tmp_path / "results"
+    result = _run(cli, "--include-path", folder, "--methods", name, "--datasets", path,
+                  "--results-dir", results)  # fmt: skip
+    assert result.status == 1
+    assert problem in result.out
+    (record,) = (json.loads(p.read_text()) for p in _record_paths(results))
+    assert record["status"] == "error" and record["metrics"] is None
+    assert record["error"]["type"] == "LabelsError"
+
+
+def test_integer_labels_in_range_are_scored(cli, tmp_path, method_plugin):
+    name, folder = method_plugin("return (np.arange(len(features.image_test)) % n_clusters)")
+    path = write_features(tmp_path / "feats.npz")
+    results = tmp_path / "results"
+    result = _run(cli, "--include-path", folder, "--methods", name, "--datasets", path,
+                  "--results-dir", results, "--k-factor", "2")  # fmt: skip
+    assert result.status == 0, result.out
+    (record,) = (json.loads(p.read_text()) for p in _record_paths(results))
+    assert record["status"] == "ok" and record["n_clusters_found"] == 6
+
+
+# ------------------------------------------------------------------------------------------
+# features files: one class, one file spelled several ways
+
+
+def test_a_features_file_with_one_class_is_refused(cli, tmp_path):
+    n = np.zeros
+    path = write_features(tmp_path / "one.npz", labels_train=n(60, int), labels_test=n(30, int),
+                          class_names=np.array(["only"]))  # fmt: skip
+    result = _run(cli, "--methods", "clip-kmeans", "--datasets", path,
+                  "--results-dir", tmp_path / "results")  # fmt: skip
+    assert result.status == 2
+    assert result.err_lines == [
+        f"laicbench: error: features file {path}: 1 class only: clustering into K < 2 "
+        "clusters is trivially right; a features file needs at least two classes"
+    ]
+    assert not (tmp_path / "results").exists()
+
+
+def test_one_features_file_spelled_three_ways_is_one_dataset(cli, tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "sub").mkdir()
+    real = write_features(tmp_path / "data" / "feats.npz")
+    (tmp_path / "link.npz").symlink_to(real)
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "results"
+    spellings = ["data/feats.npz", "sub/../data/feats.npz", str(tmp_path / "link.npz")]
+    first = _run(cli, "--methods", "clip-kmeans", "--datasets", spellings[0],
+                 "--results-dir", results)  # fmt: skip
+    assert "1 new, 0 skipped" in first.out
+    for spelling in spellings[1:]:
+        again = _run(cli, "--methods", "clip-kmeans", "--datasets", spelling,
+                     "--results-dir", results)  # fmt: skip
+        assert "0 new, 1 skipped" in again.out, spelling
+    (record,) = (json.loads(p.read_text()) for p in _record_paths(results))
+    assert record["dataset"]["name"] == str(real.resolve())
+
+
+# ------------------------------------------------------------------------------------------
+# method names and the set of records every command reads
+
+
+@pytest.mark.parametrize("bad", ["../../x", "a/b", ".hidden", "", "a\\b", "x y"])
+def test_unsafe_method_names_are_refused_at_registration(bad):
+    with pytest.raises(UserError, match="is not allowed"):
+        registry.methods.add(bad, type("M", (), {}))
+    assert bad not in registry.methods._alias_to_name
+
+
+def test_a_plugin_with_a_path_as_name_writes_nothing(cli, tmp_path, write_plugin):
+    folder = write_plugin(method_plugin_source("../../escape"))
+    results = tmp_path / "a" / "b" / "results"
+    result = _run(cli, "--include-path", folder, "--methods", "../../escape",
+                  "--datasets", "demo-10", "--results-dir", results)  # fmt: skip
+    assert result.status == 2
+    assert len(result.err_lines) == 1 and "'../../escape'" in result.err
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_a_symlinked_folder_of_the_results_dir_is_read_by_every_command(cli, tmp_path):
+    path = write_features(tmp_path / "feats.npz")
+    elsewhere = tmp_path / "elsewhere"
+    args = ["--methods", "clip-kmeans", "--datasets", path]
+    assert _run(cli, *args, "--results-dir", elsewhere).status == 0
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "clip-kmeans").symlink_to(elsewhere / "clip-kmeans", target_is_directory=True)
+    (elsewhere / "clip-kmeans" / "loop").symlink_to(results, target_is_directory=True)
+
+    assert len(_record_paths(results)) == 1  # the loop back to the root is read once
+    assert "1 done, 0 failed" in _status(cli, *args, "--results-dir", results).out
+    assert "0 new, 1 skipped" in _run(cli, *args, "--results-dir", results).out
+    report = cli("report", "--results-dir", results, "--out", tmp_path / "report")
+    assert report.status == 0 and "report of 1 runs" in report.out
+    rescore = cli("rescore", "--results-dir", results, "--all")
+    assert rescore.status == 0 and "rescored 1 record(s)" in rescore.out
+
+
+# ------------------------------------------------------------------------------------------
+# records: newer schema, wrong-typed fields
+
+
+def _one_run(cli, tmp_path) -> tuple[list, Path, Path]:
+    path = write_features(tmp_path / "feats.npz")
+    results = tmp_path / "results"
+    args = ["--methods", "clip-kmeans", "--datasets", path, "--results-dir", results]
+    assert _run(cli, *args).status == 0
+    (record_path,) = _record_paths(results)
+    return args, results, record_path
+
+
+def test_a_record_of_a_newer_schema_is_refused_and_never_rewritten(cli, tmp_path):
+    args, results, record_path = _one_run(cli, tmp_path)
+    data = json.loads(record_path.read_text())
+    data["schema_version"] = SCHEMA_VERSION + 1
+    data["scoring"] = {"version": 1}  # would be rescored if it were of this schema
+    text = json.dumps(data)
+    record_path.write_text(text)
+    expected = (
+        f"laicbench: error: {record_path}: record of schema_version {SCHEMA_VERSION + 1}, "
+        f"newer than this release's {SCHEMA_VERSION}: upgrade laicbench to read it, or use "
+        "another --results-dir"
+    )
+    for argv in (
+        ["report", "--results-dir", results, "--out", tmp_path / "report"],
+        ["rescore", "--results-dir", results, "--all"],
+        ["status", "--seeds", "0", *args],
+        ["run", "--executor", "local", "--seeds", "0", *args],
+    ):
+        result = cli(*argv)
+        assert (result.status, result.err_lines) == (2, [expected]), argv
+    assert record_path.read_text() == text
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("metrics", {"acc": "97.1", "nmi": 90.0}, "metrics['acc'] is a str, not a number"),
+        ("metrics", "97.1", "metrics is a str, not a mapping of numbers"),
+        ("predictions", "y.pred.npz", "predictions is a str, not a mapping of file name and"),
+        ("inputs", ["sha256"], "inputs is a list, not a mapping"),
+        ("cluster_sizes", "balanced", "cluster_sizes is a str, not a mapping of numbers"),
+        ("seed", "0", "seed is a str, not an integer"),
+    ],
+)  # fmt: skip
+def test_a_record_with_a_wrong_typed_field_is_skipped_and_named(
+    cli, tmp_path, field, value, problem
+):
+    args, results, record_path = _one_run(cli, tmp_path)
+    # a second, good record of another method, so that the report has something to show
+    assert _run(cli, *args, "--seeds", "1").status == 0
+    data = json.loads(record_path.read_text())
+    data[field] = value
+    record_path.write_text(json.dumps(data))
+
+    status = _status(cli, *args)
+    assert status.status == 0
+    assert f"1 damaged: unusable record {record_path}: malformed record: {problem}" in status.out
+    report = cli("report", "--results-dir", results, "--out", tmp_path / "report")
+    assert report.status == 0, report.err
+    assert "report of 1 runs" in report.out
+    assert str(record_path.relative_to(results)) in report.err
+    run = _run(cli, *args)
+    assert run.status == 0 and "1 new, 0 skipped" in run.out
+    assert f"rerunning: unusable record {record_path}" in run.err
+    assert json.loads(record_path.read_text())["status"] == "ok"  # repaired
+
+
+def test_a_folder_where_a_record_should_be_is_named(cli, tmp_path):
+    args, results, record_path = _one_run(cli, tmp_path)
+    record_path.unlink()
+    record_path.mkdir()
+    status = _status(cli, *args)
+    assert f"1 damaged: unusable record {record_path}: unreadable" in status.out
+    assert os.path.isdir(record_path)
