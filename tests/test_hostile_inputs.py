@@ -221,3 +221,27 @@ def test_a_folder_where_a_record_should_be_is_named(cli, tmp_path):
     status = _status(cli, *args)
     assert f"1 damaged: unusable record {record_path}: unreadable" in status.out
     assert os.path.isdir(record_path)
+
+
+# ------------------------------------------------------------------------------------------
+# extraction flags that cannot apply
+
+
+@pytest.mark.parametrize("flag", [["--precision", "fp16"], ["--vocabulary", "NOUNS"]])
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_an_extraction_flag_no_dataset_reads_is_refused(cli, tmp_path, flag, command):
+    vocabulary = tmp_path / "nouns.txt"
+    vocabulary.write_text("apple\npear\n")
+    flag = [str(vocabulary) if v == "NOUNS" else v for v in flag]
+    path = write_features(tmp_path / "feats.npz")
+    results = tmp_path / "results"
+    for datasets in ("demo-10", str(path)):
+        result = cli(command, "--seeds", "0", "--methods", "clip-kmeans", "--datasets", datasets,
+                     "--results-dir", results, *flag)  # fmt: skip
+        assert result.status == 2
+        assert result.err_lines == [
+            f"laicbench: error: {' '.join(flag)} (flag or config) cannot apply: no dataset of "
+            "this sweep computes features (the demo datasets and features files carry their "
+            "own); drop it"
+        ]
+    assert not results.exists()

@@ -184,6 +184,33 @@ def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
                 )
 
 
+def check_settings_read(specs: list[RunSpec], settings: DataSettings) -> None:
+    """UserError (one line) when `settings` set ``--precision`` or ``--vocabulary`` (flag or
+    config) and no dataset of `specs` computes features with it (``Dataset.settings_read``: the
+    simulated demo and features files carry their features): a flag that cannot apply is
+    refused rather than silently ignored, since it would change neither the runs' identity nor
+    their results."""
+    given = {
+        "precision": f"--precision {settings.precision}" if settings.precision != "auto" else "",
+        "vocabulary": f"--vocabulary {settings.vocabulary}" if settings.vocabulary else "",
+    }
+    for setting, flag in given.items():
+        if not flag:
+            continue
+        if not any(
+            setting
+            in resolve_dataset(name, settings).settings_read(
+                registry.methods.get(spec.method).needs
+            )
+            for spec in specs
+            for name in spec.datasets
+        ):
+            raise UserError(
+                f"{flag} (flag or config) cannot apply: no dataset of this sweep computes "
+                "features (the demo datasets and features files carry their own); drop it"
+            )
+
+
 def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) -> None:
     """Extract (or verify cached) features of every (dataset, backbone) of `specs`, the noun
     features (their template ensemble and, for methods that read them, the per-template ones)
