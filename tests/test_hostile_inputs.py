@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +246,49 @@ def test_an_extraction_flag_no_dataset_reads_is_refused(cli, tmp_path, flag, com
             "own); drop it"
         ]
     assert not results.exists()
+
+
+# ------------------------------------------------------------------------------------------
+# a method's source is part of its runs' identity
+
+
+def _reload_plugin(name: str, folder: Path) -> None:
+    """Forget method `name` and its plugin module, as a new process would not have them."""
+    for module in [m for m in sys.modules if m.startswith("laicbench_plugins.")]:
+        if getattr(sys.modules[module], "__file__", "").startswith(str(folder)):
+            del sys.modules[module]
+    registry.methods._entries.pop(name)
+    registry.methods._alias_to_name.pop(name)
+
+
+def test_a_plugin_whose_code_changed_is_outdated_everywhere(cli, tmp_path, method_plugin):
+    name, folder = method_plugin("return np.arange(len(features.image_test)) % n_clusters")
+    path = write_features(tmp_path / "feats.npz")
+    results = tmp_path / "results"
+    args = ["--include-path", folder, "--methods", name, "--datasets", path,
+            "--results-dir", results]  # fmt: skip
+    assert _run(cli, *args).status == 0
+    (record_path,) = _record_paths(results)
+    stored = json.loads(record_path.read_text())["method"]["source_sha256"]
+    assert len(stored) == 64
+    report_args = ["report", "--results-dir", results, "--out", tmp_path / "report"]
+    assert "report of 1 runs" in cli(*report_args).out
+
+    plugin_file = next(folder.glob("*.py"))  # same version, other labels
+    plugin_file.write_text(plugin_file.read_text().replace("% n_clusters", "% 2"))
+    _reload_plugin(name, folder)
+    assert "1 outdated: method source changed (same version)" in _status(cli, *args).out
+    report = cli(*report_args)  # the only record is outdated: nothing to report
+    assert report.status == 2 and "1 outdated" in report.err
+    assert "1 new, 0 skipped" in _run(cli, *args).out
+    again = json.loads(record_path.read_text())["method"]["source_sha256"]
+    assert again != stored
+    assert "report of 1 runs" in cli(*report_args).out
+
+
+def test_a_record_without_a_source_hash_is_judged_by_version(cli, tmp_path):
+    args, results, record_path = _one_run(cli, tmp_path)
+    data = json.loads(record_path.read_text())
+    del data["method"]["source_sha256"]  # as records written before it was stored
+    record_path.write_text(json.dumps(data))
+    assert "1 done, 0 failed, 0 outdated" in _status(cli, *args).out

@@ -17,6 +17,7 @@ from laicbench.api import registry
 from laicbench.api.backbone_spec import DEFAULT_BACKBONE
 from laicbench.api.dataset import suite_members
 from laicbench.api.errors import UserError
+from laicbench.api.method import method_source_sha256
 from laicbench.api.settings import DataSettings
 from laicbench.data.resolve import resolve_dataset
 from laicbench.files import canonical_json
@@ -248,8 +249,10 @@ def _params_for(config: SweepConfig, method: str) -> dict[str, Any]:
 
 
 def run_state(record: RunRecord | None, inputs: dict[str, Any] | None = None) -> str:
-    """'missing', 'failed' (error or oom), 'outdated' (older method version, or inputs that differ
-    from `inputs` when given) or 'done'."""
+    """'missing', 'failed' (error or oom), 'outdated' (another method version; the same version
+    made from other method source, ``method_source_sha256``; or inputs that differ from
+    `inputs` when given) or 'done'. The one rule of run identity beyond the run id, shared by
+    run (resume), status and report."""
     return run_state_why(record, inputs)[0]
 
 
@@ -261,9 +264,13 @@ def run_state_why(
         return "missing", ""
     if not record.ok:
         return "failed", record.status
-    current = registry.methods.get(record.method.name).version
+    method_cls = registry.methods.get(record.method.name)
+    current = method_cls.version
     if record.method.version != current:
         return "outdated", f"method version {record.method.version} -> {current}"
+    stored_source = record.method.source_sha256
+    if stored_source is not None and stored_source != method_source_sha256(method_cls):
+        return "outdated", "method source changed (same version)"
     stored = record.inputs
     if inputs is not None and stored is not None and stored != inputs:
         changed = sorted(k for k in {*inputs, *stored} if inputs.get(k) != stored.get(k))

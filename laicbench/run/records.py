@@ -46,7 +46,8 @@ class NewerRecordError(UserError):
 @dataclass
 class MethodInfo:
     """The method of a run: name, version, full parameters, whether it is an oracle, the inputs
-    it declared and its tags (``training-free``, ...)."""
+    it declared, its tags (``training-free``, ...) and the SHA-256 of its source
+    (``method_source_sha256``; None in records written before it was stored)."""
 
     name: str
     version: str
@@ -54,6 +55,7 @@ class MethodInfo:
     oracle: bool = False
     needs: list[str] | None = None
     tags: list[str] | None = None
+    source_sha256: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,8 +119,10 @@ class RunRecord:
 
     @classmethod
     def start(cls, spec: RunSpec, method_cls: type, **fields_: Any) -> RunRecord:
-        """A new ok record of `spec` run by `method_cls` (its version, oracle flag, needs and
-        tags), with any further fields given."""
+        """A new ok record of `spec` run by `method_cls` (its version, oracle flag, needs, tags
+        and source hash), with any further fields given."""
+        from laicbench.api.method import method_source_sha256
+
         return cls(
             run_id=spec.run_id,
             status="ok",
@@ -130,6 +134,7 @@ class RunRecord:
                 oracle=method_cls.oracle,
                 needs=sorted(n.value for n in method_cls.needs),
                 tags=sorted(method_cls.tags),
+                source_sha256=method_source_sha256(method_cls),
             ),
             dataset=DatasetInfo(spec.dataset),
             backbone=spec.backbone,
@@ -199,6 +204,7 @@ class RunRecord:
                 oracle=bool(method.get("oracle", False)),
                 needs=method.get("needs"),
                 tags=method.get("tags"),
+                source_sha256=method.get("source_sha256"),
                 extra=_unknown(method, MethodInfo),
             )
             values["dataset"] = DatasetInfo(
