@@ -292,3 +292,73 @@ def test_a_record_without_a_source_hash_is_judged_by_version(cli, tmp_path):
     del data["method"]["source_sha256"]  # as records written before it was stored
     record_path.write_text(json.dumps(data))
     assert "1 done, 0 failed, 0 outdated" in _status(cli, *args).out
+
+
+# ------------------------------------------------------------------------------------------
+# the report uses today's inputs only, unless told otherwise (and then says so in the table)
+
+
+def _regenerate(path: Path) -> None:
+    """The same features file path, other content (the test points drawn with another seed)."""
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    arrays["image_test"] = arrays["image_test"][::-1].copy()
+    arrays["labels_test"] = arrays["labels_test"][::-1].copy()
+    np.savez(path, **arrays)
+
+
+def test_report_leaves_out_runs_of_a_regenerated_features_file(cli, tmp_path, method_plugin):
+    name, folder = method_plugin()
+    path = write_features(tmp_path / "feats.npz")
+    results = tmp_path / "results"
+    common = ["--include-path", folder, "--datasets", path, "--results-dir", results]
+    assert _run(cli, *common, "--methods", f"clip-kmeans,{name}").status == 0
+    _regenerate(path)
+    assert "1 new, 0 skipped" in _run(cli, *common, "--methods", "clip-kmeans").out
+
+    out = tmp_path / "report"
+    report = cli("report", "--include-path", folder, "--results-dir", results, "--out", out)
+    assert report.status == 0, report.err
+    assert "report of 1 runs" in report.out
+    assert "left out 1 record: 1 outdated; --allow-outdated keeps the outdated ones" in report.err
+    table = (out / "main_table.md").read_text()
+    assert "clip-kmeans" in table and name not in table and "‡" not in table
+    runs = (out / "runs.csv").read_text()
+    assert "outdated" in runs
+
+    kept = cli("report", "--include-path", folder, "--results-dir", results, "--out", out,
+               "--allow-outdated")  # fmt: skip
+    assert kept.status == 0, kept.err
+    assert "report of 2 runs" in kept.out and "kept 1 outdated record(s)" in kept.err
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in (out / "main_table.md").read_text().splitlines()
+        if line.startswith("| ")
+    }
+    assert "‡" in rows[name] and "‡" not in rows["clip-kmeans"]
+    caption = (out / "main_table.md").read_text().splitlines()[0]
+    assert "‡: made (in part) from inputs other than today's" in caption
+    assert "\\textsuperscript{\\ddag}" in (out / "main_table.tex").read_text()
+    assert 'class="mark outdated"' in (out / "index.html").read_text()
+    assert (
+        "Used on purpose (--allow-outdated): 1 outdated record(s)" in (out / "index.md").read_text()
+    )
+
+
+def test_report_marks_image_runs_made_with_other_inputs_than_the_newest(
+    cli, tmp_path, write_plugin
+):
+    from test_pipeline import image_dataset_setup
+
+    name, _, flags = image_dataset_setup(tmp_path, write_plugin)
+    results = tmp_path / "results"
+    args = ["--datasets", name, "--results-dir", results, *flags]
+    assert _run(cli, *args, "--methods", "clip-kmeans", "--seeds", "0-1").status == 0
+    # seed 1 again with another precision: the column now mixes fp32 and bf16 runs
+    assert _run(cli, *args, "--methods", "clip-kmeans", "--seeds", "1", "--overwrite",
+                "--precision", "bf16").status == 0  # fmt: skip
+    plugins = flags[flags.index("--include-path") + 1]
+    out = tmp_path / "report"
+    report = cli("report", "--include-path", plugins, "--results-dir", results, "--out", out)
+    assert report.status == 0, report.err
+    assert "report of 1 runs" in report.out and "1 outdated" in report.err

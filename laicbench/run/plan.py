@@ -220,7 +220,7 @@ def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) 
     run when a dataset cannot give those other backbones."""
     from laicbench.api.features import Need
     from laicbench.data.image_dataset import ImageDataset
-    from laicbench.run.runner import run_spaces
+    from laicbench.run.inputs import run_spaces
 
     text_needs = {Need.NOUNS, Need.NOUN_TEMPLATES}
     pairs: dict[tuple[str, str], set[Need]] = {}
@@ -306,13 +306,59 @@ class InputFingerprints:
         if extra:  # the fingerprint names the other backbones' features too
             key = (*key, tuple(extra))
         if key not in self._memo:
-            from laicbench.run.runner import run_inputs
+            from laicbench.run.inputs import run_inputs
 
             try:
                 self._memo[key] = run_inputs(spec, device, self.settings)
             except UserError:
                 self._memo[key] = None
         return self._memo[key]
+
+
+class TodayInputs:
+    """For the report, which computes no features and loads no model: the inputs fingerprint
+    each stored record's run would have today. Where the fingerprint needs no model (features
+    files, simulated datasets) it is the one ``status`` computes (``InputFingerprints``); for
+    image datasets (weights, precision, sample lists: known only with the data flags and a
+    model) it is, key by key, the newest value the records of the same dataset, backbone and
+    training source stored, so that a column never mixes runs of two inputs unmarked."""
+
+    def __init__(self, records: list[RunRecord]):
+        self._fingerprints = InputFingerprints("cpu", DataSettings())
+        self._computable: dict[str, bool] = {}
+        self._newest: dict[tuple, dict[str, Any]] = {}
+        for record in sorted(records, key=lambda r: r.finished_at or ""):
+            if record.ok and record.inputs is not None:
+                self._newest.setdefault(self._group(record), {}).update(record.inputs)
+
+    @staticmethod
+    def _group(record: RunRecord) -> tuple:
+        return (record.dataset.name, record.backbone, record.train_on)
+
+    def _can_compute(self, dataset: str) -> bool:
+        if dataset not in self._computable:
+            from laicbench.data.image_dataset import ImageDataset
+
+            try:
+                self._computable[dataset] = not isinstance(resolve_dataset(dataset), ImageDataset)
+            except UserError:  # gone, or a plugin not importable here
+                self._computable[dataset] = False
+        return self._computable[dataset]
+
+    def __call__(self, record: RunRecord) -> dict[str, Any] | None:
+        """Today's inputs of `record`'s run (None: nothing to compare)."""
+        if not record.ok or record.inputs is None or not record.spec:
+            return None
+        try:
+            spec = RunSpec(**record.spec)
+        except TypeError:
+            return None
+        if all(self._can_compute(name) for name in spec.datasets):
+            today = self._fingerprints(spec)
+            if today is not None:
+                return today
+        newest = self._newest.get(self._group(record), {})
+        return {key: newest.get(key, value) for key, value in record.inputs.items()}
 
 
 def stored_state(

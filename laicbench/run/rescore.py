@@ -95,7 +95,8 @@ class _TestFeatures:
         self._inputs: dict[tuple, dict | str] = {}
 
     def __call__(self, record: RunRecord) -> np.ndarray | str:
-        from laicbench.run.runner import load_dataset_features, run_inputs, run_spaces
+        from laicbench.run.inputs import run_inputs, run_spaces
+        from laicbench.run.runner import load_dataset_features
 
         if not record.spec:
             return "the record stores no run spec"
