@@ -190,6 +190,8 @@ def test_a_record_of_a_newer_schema_is_refused_and_never_rewritten(cli, tmp_path
         ("inputs", ["sha256"], "inputs is a list, not a mapping"),
         ("cluster_sizes", "balanced", "cluster_sizes is a str, not a mapping of numbers"),
         ("seed", "0", "seed is a str, not an integer"),
+        ("status", 1, "status is an int, not a string"),
+        ("environment", {"libraries": ["numpy"]}, "environment.libraries is a list, not a mapping"),
     ],
 )  # fmt: skip
 def test_a_record_with_a_wrong_typed_field_is_skipped_and_named(

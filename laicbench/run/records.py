@@ -30,7 +30,6 @@ from laicbench.run.spec import RunSpec
 SCHEMA_VERSION = 1
 RECORD_SUFFIX = ".json"
 PREDICTIONS_SUFFIX = ".pred.npz"
-STATUSES = ("ok", "error", "oom")
 
 
 class RecordError(ValueError):
@@ -232,7 +231,28 @@ _MAPPINGS = (
     "last_failure",
 )  # fmt: skip
 _NUMBER_MAPPINGS = ("metrics", "internal_metrics", "cluster_sizes")
-_TEXTS = ("run_id", "backbone", "device", "kmeans", "train_on", "started_at", "finished_at")
+_TEXTS = (
+    "run_id",
+    "status",
+    "backbone",
+    "device",
+    "kmeans",
+    "train_on",
+    "started_at",
+    "finished_at",
+)
+# fields inside a mapping that the commands read: (mapping, key) -> type
+_NESTED: dict[tuple[str, str], type] = {
+    ("method", "params"): dict,
+    ("method", "needs"): list,
+    ("method", "tags"): list,
+    ("method", "source_sha256"): str,
+    ("dataset", "info"): dict,
+    ("scoring", "version"): int,
+    ("environment", "libraries"): dict,
+    ("error", "message"): str,
+}
+_KIND_NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an integer"}
 _INTEGERS = ("seed", "threads", "n_clusters", "n_clusters_found", "k_factor")
 _NUMBERS = ("fit_time_s", "wall_time_s", "peak_rss_mb", "peak_gpu_mb")
 
@@ -251,13 +271,14 @@ def check_record_types(data: dict[str, Any]) -> None:
         value = data.get(name)
         if not isinstance(value, dict) or not isinstance(value.get("name"), str):
             raise bad(name, "a mapping with a name")
-    params = data["method"].get("params")
-    if params is not None and not isinstance(params, dict):
-        raise RecordError(f"malformed record: method.params is {_kind(params)}, not a mapping")
+    for (outer, inner), kind in _NESTED.items():
+        value = (data.get(outer) or {}).get(inner) if isinstance(data.get(outer), dict) else None
+        if value is not None and not isinstance(value, kind):
+            raise RecordError(
+                f"malformed record: {outer}.{inner} is {_kind(value)}, not {_KIND_NAMES[kind]}"
+            )
     if data.get("backbone") is None or data.get("seed") is None:
         raise RecordError("malformed record: no backbone or seed")
-    if data.get("status", "error") not in STATUSES:
-        raise bad("status", " or ".join(STATUSES))
     for name in _MAPPINGS:
         if data.get(name) is not None and not isinstance(data[name], dict):
             raise bad(name, "a mapping")
@@ -293,7 +314,10 @@ def _is_number(value: Any) -> bool:
 
 def _kind(value: Any) -> str:
     """'a str', 'a list', ... (for error messages)."""
-    return "missing" if value is None else f"a {type(value).__name__}"
+    if value is None:
+        return "missing"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _unknown(data: dict[str, Any], kind: type) -> dict[str, Any]:
