@@ -364,3 +364,14 @@ def test_report_marks_image_runs_made_with_other_inputs_than_the_newest(
     report = cli("report", "--include-path", plugins, "--results-dir", results, "--out", out)
     assert report.status == 0, report.err
     assert "report of 1 runs" in report.out and "1 outdated" in report.err
+
+
+def test_train_on_without_a_test_only_dataset_is_refused(cli, tmp_path):
+    result = cli("run", "--methods", "clip-kmeans", "--datasets", "demo-10", "--seeds", "0",
+                 "--train-on", "imagenet", "--results-dir", tmp_path / "results")  # fmt: skip
+    assert result.status == 2
+    assert result.err_lines == [
+        "laicbench: error: --train-on imagenet cannot apply: no dataset of this sweep is a "
+        "test-only set (the ImageNet shift sets), and the others learn on their own train "
+        "split; drop it"
+    ]

@@ -76,6 +76,12 @@ def expand(config: SweepConfig) -> list[RunSpec]:
         )
     if config.nouns_from is not None and config.train_on is None:
         raise UserError("--nouns-from is a choice of the shift track: give --train-on too")
+    if config.train_on is not None and not any(resolve_dataset(d).test_only for d in datasets):
+        raise UserError(
+            f"--train-on {config.train_on} cannot apply: no dataset of this sweep is a test-only "
+            "set (the ImageNet shift sets), and the others learn on their own train split; "
+            "drop it"
+        )
     grids = parse_grid(config.grid, methods)
     params = {m: _param_points(m, _params_for(config, m), grids.get(m, {})) for m in methods}
     specs = []
