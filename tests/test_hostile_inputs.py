@@ -375,3 +375,11 @@ def test_train_on_without_a_test_only_dataset_is_refused(cli, tmp_path):
         "test-only set (the ImageNet shift sets), and the others learn on their own train "
         "split; drop it"
     ]
+
+
+def test_a_features_file_whose_test_split_has_one_class_is_refused(cli, tmp_path):
+    path = write_features(tmp_path / "f.npz", labels_test=np.zeros(30, int))
+    result = _run(cli, "--methods", "clip-kmeans", "--datasets", path,
+                  "--results-dir", tmp_path / "results")  # fmt: skip
+    assert result.status == 2 and len(result.err_lines) == 1
+    assert "labels_test holds one class only" in result.err

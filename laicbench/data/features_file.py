@@ -90,6 +90,11 @@ class FeaturesFile(Dataset):
                 f"{k} class only: clustering into K < 2 clusters is trivially right; a features "
                 "file needs at least two classes"
             )
+        if len(np.unique(y_test)) < 2:
+            raise self._error(
+                "labels_test holds one class only: every clustering of it scores 100%; the test "
+                "split needs at least two classes"
+            )
         if k > len(y_test):
             raise self._error(f"K = {k} classes but only {len(y_test)} test samples")
         words = nouns = None

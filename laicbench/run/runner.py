@@ -184,6 +184,8 @@ def execute_run(
             bundle = FeatureBundle(data, needs, spec.settings_dataset, device, spec.backbone)
             seed_everything(spec.seed)
             t_fit = time.perf_counter()
+            if n_classes < 2:  # any clustering of one class scores 100%
+                raise ValueError(f"{spec.dataset} has {n_classes} class: K must be at least 2")
             n_clusters = n_classes * spec.k_factor
             y_pred = np.asarray(method.fit_predict(bundle, n_clusters, spec.seed))
             record.fit_time_s = time.perf_counter() - t_fit
