@@ -132,7 +132,7 @@ def _run_from_record(
         state = "done" if record.ok else "failed"
     else:
         state = run_state(record, today(record))
-    if state == "done" and not predictions_intact(path, record):
+    if state in ("done", "outdated") and not predictions_intact(path, record):
         state = "damaged"
     run_id = record.run_id or str(path.relative_to(root))[: -len(RECORD_SUFFIX)]
     return Run(
@@ -412,7 +412,7 @@ def _confusion_run(all_runs: list[Run], runs: list[Run], run_id: str | None) -> 
     wanted = run_id.strip().removesuffix(RECORD_SUFFIX).removesuffix(PREDICTIONS_SUFFIX)
     for run in all_runs:
         if run.run_id == wanted:
-            if run.state != "done":
+            if run.state != "done" and run not in runs:
                 raise UserError(f"--confusion {run_id}: that run is left out ({run.state})")
             if run not in runs:
                 raise UserError(f"--confusion {run_id}: not among the selected methods/datasets")
