@@ -174,6 +174,7 @@ def test_a_record_of_a_newer_schema_is_refused_and_never_rewritten(cli, tmp_path
         ["rescore", "--results-dir", results, "--all"],
         ["status", "--seeds", "0", *args],
         ["run", "--executor", "local", "--seeds", "0", *args],
+        ["run", "--executor", "local", "--seeds", "0", "--overwrite", *args],
     ):
         result = cli(*argv)
         assert (result.status, result.err_lines) == (2, [expected]), argv

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 from collections.abc import Callable
@@ -398,6 +399,10 @@ def plan(
     result = SweepPlan()
     for spec in specs:
         if overwrite:
+            # a record of a newer release is never replaced (NewerRecordError); an unusable one
+            # is, by the rerun
+            with contextlib.suppress(RecordError):
+                store.load(spec)
             result.todo.append(spec)
             continue
         state, why, record = stored_state(spec, store, fingerprints)
