@@ -384,3 +384,34 @@ def test_a_features_file_whose_test_split_has_one_class_is_refused(cli, tmp_path
                   "--results-dir", tmp_path / "results")  # fmt: skip
     assert result.status == 2 and len(result.err_lines) == 1
     assert "labels_test holds one class only" in result.err
+
+
+def test_a_plugin_dataset_with_one_class_is_an_error_record(cli, tmp_path, write_plugin):
+    name = "one-class-" + tmp_path.name[-8:].replace("_", "-")
+    folder = write_plugin(
+        f'''
+        import numpy as np
+        from laicbench.api.dataset import Dataset
+        from laicbench.api.features import DatasetFeatures
+        from laicbench.api.registry import register_dataset
+
+        @register_dataset({name!r})
+        class OneClass(Dataset):
+            """A dataset of one class."""
+
+            n_classes = 1
+            native_backbone = "features-file"
+
+            def load(self, backbone, device, settings):
+                x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+                y = np.zeros(20, dtype=np.int64)
+                return DatasetFeatures(x, x, y, y, ["only"])
+        '''
+    )
+    results = tmp_path / "results"
+    result = _run(cli, "--include-path", folder, "--methods", "clip-kmeans", "--datasets", name,
+                  "--results-dir", results)  # fmt: skip
+    assert result.status == 1
+    assert f"{name} has 1 class: K must be at least 2" in result.out
+    (record,) = (json.loads(p.read_text()) for p in _record_paths(results))
+    assert record["status"] == "error" and record["metrics"] is None
