@@ -415,3 +415,20 @@ def test_a_plugin_dataset_with_one_class_is_an_error_record(cli, tmp_path, write
     assert f"{name} has 1 class: K must be at least 2" in result.out
     (record,) = (json.loads(p.read_text()) for p in _record_paths(results))
     assert record["status"] == "error" and record["metrics"] is None
+
+
+def test_a_deeply_nested_stray_json_and_deep_folders_are_named_not_a_crash(cli, tmp_path):
+    args, results, record_path = _one_run(cli, tmp_path)
+    stray = results / "clip-kmeans" / "stray.json"
+    stray.write_text("[" * 100_000 + "]" * 100_000)
+    deep = results / "deep"
+    for i in range(300):
+        deep = deep / f"d{i}"
+    deep.mkdir(parents=True)
+    (deep / "x.json").write_text("{}")  # not a record: ignored
+
+    assert stray in _record_paths(results) and len(_record_paths(results)) == 3
+    report = cli("report", "--results-dir", results, "--out", tmp_path / "report")
+    assert report.status == 0, report.err
+    assert "1 unreadable" in report.err and "clip-kmeans/stray.json" in report.err
+    assert "rescored 1 record(s)" in cli("rescore", "--results-dir", results, "--all").out

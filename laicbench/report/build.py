@@ -166,7 +166,8 @@ def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
     for path in ResultStore(root).record_paths():
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError):  # truncated or corrupted: counted and named, not dropped
+        except (OSError, ValueError, RecursionError):  # truncated, corrupted, absurdly nested:
+            # counted and named, not dropped
             unreadable.append(path)
             continue
         if not isinstance(data, dict) or data.get("schema_version") is None:
