@@ -432,3 +432,23 @@ def test_a_deeply_nested_stray_json_and_deep_folders_are_named_not_a_crash(cli, 
     assert report.status == 0, report.err
     assert "1 unreadable" in report.err and "clip-kmeans/stray.json" in report.err
     assert "rescored 1 record(s)" in cli("rescore", "--results-dir", results, "--all").out
+
+
+def test_newest_inputs_compare_each_other_backbone_separately():
+    from laicbench.run.plan import TodayInputs, run_state
+    from laicbench.run.records import DatasetInfo, MethodInfo, RunRecord
+
+    def record(inputs: dict, finished: str) -> RunRecord:
+        spec = {"method": "clip-kmeans", "dataset": "no-such-image-set", "backbone": "b",
+                "seed": 0, "params": {}}  # fmt: skip
+        return RunRecord("x", "ok", spec, MethodInfo("clip-kmeans", "1"),
+                         DatasetInfo("no-such-image-set"), "b", 0, inputs=inputs,
+                         finished_at=finished)  # fmt: skip
+
+    reads_a = record({"precision": "fp32", "spaces": {"a": {"weights": 1}}}, "2026-01-01")
+    reads_c = record({"precision": "fp32", "spaces": {"c": {"weights": 3}}}, "2026-01-02")
+    older_a = record({"precision": "fp32", "spaces": {"a": {"weights": 0}}}, "2025-12-31")
+    other_precision = record({"precision": "fp16"}, "2025-12-30")
+    today = TodayInputs([reads_a, reads_c, older_a, other_precision])
+    states = [run_state(r, today(r)) for r in (reads_a, reads_c, older_a, other_precision)]
+    assert states == ["done", "done", "outdated", "outdated"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import sys
 from collections.abc import Callable
@@ -336,7 +337,7 @@ class TodayInputs:
         self._newest: dict[tuple, dict[str, Any]] = {}
         for record in sorted(records, key=lambda r: r.finished_at or ""):
             if record.ok and record.inputs is not None:
-                self._newest.setdefault(self._group(record), {}).update(record.inputs)
+                _deep_update(self._newest.setdefault(self._group(record), {}), record.inputs)
 
     @staticmethod
     def _group(record: RunRecord) -> tuple:
@@ -364,8 +365,30 @@ class TodayInputs:
             today = self._fingerprints(spec)
             if today is not None:
                 return today
-        newest = self._newest.get(self._group(record), {})
-        return {key: newest.get(key, value) for key, value in record.inputs.items()}
+        return _project(self._newest.get(self._group(record), {}), record.inputs)
+
+
+def _deep_update(target: dict[str, Any], values: dict[str, Any]) -> None:
+    """Update `target` with `values`, mappings key by key (the inputs under each other backbone
+    of ``spaces`` separately, since methods read different ones)."""
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)  # never shared with a record's own inputs
+
+
+def _project(newest: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """`stored` with each value (mappings key by key) replaced by the `newest` one, where any."""
+    out: dict[str, Any] = {}
+    for key, value in stored.items():
+        if key not in newest:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(newest[key], dict):
+            out[key] = _project(newest[key], value)
+        else:
+            out[key] = newest[key]
+    return out
 
 
 def stored_state(
