@@ -344,6 +344,10 @@ def test_report_leaves_out_runs_of_a_regenerated_features_file(cli, tmp_path, me
     assert "\\textsuperscript{\\ddag}" in (out / "main_table.tex").read_text()
     assert 'class="mark outdated"' in (out / "index.html").read_text()
     assert (
+        "Includes 1 outdated run(s) kept with --allow-outdated"
+        in (out / "confidence_intervals.md").read_text()
+    )
+    assert (
         "Used on purpose (--allow-outdated): 1 outdated record(s)" in (out / "index.md").read_text()
     )
 

@@ -56,6 +56,7 @@ from laicbench.report.stat_tables import (
     stability_table,
 )
 from laicbench.report.tables import (
+    OUTDATED_MARK,
     Run,
     build_main_table,
     column_labels,
@@ -294,7 +295,13 @@ def _statistical_tables(
     overclustering = overclustering_table(over, column_labels(over))
     if overclustering is not None:
         tables.append(overclustering)
+    outdated = sum(r.state == "outdated" for r in [*runs, *over])
     for table in tables:
+        if outdated:  # kept on purpose (--allow-outdated): every table says so
+            table.caption += (
+                f" Includes {outdated} outdated run(s) kept with --allow-outdated (their cells "
+                f"of the main table are marked {OUTDATED_MARK})."
+            )
         (folder / f"{table.name}.md").write_text(table.to_markdown())
         (folder / f"{table.name}.tex").write_text(table.to_latex())
     return tables
