@@ -246,7 +246,7 @@ def test_wrong_label_shape_is_an_error_record(cli, method_plugin, tmp_path):
     (path,) = records_in(results)
     record = load(path)
     assert record["status"] == "error"
-    assert record["error"]["type"] == "ValueError"
+    assert record["error"]["type"] == "LabelsError"  # a ValueError
     assert "(3,)" in record["error"]["message"]
 
 

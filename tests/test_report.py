@@ -221,7 +221,8 @@ def test_failed_outdated_and_damaged_records_are_left_out_with_one_warning(cli, 
     names = [str(p.relative_to(results)) for p in sorted([damaged, truncated])]
     assert result.err_lines == [
         "laicbench: warning: left out 5 records: 2 failed, 1 outdated, 1 damaged, 1 unreadable "
-        f"(damaged or unreadable: {', '.join(names)}; rerun to repair)"
+        f"(damaged or unreadable: {', '.join(names)}; rerun to repair); --allow-outdated keeps "
+        "the outdated ones, their cells marked"
     ]
     markdown = (out / "main_table.md").read_text()
     assert "99.20" not in markdown and "97.20" not in markdown

@@ -55,6 +55,15 @@ class Dataset:
         del backbone, device, settings, needs
         return {}
 
+    def settings_read(self, needs: frozenset[Need]) -> frozenset[str]:
+        """The extraction settings (``DataSettings`` fields: "precision", "vocabulary") this
+        dataset's features depend on for a method with `needs`; the same settings go into its
+        ``fingerprint``. A sweep that sets one that none of its runs reads is refused, so that
+        a flag is never silently ignored. Default: none (features that are given, not
+        computed)."""
+        del needs
+        return frozenset()
+
     def source_classes(self, source: str) -> list[int] | None:
         """For a test-only set whose methods may learn on the train split of dataset `source`
         (``--train-on``): the label in `source` of each of this dataset's classes (index =

@@ -12,6 +12,7 @@ record) and ``outputs_`` (a ``MethodOutputs``: arrays the harness scores against
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import typing
 from collections.abc import Callable
@@ -226,6 +227,34 @@ def check_method_class(name: str, cls: Any) -> None:
         problems.append("an oracle method is never tuned, so it declares no param_space")
     if problems:
         raise UserError(f"method {name!r} ({where}): {'; '.join(problems)}")
+    # the code as imported now, before its file can change under a running process
+    cls._source_sha256 = _source_sha256(cls)
+
+
+def method_source_sha256(cls: type) -> str | None:
+    """SHA-256 of the source of method class `cls`: of the module file that defines it (a
+    plugin file, or the built-in method's module), taken when the class was registered; of the
+    class's own source when the file cannot be found; None when neither can. Stored in every
+    record (``method.source_sha256``): a record made from other source is outdated (see
+    docs/reliability.md; a change elsewhere, in a module the method imports, needs a new
+    ``version``)."""
+    if "_source_sha256" in vars(cls):
+        return cls._source_sha256
+    return _source_sha256(cls)
+
+
+def _source_sha256(cls: type) -> str | None:
+    try:
+        path = inspect.getsourcefile(cls)
+        if path:
+            with open(path, "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+    except (TypeError, OSError):
+        pass
+    try:
+        return hashlib.sha256(inspect.getsource(cls).encode()).hexdigest()
+    except (TypeError, OSError):
+        return None
 
 
 def merge_settings(*tables: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,21 @@ from typing import Generic, TypeVar
 from laicbench.api.errors import UserError, did_you_mean
 
 T = TypeVar("T", bound=Callable)
+
+# A plugin name is one path component of the results dir (<method>/<dataset>/...): a letter or
+# digit, then letters, digits, '_', '.', '+' or '-'; so no '/', '\\', '..' or hidden name
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}")
+
+
+def check_name(kind: str, name: object, obj: Callable) -> None:
+    """UserError unless `name` is a safe plugin name (``SAFE_NAME``) for the `kind` plugin
+    `obj`."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise UserError(
+            f"{kind} name {name!r} of {obj.__module__}.{getattr(obj, '__qualname__', obj)} is "
+            "not allowed: use letters, digits, '_', '.', '+' and '-' (starting with a letter or "
+            "digit, at most 100 characters)"
+        )
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,8 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, aliases: Iterable[str] = ()) -> None:
         """Register `obj` under `name` and `aliases`; raise UserError if any name is taken."""
         aliases = tuple(aliases)
+        for key in (name, *aliases):
+            check_name(self.kind, key, obj)
         if self.contract is not None:
             module, _, function = self.contract.partition(":")
             getattr(importlib.import_module(module), function)(name, obj)

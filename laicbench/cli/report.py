@@ -25,9 +25,10 @@ def add_commands(
         "method is run, no feature computed): the LAIC main table (methods x datasets x "
         "NMI/ACC/ARI, mean ± std over seeds, with the papers' reported numbers where known), "
         "one table of all records, and the figures, linked from index.md. Failed records, "
-        "records of an older method version and damaged ones are left out (counted and named "
-        "in one warning). Records of methods that are not importable here are reported from "
-        "what the records store.",
+        "outdated ones (another method version or source, or inputs other than today's, as "
+        "'laicbench status' judges them; --allow-outdated keeps them, marked) and damaged ones "
+        "are left out (counted and named in one warning). Records of methods that are not "
+        "importable here are reported from what the records store.",
     )
     report.add_argument(
         "--results-dir", default=DEFAULT_RESULTS_DIR, metavar="DIR",
@@ -62,6 +63,13 @@ def add_commands(
         help="the main table's tuned view: each method at the parameters its label-free tuning "
         "study with OBJECTIVE chose (laicbench tune; e.g. generalization); methods without one "
         "keep their defaults, marked *",
+    )
+    report.add_argument(
+        "--allow-outdated",
+        action="store_true",
+        help="use outdated records too (another method version or source, or inputs other "
+        "than today's: a regenerated features file, another precision...), their cells of the "
+        "main tables marked ‡; by default they are left out and counted",
     )
     rescore = sub.add_parser(
         "rescore",
@@ -102,6 +110,7 @@ def dispatch(args: argparse.Namespace, out: Console) -> int:
         confusion=args.confusion,
         reference=reference,
         tuned=args.tuned,
+        allow_outdated=args.allow_outdated,
     )
     drawn = [f for f in report.figures if not f.skipped]
     skipped = [f.name for f in report.figures if f.skipped]

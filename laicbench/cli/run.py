@@ -42,9 +42,11 @@ def add_commands(sub, plugins, data, selection) -> None:
         parents=[plugins, data, selection],
         help="done / missing / error counts per method x dataset of a sweep",
         description="Count, for the runs the same selection would run, those done (ok record of "
-        "the current method version, made from today's inputs), failed (error or oom record), "
-        "outdated (older method version, or a changed features file, precision, vocabulary or "
-        "sample list), damaged (predictions file missing or corrupt) and missing, and say why.",
+        "the current method version and source, made from today's inputs), failed (error or oom "
+        "record), outdated (another method version, the method's source file changed, or a "
+        "changed features file, precision, vocabulary or sample list), damaged (predictions "
+        "file missing or corrupt, or a record file that cannot be used, named) and missing, and "
+        "say why.",
     )
     status.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     status.set_defaults(dry_run=False)
@@ -195,6 +197,8 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         _print_dry_run(sweep, out)
         return EXIT_OK
     sweep.check()
+    for why in sweep.plan.unusable:  # named, then rerun (the new record replaces it)
+        err.print(f"laicbench: warning: rerunning: {why}", markup=False, highlight=False)
     finished: list[tuple[RunSpec, RunRecord]] = []
     todo = len(sweep.plan.todo)
     progress = progress_bars(err)

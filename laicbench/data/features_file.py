@@ -45,7 +45,8 @@ class FeaturesFile(Dataset):
     native_backbone = FEATURES_FILE_BACKBONE
 
     def __init__(self, path: str | Path):
-        self.path = Path(path).expanduser().absolute()
+        # resolved (symlinks, '..'), so that one file spelled several ways is one dataset
+        self.path = Path(path).expanduser().resolve()
         self.name = str(self.path)
         if not self.path.is_file():
             raise UserError(f"features file {self.path} does not exist")
@@ -83,6 +84,16 @@ class FeaturesFile(Dataset):
                 f"labels must be the contiguous class ids 0..K-1 with every class present (K = "
                 f"{k}{' from class_names' if 'class_names' in arrays else ''}); found "
                 f"{len(present)} distinct values from {present.min()} to {present.max()}"
+            )
+        if k < 2:
+            raise self._error(
+                f"{k} class only: clustering into K < 2 clusters is trivially right; a features "
+                "file needs at least two classes"
+            )
+        if len(np.unique(y_test)) < 2:
+            raise self._error(
+                "labels_test holds one class only: every clustering of it scores 100%; the test "
+                "split needs at least two classes"
             )
         if k > len(y_test):
             raise self._error(f"K = {k} classes but only {len(y_test)} test samples")

@@ -121,6 +121,12 @@ class ImageDataset(Dataset):
             report[split] = {"count": len(data.sample_ids), "per_class": per_class.tolist()}
         return report
 
+    def settings_read(self, needs: frozenset[Need]) -> frozenset[str]:
+        """The extraction precision and the vocabulary (whose noun features only methods that
+        need nouns read, and only theirs fingerprint)."""
+        del needs
+        return frozenset({"precision", "vocabulary"})
+
     def fingerprint(
         self, backbone: str, device: str, settings: DataSettings, needs: frozenset[Need]
     ) -> dict[str, Any]:

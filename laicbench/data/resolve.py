@@ -16,9 +16,10 @@ def resolve_dataset(name: str, settings: DataSettings | None = None) -> Dataset:
     """The dataset plugin for a ``--datasets`` entry: a registered name or alias, or a path to a
     ``.npz`` features file. One instance per (name, settings) and process, so that what an
     instance has read (split listings, decoded batches) is read once. A features file is read
-    again when it changed on disk (size or modification time)."""
+    again when it changed on disk (size or modification time); its path is resolved (symlinks,
+    '..') first, so one file spelled several ways is one dataset with one name."""
     if name.endswith(".npz"):
-        path = Path(name).expanduser().absolute()
+        path = Path(name).expanduser().resolve()
         stat = path.stat() if path.is_file() else None
         return _features_file(path, stat and (stat.st_size, stat.st_mtime_ns))
     return _dataset_instance(name, settings or DataSettings())

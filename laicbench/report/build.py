@@ -57,6 +57,7 @@ from laicbench.report.stat_tables import (
     stability_table,
 )
 from laicbench.report.tables import (
+    OUTDATED_MARK,
     Run,
     build_main_table,
     column_labels,
@@ -78,10 +79,11 @@ from laicbench.report.tuning import (
     tuned_points,
     tuning_table,
 )
-from laicbench.run.plan import run_state
+from laicbench.run.plan import TodayInputs, run_state
 from laicbench.run.records import (
     PREDICTIONS_SUFFIX,
     RECORD_SUFFIX,
+    NewerRecordError,
     ResultStore,
     RunRecord,
     predictions_intact,
@@ -118,17 +120,21 @@ def find_reference(results_dir: str | Path) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-def _run_from_record(path: Path, record: RunRecord, root: Path) -> Run:
-    """The Run of a record, with its state (a record whose method is not registered here, a
-    plugin not importable, is trusted as stored)."""
+def _run_from_record(
+    path: Path, record: RunRecord, root: Path, today: Callable[[RunRecord], dict | None]
+) -> Run:
+    """The Run of a record, with its state by the rule ``status`` and resume use
+    (``run_state``: method version and source, and inputs against `today`'s, ``TodayInputs``);
+    a record whose method is not registered here, a plugin not importable, is trusted as
+    stored."""
     name = record.method.name
     if record.ok and not record.metrics:
         state = "failed"
     elif name not in registry.methods.names():
         state = "done" if record.ok else "failed"
     else:
-        state = run_state(record)
-    if state == "done" and not predictions_intact(path, record):
+        state = run_state(record, today(record))
+    if state in ("done", "outdated") and not predictions_intact(path, record):
         state = "damaged"
     run_id = record.run_id or str(path.relative_to(root))[: -len(RECORD_SUFFIX)]
     return Run(
@@ -149,33 +155,38 @@ def _run_from_record(path: Path, record: RunRecord, root: Path) -> Run:
 def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
     """(every record below `results_dir` as a Run, the record files that cannot be read).
 
-    UserError when the folder is missing, not a folder, or holds no laicbench records.
+    UserError when the folder is missing, not a folder, or holds no laicbench records;
+    NewerRecordError naming a record that a newer release wrote.
     """
     root = Path(results_dir).expanduser().absolute()
     if not root.exists():
         raise UserError(f"results dir {root} does not exist")
     if not root.is_dir():
         raise UserError(f"results dir {root} is not a directory")
-    runs: list[Run] = []
+    records: list[tuple[Path, RunRecord]] = []
     unreadable: list[Path] = []
     for path in ResultStore(root).record_paths():
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError):  # truncated or corrupted: counted and named, not dropped
+        except (OSError, ValueError, RecursionError):  # truncated, corrupted, absurdly nested:
+            # counted and named, not dropped
             unreadable.append(path)
             continue
         if not isinstance(data, dict) or data.get("schema_version") is None:
             continue  # some other JSON file, not a laicbench record
         try:
-            runs.append(_run_from_record(path, RunRecord.from_dict(data), root))
-        except ValueError:  # a record without the fields every record has
+            records.append((path, RunRecord.from_dict(data)))
+        except NewerRecordError as exc:  # never mixed with this release's records
+            raise NewerRecordError(f"{path}: {exc}") from None
+        except ValueError:  # a record without the fields every record has, or mistyped ones
             unreadable.append(path)
-    if not runs:
+    if not records:
         raise UserError(
             f"no laicbench records in {root} (expected <method>/<dataset>/<backbone>/"
             "seed<N>-<hash>.json files written by 'laicbench run')"
         )
-    return runs, unreadable
+    today = TodayInputs([record for _, record in records])
+    return [_run_from_record(path, record, root, today) for path, record in records], unreadable
 
 
 def select_runs(
@@ -211,10 +222,13 @@ def _canonical(reg: registry.Registry, name: str) -> str:
         return name
 
 
-def left_out_counts(runs: Sequence[Run], unreadable: Sequence[Path] = ()) -> dict[str, int]:
+def left_out_counts(
+    runs: Sequence[Run], unreadable: Sequence[Path] = (), kept: Sequence[str] = ()
+) -> dict[str, int]:
     """{reason: count} of the records the report leaves out (failed, outdated, damaged,
-    unreadable), zero counts dropped, in that order."""
-    counts = {reason: sum(r.state == reason for r in runs) for reason in LEFT_OUT_ORDER}
+    unreadable; not the states in `kept`), zero counts dropped, in that order."""
+    reasons = [reason for reason in LEFT_OUT_ORDER if reason not in kept]
+    counts = {reason: sum(r.state == reason for r in runs) for reason in reasons}
     counts["unreadable"] = len(unreadable)
     return {k: v for k, v in counts.items() if v}
 
@@ -249,6 +263,7 @@ class Report:
     figures: list[FigureResult] = field(default_factory=list)
     statistics: list[Table] = field(default_factory=list)
     unscored: int = 0  # records used that lack the scores of the current scoring version
+    outdated: int = 0  # outdated records kept on purpose (--allow-outdated), their cells marked
     backbone_tables: list[tuple[str, str]] = field(default_factory=list)  # (backbone, stem)
     studies: list[TunedStudy] = field(default_factory=list)  # finished tuning studies
     selection_runs: int = 0  # runs tuning studies made only to choose, used by the tuning table
@@ -287,7 +302,13 @@ def _statistical_tables(
     robustness = robustness_table(clean, attacked or [], column_labels([*clean, *(attacked or [])]))
     if robustness is not None:
         tables.append(robustness)
+    outdated = sum(r.state == "outdated" for r in clean)
     for table in tables:
+        if outdated:  # kept on purpose (--allow-outdated): every table says so
+            table.caption += (
+                f" Includes {outdated} outdated run(s) kept with --allow-outdated (their cells "
+                f"of the main table are marked {OUTDATED_MARK})."
+            )
         (folder / f"{table.name}.md").write_text(table.to_markdown())
         (folder / f"{table.name}.tex").write_text(table.to_latex())
     return tables
@@ -306,6 +327,7 @@ def build_report(
     reference: str | Path | bool = True,
     warn: Callable[[str], None] = _warn_stderr,
     tuned: str | None = None,
+    allow_outdated: bool = False,
 ) -> Report:
     """Write the report of the records in `results_dir` to `out` (default: ``default_out``).
 
@@ -313,9 +335,11 @@ def build_report(
     confusion matrix is drawn (default: a method tagged featured, seed 0, on the first dataset,
     else the first run); `reference` is the reported-numbers CSV (True: ``find_reference``;
     False: none); `tuned` is a label-free tuning objective: the main table then shows each
-    method at the parameters its tuning study chose. `warn` receives one line counting the
-    records left out, if any. Returns the Report; UserError (nothing written) when there is
-    nothing to report or an argument is wrong.
+    method at the parameters its tuning study chose. Outdated records (another method version or
+    source, or inputs other than today's: the rule of ``status``) are left out, unless
+    `allow_outdated`: then they are used and their cells of the main tables are marked ‡.
+    `warn` receives one line counting the records left out, if any. Returns the Report;
+    UserError (nothing written) when there is nothing to report or an argument is wrong.
 
     The runs tuning studies made only to choose parameters (their selection seeds) are used by
     the tuning table alone, not by the other tables and figures.
@@ -323,9 +347,12 @@ def build_report(
     root = Path(results_dir).expanduser().absolute()
     all_runs, unreadable = load_runs(root)
     selected = select_runs(all_runs, methods, datasets)
-    counts = left_out_counts(selected, unreadable)
+    usable = ("done", "outdated") if allow_outdated else ("done",)
+    counts = left_out_counts(selected, unreadable, kept=usable)
     accidents = [r.path for r in selected if r.state == "damaged"] + list(unreadable)
     message = left_out_message(counts, accidents, root)
+    if counts.get("outdated"):
+        message += "; --allow-outdated keeps the outdated ones, their cells marked"
     cells = {(r.method, r.dataset, r.backbone) for r in selected}
     shown = {
         (r.dataset, r.record.backbone): r.backbone for r in selected
@@ -338,7 +365,7 @@ def build_report(
     if tuned is not None:
         tuned_points(studies, tuned)  # UserError now, before anything is written
     hidden = selection_only(studies, selected)
-    runs = [r for r in selected if r.state == "done" and r.run_id not in hidden]
+    runs = [r for r in selected if r.state in usable and r.run_id not in hidden]
     if not runs:
         raise UserError(f"no usable records in {root}" + (f" ({message})" if message else ""))
     out_dir = Path(out).expanduser().absolute() if out is not None else default_out(root)
@@ -351,6 +378,12 @@ def build_report(
 
     report = Report(out=out_dir, runs=runs, left_out=counts, studies=studies, tuned=tuned)
     report.selection_runs = sum(r.run_id in hidden for r in selected)
+    report.outdated = sum(r.state == "outdated" for r in runs)
+    if report.outdated:
+        warn(
+            f"kept {report.outdated} outdated record(s) (--allow-outdated): their cells of the "
+            "main tables are marked ‡"
+        )
     report.unscored = sum(needs_rescore(r.record) for r in runs)
     if report.unscored:
         warn(
@@ -394,7 +427,7 @@ def _confusion_run(all_runs: list[Run], runs: list[Run], run_id: str | None) -> 
     wanted = run_id.strip().removesuffix(RECORD_SUFFIX).removesuffix(PREDICTIONS_SUFFIX)
     for run in all_runs:
         if run.run_id == wanted:
-            if run.state != "done":
+            if run.state != "done" and run not in runs:
                 raise UserError(f"--confusion {run_id}: that run is left out ({run.state})")
             if run not in runs:
                 raise UserError(f"--confusion {run_id}: not among the selected methods/datasets")
@@ -607,8 +640,14 @@ def _summary(report: Report, labels: dict[tuple[str, str], str]) -> list[str]:
     message = left_out_message(report.left_out)
     if message:
         lines.append(
-            f"Not used: {message} (error/oom records, records of an older method version, "
-            "damaged or unreadable ones; see the state column of runs.csv)."
+            f"Not used: {message} (error/oom records; outdated ones: another method version or "
+            "source, or inputs other than today's, kept with --allow-outdated; damaged or "
+            "unreadable ones; see the state column of runs.csv)."
+        )
+    if report.outdated:
+        lines.append(
+            f"Used on purpose (--allow-outdated): {report.outdated} outdated record(s); the "
+            "cells they enter are marked ‡ (see the state column of runs.csv)."
         )
     return lines
 

@@ -25,6 +25,7 @@ from laicbench.report.aggregate import METRICS as TABLE_METRICS
 from laicbench.report.tables import (
     BLOCK_TITLES,
     METRIC_LABELS,
+    OUTDATED_MARK,
     Cell,
     MainPoint,
     MainTable,
@@ -220,6 +221,11 @@ def _main_cell(
         marks += ' <span class="mark" title="not the default parameters">†</span>'
     if cell.tie:
         marks += ' <span class="mark" title="not significantly different from the best">≈</span>'
+    if cell.outdated:
+        marks += (
+            f' <span class="mark outdated" title="outdated runs, kept on purpose">{OUTDATED_MARK}'
+            "</span>"
+        )
     attrs += f' data-value="{cell.mean!r}"'
     if cell.kind != "stat" or not dataset:
         return f"<td{attrs}>{text}{marks}</td>"

@@ -58,9 +58,10 @@ RUNS_COLUMNS = [
 class Run:
     """One stored record, with the fields the report uses pulled out.
 
-    `state` is 'done' (ok, current method version: used by the report), 'failed' (error or
-    oom), 'outdated' (another version of the method made it) or 'damaged' (its predictions file
-    is missing or corrupt).
+    `state` is 'done' (ok, current method version and source, today's inputs: used by the
+    report), 'failed' (error or oom), 'outdated' (another version or source of the method made
+    it, or other inputs than today's: used, marked, only with ``--allow-outdated``) or
+    'damaged' (its predictions file is missing or corrupt).
     """
 
     path: Path
@@ -409,6 +410,7 @@ class Cell:
     tie: bool = False  # not significantly different from the column's best
     constant: bool = False  # the same difference to the column's best on every seed: no test
     untuned: bool = False  # in the tuned view: a method without a tuning study (its defaults)
+    outdated: bool = False  # holds outdated runs, kept on purpose (report --allow-outdated)
 
 
 @dataclass
@@ -460,6 +462,7 @@ def build_main_table(
     chosen = [run for point in points.values() for run in point.runs]
     nondefault = {k for k, point in points.items() if not point.is_default and not point.tuned}
     untuned = {k for k, point in points.items() if tuned and not point.tuned}
+    outdated = {k for k, point in points.items() if any(r.state == "outdated" for r in point.runs)}
     frame = pd.DataFrame(
         [
             {
@@ -496,6 +499,7 @@ def build_main_table(
                             int(s["n"]),
                             nondefault=flagged,
                             untuned=(method, dataset, backbone) in untuned and not oracle[method],
+                            outdated=(method, dataset, backbone) in outdated,
                         )
                     )
                 else:
@@ -524,6 +528,7 @@ def build_main_table(
             bool(notes),
             comparisons,
             any(c.constant for r in rows for c in r.cells),
+            bool(outdated),
         )
         + (_tuned_caption(tuned[0]) if tuned else ""),
         notes=notes,
@@ -666,6 +671,7 @@ def _caption(
     reported: bool,
     comparisons: int = 0,
     constant: bool = False,
+    outdated: bool = False,
 ) -> str:
     from laicbench.report.stats import ALPHA, PAIRED_T, WILCOXON, WILCOXON_MIN_PAIRS
 
@@ -699,6 +705,12 @@ def _caption(
             "†: no run with the method's default parameters; the closest parameter point is "
             "shown (see runs.csv)."
         )
+    if outdated:
+        parts.append(
+            f"{OUTDATED_MARK}: made (in part) from inputs other than today's, or by another "
+            "version or source of the method: outdated runs kept on purpose (report "
+            "--allow-outdated; the state column of runs.csv names them)."
+        )
     parts.append(f"Backbone: {', '.join(backbones)}.")
     return " ".join(parts)
 
@@ -713,6 +725,9 @@ def _tuned_caption(objective: str) -> str:
 
 # ------------------------------------------------------------------------------------------
 # writers
+
+
+OUTDATED_MARK = "‡"  # a cell with outdated runs (report --allow-outdated)
 
 
 def cell_text(cell: Cell) -> str:
@@ -786,6 +801,8 @@ def _markdown_cell(cell: Cell) -> str:
         text += " ≡"
     if cell.untuned:
         text += " *"
+    if cell.outdated:
+        text += f" {OUTDATED_MARK}"
     return text
 
 
@@ -804,6 +821,7 @@ _LATEX_SPECIALS = {
     "Δ": r"$\Delta$",
     "−": r"$-$",
     "†": r"\textsuperscript{\dag}",
+    "‡": r"\textsuperscript{\ddag}",
     "≈": r"$\approx$",
     "≡": r"$\equiv$",
     "≥": r"$\geq$",
@@ -891,4 +909,6 @@ def _latex_cell(cell: Cell) -> str:
         text += "$^{\\equiv}$"
     if cell.untuned:
         text += "$^{*}$"
+    if cell.outdated:
+        text += "\\textsuperscript{\\ddag}"
     return text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import itertools
 import sys
 from collections.abc import Callable
@@ -17,13 +19,13 @@ from laicbench.api import registry
 from laicbench.api.backbone_spec import DEFAULT_BACKBONE
 from laicbench.api.dataset import suite_members
 from laicbench.api.errors import UserError
+from laicbench.api.method import method_source_sha256
 from laicbench.api.settings import AttackSpec, DataSettings
 from laicbench.data.attacks import resolve_attack
-from laicbench.data.image_dataset import ImageDataset
 from laicbench.data.resolve import resolve_dataset
 from laicbench.files import canonical_json
 from laicbench.run.config import SweepConfig
-from laicbench.run.records import ResultStore, RunRecord, predictions_intact
+from laicbench.run.records import RecordError, ResultStore, RunRecord, predictions_intact
 from laicbench.run.spec import ALL_CLASSES, TRAIN_CLASSES, RunSpec, parse_seeds
 
 DEFAULT_METHODS = "default"
@@ -77,9 +79,17 @@ def expand(config: SweepConfig) -> list[RunSpec]:
         )
     if config.nouns_from is not None and config.train_on is None:
         raise UserError("--nouns-from is a choice of the shift track: give --train-on too")
+    if config.train_on is not None and not any(resolve_dataset(d).test_only for d in datasets):
+        raise UserError(
+            f"--train-on {config.train_on} cannot apply: no dataset of this sweep is a test-only "
+            "set (the ImageNet shift sets), and the others learn on their own train split; "
+            "drop it"
+        )
     grids = parse_grid(config.grid, methods)
     params = {m: _param_points(m, _params_for(config, m), grids.get(m, {})) for m in methods}
     attack = resolve_attack(config.attack, config.attack_params)
+    if attack is not None:
+        from laicbench.data.image_dataset import ImageDataset
     specs = []
     for dataset in datasets:
         ds = resolve_dataset(dataset)
@@ -199,6 +209,33 @@ def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
                 )
 
 
+def check_settings_read(specs: list[RunSpec], settings: DataSettings) -> None:
+    """UserError (one line) when `settings` set ``--precision`` or ``--vocabulary`` (flag or
+    config) and no dataset of `specs` computes features with it (``Dataset.settings_read``: the
+    simulated demo and features files carry their features): a flag that cannot apply is
+    refused rather than silently ignored, since it would change neither the runs' identity nor
+    their results."""
+    given = {
+        "precision": f"--precision {settings.precision}" if settings.precision != "auto" else "",
+        "vocabulary": f"--vocabulary {settings.vocabulary}" if settings.vocabulary else "",
+    }
+    for setting, flag in given.items():
+        if not flag:
+            continue
+        if not any(
+            setting
+            in resolve_dataset(name, settings).settings_read(
+                registry.methods.get(spec.method).needs
+            )
+            for spec in specs
+            for name in spec.datasets
+        ):
+            raise UserError(
+                f"{flag} (flag or config) cannot apply: no dataset of this sweep computes "
+                "features (the demo datasets and features files carry their own); drop it"
+            )
+
+
 def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) -> None:
     """Extract (or verify cached) features of every (dataset, backbone, attack) of `specs`, the noun
     features (their template ensemble and, for methods that read them, the per-template ones)
@@ -206,7 +243,8 @@ def prepare_features(specs: list[RunSpec], device: str, settings: DataSettings) 
     (``runner.run_spaces``), so that parallel trials only read the cache. UserError before any
     run when a dataset cannot give those other backbones."""
     from laicbench.api.features import Need
-    from laicbench.run.runner import run_spaces
+    from laicbench.data.image_dataset import ImageDataset
+    from laicbench.run.inputs import run_spaces
 
     text_needs = {Need.NOUNS, Need.NOUN_TEMPLATES}
     pairs: dict[tuple[str, str, AttackSpec | None], set[Need]] = {}
@@ -236,8 +274,10 @@ def _params_for(config: SweepConfig, method: str) -> dict[str, Any]:
 
 
 def run_state(record: RunRecord | None, inputs: dict[str, Any] | None = None) -> str:
-    """'missing', 'failed' (error or oom), 'outdated' (older method version, or inputs that differ
-    from `inputs` when given) or 'done'."""
+    """'missing', 'failed' (error or oom), 'outdated' (another method version; the same version
+    made from other method source, ``method_source_sha256``; or inputs that differ from
+    `inputs` when given) or 'done'. The one rule of run identity beyond the run id, shared by
+    run (resume), status and report."""
     return run_state_why(record, inputs)[0]
 
 
@@ -249,9 +289,13 @@ def run_state_why(
         return "missing", ""
     if not record.ok:
         return "failed", record.status
-    current = registry.methods.get(record.method.name).version
+    method_cls = registry.methods.get(record.method.name)
+    current = method_cls.version
     if record.method.version != current:
         return "outdated", f"method version {record.method.version} -> {current}"
+    stored_source = record.method.source_sha256
+    if stored_source is not None and stored_source != method_source_sha256(method_cls):
+        return "outdated", "method source changed (same version)"
     stored = record.inputs
     if inputs is not None and stored is not None and stored != inputs:
         changed = sorted(k for k in {*inputs, *stored} if inputs.get(k) != stored.get(k))
@@ -265,6 +309,7 @@ class SweepPlan:
 
     todo: list[RunSpec] = field(default_factory=list)
     done: list[tuple[RunSpec, RunRecord]] = field(default_factory=list)
+    unusable: list[str] = field(default_factory=list)  # record files to rerun, and why
 
 
 class InputFingerprints:
@@ -286,7 +331,7 @@ class InputFingerprints:
         if extra:  # the fingerprint names the other backbones' features too
             key = (*key, tuple(extra))
         if key not in self._memo:
-            from laicbench.run.runner import run_inputs
+            from laicbench.run.inputs import run_inputs
 
             try:
                 self._memo[key] = run_inputs(spec, device, self.settings)
@@ -295,15 +340,86 @@ class InputFingerprints:
         return self._memo[key]
 
 
+class TodayInputs:
+    """For the report, which computes no features and loads no model: the inputs fingerprint
+    each stored record's run would have today. Where the fingerprint needs no model (features
+    files, simulated datasets) it is the one ``status`` computes (``InputFingerprints``); for
+    image datasets (weights, precision, sample lists: known only with the data flags and a
+    model) it is, key by key, the newest value the records of the same dataset, backbone and
+    training source stored, so that a column never mixes runs of two inputs unmarked."""
+
+    def __init__(self, records: list[RunRecord]):
+        self._fingerprints = InputFingerprints("cpu", DataSettings())
+        self._computable: dict[str, bool] = {}
+        self._newest: dict[tuple, dict[str, Any]] = {}
+        for record in sorted(records, key=lambda r: r.finished_at or ""):
+            if record.ok and record.inputs is not None:
+                _deep_update(self._newest.setdefault(self._group(record), {}), record.inputs)
+
+    @staticmethod
+    def _group(record: RunRecord) -> tuple:
+        return (record.dataset.name, record.backbone, record.train_on)
+
+    def _can_compute(self, dataset: str) -> bool:
+        if dataset not in self._computable:
+            from laicbench.data.image_dataset import ImageDataset
+
+            try:
+                self._computable[dataset] = not isinstance(resolve_dataset(dataset), ImageDataset)
+            except UserError:  # gone, or a plugin not importable here
+                self._computable[dataset] = False
+        return self._computable[dataset]
+
+    def __call__(self, record: RunRecord) -> dict[str, Any] | None:
+        """Today's inputs of `record`'s run (None: nothing to compare)."""
+        if not record.ok or record.inputs is None or not record.spec:
+            return None
+        try:
+            spec = RunSpec(**record.spec)
+        except TypeError:
+            return None
+        if all(self._can_compute(name) for name in spec.datasets):
+            today = self._fingerprints(spec)
+            if today is not None:
+                return today
+        return _project(self._newest.get(self._group(record), {}), record.inputs)
+
+
+def _deep_update(target: dict[str, Any], values: dict[str, Any]) -> None:
+    """Update `target` with `values`, mappings key by key (the inputs under each other backbone
+    of ``spaces`` separately, since methods read different ones)."""
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)  # never shared with a record's own inputs
+
+
+def _project(newest: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """`stored` with each value (mappings key by key) replaced by the `newest` one, where any."""
+    out: dict[str, Any] = {}
+    for key, value in stored.items():
+        if key not in newest:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(newest[key], dict):
+            out[key] = _project(newest[key], value)
+        else:
+            out[key] = newest[key]
+    return out
+
+
 def stored_state(
     spec: RunSpec,
     store: ResultStore,
     fingerprints: Callable[[RunSpec], dict[str, Any] | None] | None,
 ) -> tuple[str, str, RunRecord | None]:
     """(state, why, record) of `spec` in `store`: a done record whose inputs differ from today's
-    (`fingerprints`) is outdated, and one whose predictions file is missing or damaged is
-    'damaged'."""
-    record = store.read(spec)
+    (`fingerprints`) is outdated, and one whose predictions file is missing or damaged, or a
+    record file that cannot be used (``RecordError``, named in `why`), is 'damaged'."""
+    try:
+        record = store.load(spec)
+    except RecordError as exc:  # named, and rerun like damaged predictions
+        return "damaged", f"unusable record {exc}", None
     inputs = fingerprints(spec) if fingerprints is not None and record is not None else None
     state, why = run_state_why(record, inputs)
     if state == "done" and not predictions_intact(store.record_path(spec), record):
@@ -323,11 +439,17 @@ def plan(
     result = SweepPlan()
     for spec in specs:
         if overwrite:
+            # a record of a newer release is never replaced (NewerRecordError); an unusable one
+            # is, by the rerun
+            with contextlib.suppress(RecordError):
+                store.load(spec)
             result.todo.append(spec)
             continue
-        state, _, record = stored_state(spec, store, fingerprints)
+        state, why, record = stored_state(spec, store, fingerprints)
         if state == "done":
             result.done.append((spec, record))
         else:
             result.todo.append(spec)
+            if state == "damaged" and record is None:
+                result.unusable.append(why)
     return result

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import traceback
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from laicbench.api.errors import UserError
 from laicbench.files import atomic_write_bytes, check_writable_dir, file_sha256
 from laicbench.run.spec import RunSpec
 
@@ -30,10 +32,21 @@ RECORD_SUFFIX = ".json"
 PREDICTIONS_SUFFIX = ".pred.npz"
 
 
+class RecordError(ValueError):
+    """A record file that cannot be used: unreadable, not JSON, or a field missing or of the
+    wrong type. The message names the problem (``load_record`` adds the file)."""
+
+
+class NewerRecordError(UserError):
+    """A record written by a newer laicbench (a higher ``schema_version``): never read as if it
+    were of this release's schema, never rewritten."""
+
+
 @dataclass
 class MethodInfo:
     """The method of a run: name, version, full parameters, whether it is an oracle, the inputs
-    it declared and its tags (``training-free``, ...)."""
+    it declared, its tags (``training-free``, ...) and the SHA-256 of its source
+    (``method_source_sha256``; None in records written before it was stored)."""
 
     name: str
     version: str
@@ -41,6 +54,7 @@ class MethodInfo:
     oracle: bool = False
     needs: list[str] | None = None
     tags: list[str] | None = None
+    source_sha256: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -105,8 +119,10 @@ class RunRecord:
 
     @classmethod
     def start(cls, spec: RunSpec, method_cls: type, **fields_: Any) -> RunRecord:
-        """A new ok record of `spec` run by `method_cls` (its version, oracle flag, needs and
-        tags), with any further fields given."""
+        """A new ok record of `spec` run by `method_cls` (its version, oracle flag, needs, tags
+        and source hash), with any further fields given."""
+        from laicbench.api.method import method_source_sha256
+
         return cls(
             run_id=spec.run_id,
             status="ok",
@@ -118,6 +134,7 @@ class RunRecord:
                 oracle=method_cls.oracle,
                 needs=sorted(n.value for n in method_cls.needs),
                 tags=sorted(method_cls.tags),
+                source_sha256=method_source_sha256(method_cls),
             ),
             dataset=DatasetInfo(spec.dataset),
             backbone=spec.backbone,
@@ -162,10 +179,20 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: Any) -> RunRecord:
-        """The RunRecord of a parsed record; ValueError when it is not one (no schema version,
-        a missing field or one of the wrong type)."""
+        """The RunRecord of a parsed record; RecordError (a ValueError) when it is not one (no
+        schema version, a missing field or one of the wrong type: ``check_record_types``),
+        NewerRecordError when a newer release wrote it."""
         if not isinstance(data, dict) or data.get("schema_version") is None:
-            raise ValueError("not a laicbench record (no schema_version)")
+            raise RecordError("not a laicbench record (no schema_version)")
+        version = data["schema_version"]
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise RecordError(f"malformed record: schema_version {version!r} is not an integer")
+        if version > SCHEMA_VERSION:
+            raise NewerRecordError(
+                f"record of schema_version {version}, newer than this release's "
+                f"{SCHEMA_VERSION}: upgrade laicbench to read it, or use another --results-dir"
+            )
+        check_record_types(data)
         known = {f.name for f in fields(cls)} - {"extra"}
         try:
             method = data["method"]
@@ -178,6 +205,7 @@ class RunRecord:
                 oracle=bool(method.get("oracle", False)),
                 needs=method.get("needs"),
                 tags=method.get("tags"),
+                source_sha256=method.get("source_sha256"),
                 extra=_unknown(method, MethodInfo),
             )
             values["dataset"] = DatasetInfo(
@@ -192,14 +220,106 @@ class RunRecord:
             values.setdefault("status", "error")
             record = cls(**values, extra={k: v for k, v in data.items() if k not in known})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"malformed record: {exc!r}") from exc
-        if record.metrics is not None and not isinstance(record.metrics, dict):
-            raise ValueError("malformed record: metrics is not a mapping")
+            raise RecordError(f"malformed record: {exc!r}") from exc
         return record
 
     def to_json(self) -> str:
         """The record file's text."""
         return json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n"
+
+
+_MAPPINGS = (
+    "spec", "inputs", "scoring", "artefacts", "diagnostics", "environment", "error",
+    "last_failure",
+)  # fmt: skip
+_NUMBER_MAPPINGS = ("metrics", "internal_metrics", "cluster_sizes")
+_TEXTS = (
+    "run_id",
+    "status",
+    "backbone",
+    "device",
+    "kmeans",
+    "train_on",
+    "started_at",
+    "finished_at",
+)
+# fields inside a mapping that the commands read: (mapping, key) -> type
+_NESTED: dict[tuple[str, str], type] = {
+    ("method", "params"): dict,
+    ("method", "needs"): list,
+    ("method", "tags"): list,
+    ("method", "source_sha256"): str,
+    ("dataset", "info"): dict,
+    ("scoring", "version"): int,
+    ("environment", "libraries"): dict,
+    ("error", "message"): str,
+}
+_KIND_NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "an integer"}
+_INTEGERS = ("seed", "threads", "n_clusters", "n_clusters_found", "k_factor")
+_NUMBERS = ("fit_time_s", "wall_time_s", "peak_rss_mb", "peak_gpu_mb")
+
+
+def check_record_types(data: dict[str, Any]) -> None:
+    """RecordError naming the first field of the parsed record `data` that is missing or of
+    the wrong type (metrics that are not a mapping of numbers, predictions that are not a
+    mapping of strings, inputs that are not a mapping, ...): a record that passes can be read by
+    every command without a type error. Fields may be absent (None) unless every record has
+    them: method, dataset (with their names), backbone and seed."""
+
+    def bad(name: str, what: str) -> RecordError:
+        return RecordError(f"malformed record: {name} is {_kind(data.get(name))}, not {what}")
+
+    for name in ("method", "dataset"):
+        value = data.get(name)
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise bad(name, "a mapping with a name")
+    for (outer, inner), kind in _NESTED.items():
+        value = (data.get(outer) or {}).get(inner) if isinstance(data.get(outer), dict) else None
+        if value is not None and not isinstance(value, kind):
+            raise RecordError(
+                f"malformed record: {outer}.{inner} is {_kind(value)}, not {_KIND_NAMES[kind]}"
+            )
+    if data.get("backbone") is None or data.get("seed") is None:
+        raise RecordError("malformed record: no backbone or seed")
+    for name in _MAPPINGS:
+        if data.get(name) is not None and not isinstance(data[name], dict):
+            raise bad(name, "a mapping")
+    for name in _NUMBER_MAPPINGS:
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise bad(name, "a mapping of numbers")
+        for key, v in value.items():
+            if v is not None and not _is_number(v):
+                raise RecordError(f"malformed record: {name}[{key!r}] is {_kind(v)}, not a number")
+    predictions = data.get("predictions")
+    if predictions is not None and not (
+        isinstance(predictions, dict) and all(isinstance(v, str) for v in predictions.values())
+    ):
+        raise bad("predictions", "a mapping of file name and checksum")
+    for name in _TEXTS:
+        if data.get(name) is not None and not isinstance(data[name], str):
+            raise bad(name, "a string")
+    for name in _INTEGERS:
+        value = data.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise bad(name, "an integer")
+    for name in _NUMBERS:
+        if data.get(name) is not None and not _is_number(data[name]):
+            raise bad(name, "a number")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    """'a str', 'a list', ... (for error messages)."""
+    if value is None:
+        return "missing"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _unknown(data: dict[str, Any], kind: type) -> dict[str, Any]:
@@ -242,8 +362,14 @@ class ResultStore:
         check_writable_dir(self.root, "results dir")
 
     def read(self, spec: RunSpec) -> RunRecord | None:
-        """The stored record of `spec`, or None when absent or unreadable."""
+        """The stored record of `spec`, or None when absent or unusable (NewerRecordError when
+        a newer release wrote it)."""
         return read_record(self.record_path(spec))
+
+    def load(self, spec: RunSpec) -> RunRecord | None:
+        """The stored record of `spec`, None when absent; RecordError naming the file when it
+        is unusable, NewerRecordError when a newer release wrote it (``load_record``)."""
+        return load_record(self.record_path(spec))
 
     def write(
         self,
@@ -283,22 +409,63 @@ class ResultStore:
             self.write(spec, record)
 
     def record_paths(self) -> list[Path]:
-        """Every record file below the results dir, in path order (not the files of folders
-        whose name starts with ``_``: Tune's under ``_ray``, tuning studies under ``_tune``; nor
-        hidden temporary files)."""
-        return sorted(
-            p
-            for p in self.root.rglob("*" + RECORD_SUFFIX)
-            if not p.name.startswith(".") and not p.relative_to(self.root).parts[0].startswith("_")
-        )
+        """Every record file below the results dir, in path order: the one listing that
+        ``status``, ``run``, ``report`` and ``rescore`` share. Symlinked folders are followed
+        (each real folder once, so a link loop ends); folders whose name starts with ``_``
+        (Tune's ``_ray``, tuning studies' ``_tune``) and hidden files (temporary ones) are not
+        read. The walk keeps its own stack, so any depth of folders is fine."""
+        found: list[Path] = []
+        seen: set[str] = set()
+        stack = [self.root]
+        while stack:
+            folder = stack.pop()
+            real = os.path.realpath(folder)
+            if real in seen:
+                continue
+            seen.add(real)
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:  # unreadable or vanished: the records there cannot be listed
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or (folder == self.root and entry.name[0] == "_"):
+                    continue
+                try:
+                    is_dir = entry.is_dir()  # follows symlinks
+                except OSError:
+                    continue
+                if is_dir:
+                    stack.append(Path(entry.path))
+                elif entry.name.endswith(RECORD_SUFFIX):
+                    found.append(Path(entry.path))
+        return sorted(found)
 
 
 def read_record(path: Path) -> RunRecord | None:
-    """The RunRecord of a record file; None when missing, unparsable or not a laicbench record."""
+    """The RunRecord of a record file; None when missing, unparsable or not a valid laicbench
+    record; NewerRecordError (one line naming the file) when a newer release wrote it."""
     try:
-        return RunRecord.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
+        return load_record(path)
+    except RecordError:
         return None
+
+
+def load_record(path: Path) -> RunRecord | None:
+    """The RunRecord of a record file, None when there is no file; RecordError naming the file
+    and the problem when it cannot be read or is not a valid record (``check_record_types``);
+    NewerRecordError naming the file and both schema versions when a newer release wrote it."""
+    try:
+        text = path.read_bytes().decode()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{path}: unreadable ({exc})") from exc
+    try:
+        return RunRecord.from_dict(json.loads(text))
+    except NewerRecordError as exc:
+        raise NewerRecordError(f"{path}: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # RecordError, not JSON, absurdly nested
+        raise RecordError(f"{path}: {str(exc) or type(exc).__name__}") from exc
 
 
 def predictions_intact(record_path: Path, record: RunRecord) -> bool:

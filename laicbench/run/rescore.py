@@ -59,10 +59,12 @@ def rescore(
         raise UserError(f"--results-dir {store.root}: no such folder")
     result = RescoreResult()
     test_features = _TestFeatures(device, settings)
-    for path in store.record_paths():
+    # every record is read before any is rewritten: one written by a newer release stops the
+    # rescore (NewerRecordError, naming it) before anything changed
+    records = [(path, read_record(path)) for path in store.record_paths()]
+    for path, record in records:
         if on_record is not None:
             on_record(path)
-        record = read_record(path)
         if record is None or not record.ok or not record.metrics:
             continue
         if not (everything or needs_rescore(record)):
@@ -93,12 +95,8 @@ class _TestFeatures:
         self._inputs: dict[tuple, dict | str] = {}
 
     def __call__(self, record: RunRecord) -> np.ndarray | str:
-        from laicbench.run.runner import (
-            attacked_settings,
-            load_dataset_features,
-            run_inputs,
-            run_spaces,
-        )
+        from laicbench.run.inputs import attacked_settings, run_inputs, run_spaces
+        from laicbench.run.runner import load_dataset_features
 
         if not record.spec:
             return "the record stores no run spec"

@@ -25,6 +25,7 @@ from laicbench.cluster.tensors import torch_threads
 from laicbench.data.resolve import resolve_dataset
 from laicbench.data.transfer import transfer_features
 from laicbench.run.diagnostics import label_diagnostics
+from laicbench.run.inputs import attacked_settings, run_inputs, run_spaces
 from laicbench.run.peak_memory import PeakMemory
 from laicbench.run.provenance import device_description, environment
 from laicbench.run.records import DatasetInfo, ResultStore, RunRecord, now
@@ -46,75 +47,10 @@ def load_dataset_features(
     return resolve_dataset(dataset, settings).load(backbone, device, settings)
 
 
-def attacked_settings(spec: RunSpec, settings: DataSettings) -> DataSettings:
-    """The data settings of `spec`'s own dataset: `settings` with the run's attack on its test
-    images (the shift track's source dataset is read with `settings` as given: clean)."""
-    return settings if spec.attack is None else dataclasses.replace(settings, attack=spec.attack)
-
-
 def run_threads(method_cls: type[Method]) -> int:
     """torch's thread count for a run of `method_cls`: its declared CPU share (at least 1), the
     same with either executor, so that reductions, and so the results, do not depend on it."""
     return max(1, math.floor(method_cls.resources.cpus))
-
-
-def run_spaces(spec: RunSpec, settings: DataSettings) -> list[str]:
-    """The backbones besides `spec.backbone` whose image features of the same dataset(s) the run
-    reads (its method's ``extra_backbones``, canonical, without repeats): usually none. UserError
-    (one line) when a dataset of the run lives in one backbone's space (the simulated demo, a
-    features file) and so has no other."""
-    method_cls = registry.methods.get(spec.method)
-    extra = other_backbones(method_cls.extra_backbones(spec.params), spec.backbone)
-    if extra and spec.attack is not None:
-        raise UserError(
-            f"method {spec.method!r} reads the features of other backbones too, which the "
-            "adversarial track does not attack; drop --attack or those backbones"
-        )
-    for name in spec.datasets if extra else []:
-        dataset = resolve_dataset(name, settings)
-        for backbone in extra:
-            try:
-                dataset.backbone_for(backbone, spec.backbone)
-            except UserError:
-                raise UserError(
-                    f"method {spec.method!r} asks for the features of {name} under backbone "
-                    f"{backbone!r} too, but {name} lives in the feature space of backbone "
-                    f"{dataset.native_backbone!r} only; drop the other backbones from the "
-                    f"method's parameters for this dataset"
-                ) from None
-    return extra
-
-
-def run_inputs(spec: RunSpec, device: str, settings: DataSettings) -> dict[str, Any]:
-    """The fingerprint of what `spec`'s features are made from on `device` (Dataset.fingerprint;
-    with ``train_on``, the source's too; with other backbones' image features, ``run_spaces``,
-    theirs under ``spaces``), stored in its record and compared when planning."""
-    method_cls = registry.methods.get(spec.method)
-    out = _inputs_under(spec, spec.backbone, method_cls.needs, device, settings)
-    extra = run_spaces(spec, settings)
-    if extra:
-        spaces = {b: _inputs_under(spec, b, frozenset(), device, settings) for b in extra}
-        out = {**out, "spaces": spaces}
-    return out
-
-
-def _inputs_under(
-    spec: RunSpec, backbone: str, needs: frozenset[Need], device: str, settings: DataSettings
-) -> dict[str, Any]:
-    prints = [
-        resolve_dataset(name, settings).fingerprint(
-            backbone, device, attacked_settings(spec, settings) if i == 0 else settings, needs
-        )
-        for i, name in enumerate(spec.datasets)
-    ]
-    if spec.train_on is None:
-        return prints[0]
-    return {
-        **prints[0],
-        "train_on": spec.train_on,
-        "train_inputs": prints[1],
-        "settings_from": spec.settings_dataset,
-    }
 
 
 def load_run_features(
@@ -176,6 +112,30 @@ def _features_under(
     return transfer_features(source, data, classes), data.n_classes
 
 
+class LabelsError(ValueError):
+    """A method returned cluster labels that cannot be scored."""
+
+
+def check_labels(y_pred: np.ndarray, n_samples: int, n_clusters: int) -> None:
+    """LabelsError unless `y_pred` holds one integer label in 0..`n_clusters`-1 per test sample
+    (a 1-D array of length `n_samples`). The metrics have no notion of a "noise" label (-1), so
+    none is accepted: a method that leaves samples unassigned must assign them itself."""
+    where = "fit_predict returned"
+    if y_pred.shape != (n_samples,):
+        raise LabelsError(f"{where} labels of shape {y_pred.shape}, expected ({n_samples},)")
+    if not np.issubdtype(y_pred.dtype, np.integer):
+        raise LabelsError(
+            f"{where} labels of dtype {y_pred.dtype}, expected integers (cast them with "
+            "astype(int) if they are whole numbers)"
+        )
+    if n_samples and (int(y_pred.min()) < 0 or int(y_pred.max()) >= n_clusters):
+        raise LabelsError(
+            f"{where} labels from {int(y_pred.min())} to {int(y_pred.max())}, expected 0 to "
+            f"{n_clusters - 1} ({n_clusters} clusters were asked for; no noise label such as "
+            "-1 is scored)"
+        )
+
+
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError))
 
@@ -224,14 +184,12 @@ def execute_run(
             bundle = FeatureBundle(data, needs, spec.settings_dataset, device, spec.backbone)
             seed_everything(spec.seed)
             t_fit = time.perf_counter()
+            if n_classes < 2:  # any clustering of one class scores 100%
+                raise ValueError(f"{spec.dataset} has {n_classes} class: K must be at least 2")
             n_clusters = n_classes * spec.k_factor
             y_pred = np.asarray(method.fit_predict(bundle, n_clusters, spec.seed))
             record.fit_time_s = time.perf_counter() - t_fit
-            if y_pred.shape != data.labels_test.shape:
-                raise ValueError(
-                    f"fit_predict returned labels of shape {y_pred.shape}, expected "
-                    f"{data.labels_test.shape}"
-                )
+            check_labels(y_pred, len(data.labels_test), n_clusters)
             y_true = data.labels_test
             score(record, y_true, y_pred, data.image_test, n_clusters)
             record.n_clusters = n_clusters

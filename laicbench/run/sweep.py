@@ -23,6 +23,7 @@ from laicbench.run.plan import (
     InputFingerprints,
     SweepPlan,
     check_datasets,
+    check_settings_read,
     expand,
     plan,
     prepare_features,
@@ -65,6 +66,11 @@ class Sweep:
         self.config = config
         self.specs = expand(config) if specs is None else specs
         self.settings: DataSettings = config.data_settings()
+        if self.settings.vocabulary is not None:  # unreadable: said first, whatever the runs
+            from laicbench.data.vocab import load_vocabulary
+
+            load_vocabulary(self.settings.vocabulary)
+        check_settings_read(self.specs, self.settings)
         remote_ray = config.executor == "ray" and bool(config.address)
         # the driver only extracts features; with a remote cluster the trials' GPUs are the
         # cluster's, so the driver's own device stays auto
