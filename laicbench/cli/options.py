@@ -7,7 +7,13 @@ from dataclasses import fields
 from typing import NoReturn
 
 from laicbench.api.errors import UserError
-from laicbench.run.config import DEFAULT_RESULTS_DIR, SweepConfig, config_value, load_config
+from laicbench.run.config import (
+    DEFAULT_MAX_RUNS,
+    DEFAULT_RESULTS_DIR,
+    SweepConfig,
+    config_value,
+    load_config,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -112,6 +118,13 @@ def selection_options() -> argparse.ArgumentParser:
         metavar="F",
         help="over-clustering: ask every method for F x K clusters, scored with many-to-one "
         "accuracy besides the usual metrics (default 1)",
+    )
+    selection.add_argument(
+        "--max-runs",
+        type=int,
+        metavar="N",
+        help="refuse a sweep of more than N runs before expanding it "
+        f"(default {DEFAULT_MAX_RUNS:,})",
     )
 
     return selection

@@ -36,6 +36,13 @@ def add_commands(sub, plugins, data, selection) -> None:
         help="rerun runs that have a record (--no-overwrite undoes a config file's true)",
     )
     run.add_argument("--dry-run", action="store_true", help="print the runs without running them")
+    run.add_argument(
+        "--run-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop a run still going after this many seconds and record it as a timeout (the "
+        "sweep goes on; default: no limit)",
+    )
 
     status = sub.add_parser(
         "status",

@@ -127,12 +127,18 @@ class RunRecord:
         )
 
     def fail(
-        self, exc: BaseException, *, oom: bool, text: str | None = None, message: str | None = None
+        self,
+        exc: BaseException,
+        *,
+        oom: bool,
+        text: str | None = None,
+        message: str | None = None,
+        status: str | None = None,
     ) -> None:
-        """Turn this record into an error (with `oom`: an oom) record of `exc`; `text` is the
-        traceback (default: of the exception being handled), `message` the one-line message
-        (default: ``str(exc)``)."""
-        self.status = "oom" if oom else "error"
+        """Turn this record into an error (with `oom`: an oom; or the given `status`, such as
+        ``timeout``) record of `exc`; `text` is the traceback (default: of the exception being
+        handled), `message` the one-line message (default: ``str(exc)``)."""
+        self.status = status or ("oom" if oom else "error")
         self.metrics = None
         self.error = {
             "type": type(exc).__name__,

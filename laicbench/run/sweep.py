@@ -123,7 +123,7 @@ class Sweep:
             load_vocabulary(self.settings.vocabulary)  # one line naming the file if unreadable
         check_datasets(todo, self.settings)
         prepare_features(todo, self.device, self.settings)
-        executor.prepare(Batch(todo, self.store, self.settings))
+        executor.prepare(Batch(todo, self.store, self.settings, self.config.run_timeout))
 
     def execute(
         self,
@@ -133,7 +133,7 @@ class Sweep:
         """Run the runs to do with the executor (after ``check``); returns the SweepResult."""
         result = SweepResult(self.store.root, self.specs, skipped=list(self.plan.done))
         try:
-            batch = Batch(self.plan.todo, self.store, self.settings)
+            batch = Batch(self.plan.todo, self.store, self.settings, self.config.run_timeout)
             result.finished = self.executor.run(batch, on_start, on_done)
         except OSError as exc:
             raise UserError(f"cannot write results in {self.store.root}: {exc}") from exc

@@ -155,7 +155,11 @@ def _trial(config: dict[str, Any]) -> None:
     spec = RunSpec(**config["spec"])
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     record = execute_run(
-        spec, ResultStore(config["results_dir"]), device, DataSettings(**config["settings"])
+        spec,
+        ResultStore(config["results_dir"]),
+        device,
+        DataSettings(**config["settings"]),
+        timeout=config.get("run_timeout"),
     )
     # the record itself: a failed rerun keeps the stored ok record, so the file is not the news
     tune.report({"run_id": spec.run_id, "record": record.to_json()})
@@ -275,6 +279,7 @@ class RayExecutor(Executor):
                 "results_dir": str(store.root),
                 "settings": settings.to_dict(),
                 "include_paths": list(self.include_paths),
+                "run_timeout": batch.run_timeout,
             },
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=run_config("sweep", store, progress.callback()),

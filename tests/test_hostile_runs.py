@@ -1,0 +1,102 @@
+"""A hostile user's sweeps: methods that never return, grids too big to expand, records where
+they cannot go, results dirs that cannot be written; each one line or a failed run, never a
+hang or a traceback."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from laicbench.run.records import ResultStore
+
+SLEEP_FOREVER = """
+import time
+if seed == 0:
+    while True:
+        time.sleep(1000)
+return np.arange(len(features.image_test)) % n_clusters
+"""
+
+
+def _records(results) -> list[dict]:
+    return [json.loads(p.read_text()) for p in ResultStore(results).record_paths()]
+
+
+@pytest.mark.parametrize("where", ["flag", "config"])
+def test_a_run_that_never_returns_times_out_and_the_sweep_goes_on(
+    cli, method_plugin, tmp_path, where
+):
+    name, folder = method_plugin(body=SLEEP_FOREVER)
+    results = tmp_path / "results"
+    args = ["run", "--executor", "local", "--methods", f"{name},clip-kmeans",
+            "--datasets", "demo", "--seeds", "0-1", "--results-dir", results,
+            "--include-path", folder]  # fmt: skip
+    if where == "flag":
+        args += ["--run-timeout", "2"]
+    else:
+        config = tmp_path / "sweep.toml"
+        config.write_text("run_timeout = 2\n")
+        args += ["--config", config]
+    t0 = time.perf_counter()
+    result = cli(*args)
+    assert time.perf_counter() - t0 < 60
+    assert result.status == 1
+    assert "3 new, 0 skipped (already done), 1 failed" in result.out
+    assert "timeout" in result.out and "--run-timeout 2 s" in result.out
+    by_seed = {(r["method"]["name"], r["seed"]): r for r in _records(results)}
+    assert by_seed[(name, 0)]["status"] == "timeout"
+    assert "time limit" in by_seed[(name, 0)]["error"]["message"]
+    assert by_seed[(name, 1)]["status"] == "ok"  # later runs still ran
+    assert by_seed[("clip-kmeans", 0)]["status"] == "ok"
+    status = cli("status", "--methods", f"{name},clip-kmeans", "--datasets", "demo", "--seeds",
+                 "0-1", "--results-dir", results, "--include-path", folder)  # fmt: skip
+    assert "1 failed: timeout" in status.out
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon"])
+def test_a_bad_run_timeout_is_one_line(cli, tmp_path, value):
+    result = cli("run", "--methods", "clip-kmeans", "--results-dir", tmp_path / "r",
+                 "--run-timeout", value)  # fmt: skip
+    assert result.status == 2 and len(result.err_lines) == 1
+    assert "run-timeout" in result.err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_huge_grid_is_refused_before_expansion(cli, tmp_path):
+    values = ",".join(str(v) for v in range(1, 101))
+    args = ["run", "--methods", "clip-kmeans", "--datasets", "demo", "--seeds", "0-999",
+            "--results-dir", tmp_path / "r", "--grid", f"clip-kmeans.n_init={values}",
+            "--grid", f"clip-kmeans.max_iter={values}"]  # fmt: skip
+    t0 = time.perf_counter()
+    result = cli(*args)
+    assert time.perf_counter() - t0 < 10
+    assert result.status == 2 and len(result.err_lines) == 1
+    assert "10,000,000 runs" in result.err and "--max-runs" in result.err
+    assert not (tmp_path / "r").exists()
+    # the limit is the user's to raise: 4 runs over a limit of 3 are refused, of 4 allowed
+    small = ["run", "--methods", "clip-kmeans", "--datasets", "demo", "--seeds", "0-3",
+             "--results-dir", tmp_path / "r", "--dry-run"]  # fmt: skip
+    assert cli(*small, "--max-runs", "3").status == 2
+    config = tmp_path / "limits.toml"
+    config.write_text("max_runs = 4\n")
+    allowed = cli(*small, "--config", config)
+    assert allowed.status == 0 and "4 runs" in allowed.out
+
+
+def test_params_of_a_method_left_out_name_the_config_file(cli, tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text("[params.tac]\nn_epochs = 3\n")
+    result = cli("run", "--config", config, "--methods", "clip-kmeans", "--results-dir",
+                 tmp_path / "r")  # fmt: skip
+    assert result.status == 2 and len(result.err_lines) == 1
+    assert str(config) in result.err and "[params.tac]" in result.err
+
+
+def test_an_absurd_k_factor_is_refused_up_front(cli, tmp_path):
+    result = cli("run", "--methods", "clip-kmeans", "--results-dir", tmp_path / "r",
+                 "--k-factor", "1000000000")  # fmt: skip
+    assert result.status == 2 and len(result.err_lines) == 1
+    assert "k_factor" in result.err and "1000000000" in result.err
+    assert not (tmp_path / "r").exists()
