@@ -4,8 +4,12 @@ hang or a traceback."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +104,64 @@ def test_an_absurd_k_factor_is_refused_up_front(cli, tmp_path):
     assert result.status == 2 and len(result.err_lines) == 1
     assert "k_factor" in result.err and "1000000000" in result.err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture
+def finished_sweep(cli, tmp_path_factory):
+    """A results dir with two finished clip-kmeans runs on the demo (seeds 0-1)."""
+    results = tmp_path_factory.mktemp("sweep") / "runs"
+    args = ["run", "--methods", "clip-kmeans", "--datasets", "demo", "--seeds", "0-1",
+            "--results-dir", results]  # fmt: skip
+    assert cli(*args).status == 0
+    return results
+
+
+def _read_only(folder, monkeypatch) -> list:
+    """Make `folder` and everything below it read-only; returns the paths, to undo it. Root
+    writes anywhere, so for root the temporary files laicbench writes through (every write is
+    atomic, through one) are refused below `folder` as well."""
+    paths = [folder, *folder.rglob("*")]
+    for path in paths:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    if os.geteuid() == 0:
+        for name in ("mkstemp", "mkdtemp", "TemporaryFile"):
+            original = getattr(tempfile, name)
+
+            def refused(*args, _original=original, **kwargs):
+                where = Path(kwargs.get("dir") or ".").absolute()
+                if where == folder or folder in where.parents:
+                    raise PermissionError(errno.EACCES, "Permission denied", str(where))
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(tempfile, name, refused)
+    return paths
+
+
+def test_report_and_rescore_on_a_read_only_results_dir(cli, finished_sweep, tmp_path, monkeypatch):
+    parent = finished_sweep.parent
+    paths = _read_only(parent, monkeypatch)
+    try:
+        report = cli("report", "--results-dir", finished_sweep)
+        assert report.status == 2 and len(report.err_lines) == 1
+        assert "--out" in report.err and "Traceback" not in report.err
+        elsewhere = cli("report", "--results-dir", finished_sweep, "--out", tmp_path / "rep")
+        assert elsewhere.status == 0 and (tmp_path / "rep" / "index.md").is_file()
+        rescore = cli("rescore", "--results-dir", finished_sweep, "--all")
+        assert rescore.status == 2 and len(rescore.err_lines) == 1
+        assert "cannot rewrite" in rescore.err and "write access" in rescore.err
+    finally:
+        for path in paths:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_a_deeply_nested_stray_json_is_named_not_a_crash(cli, finished_sweep):
+    stray = finished_sweep / "clip-kmeans" / "stray.json"
+    stray.write_text("[" * 100_000 + "]" * 100_000)
+    args = ["--methods", "clip-kmeans", "--datasets", "demo", "--seeds", "0-1",
+            "--results-dir", finished_sweep]  # fmt: skip
+    status = cli("status", *args)
+    assert status.status == 0 and "2 done" in status.out
+    report = cli("report", "--results-dir", finished_sweep)
+    assert report.status == 0 and "report of 2 runs" in report.out
+    assert "1 unreadable" in report.err and "stray.json" in report.err
+    assert "RecursionError" not in report.err

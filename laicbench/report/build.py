@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from laicbench.api import registry
 from laicbench.api.errors import UserError, did_you_mean
 from laicbench.data.features_file import backbone_label
-from laicbench.files import short_hash, staging_dir
+from laicbench.files import check_writable_dir, short_hash, staging_dir
 from laicbench.report.figures import (
     FigureContext,
     FigureResult,
@@ -160,7 +160,8 @@ def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
     for path in ResultStore(root).record_paths():
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError):  # truncated or corrupted: counted and named, not dropped
+        except (OSError, ValueError, RecursionError):  # truncated, corrupted or absurdly nested:
+            # counted and named, not dropped
             unreadable.append(path)
             continue
         if not isinstance(data, dict) or data.get("schema_version") is None:
@@ -336,6 +337,10 @@ def build_report(
         raise UserError(f"no usable records in {root}" + (f" ({message})" if message else ""))
     out_dir = Path(out).expanduser().absolute() if out is not None else default_out(root)
     _check_out(out_dir, root)
+    try:
+        check_writable_dir(out_dir.parent, "--out")
+    except UserError as exc:  # a read-only results dir: the report can go elsewhere
+        raise UserError(f"{exc}; write the report elsewhere with --out DIR") from None
     reference_path = find_reference(root) if reference is True else reference or None
     reference_frame = load_reference(reference_path) if reference_path else None
     confusion_run = _confusion_run(all_runs, runs, confusion)

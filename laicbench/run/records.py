@@ -301,7 +301,7 @@ def read_record(path: Path) -> RunRecord | None:
     """The RunRecord of a record file; None when missing, unparsable or not a laicbench record."""
     try:
         return RunRecord.from_dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         return None
 
 
