@@ -165,3 +165,26 @@ def test_a_deeply_nested_stray_json_is_named_not_a_crash(cli, finished_sweep):
     assert report.status == 0 and "report of 2 runs" in report.out
     assert "1 unreadable" in report.err and "stray.json" in report.err
     assert "RecursionError" not in report.err
+
+
+def test_report_and_status_of_many_seeds_aggregate_every_record(tmp_path, monkeypatch):
+    from laicbench.bench.report import write_copies
+    from laicbench.report import stat_tables
+    from laicbench.report.build import build_report
+    from laicbench.run.config import SweepConfig
+    from laicbench.run.sweep import Sweep
+
+    config = SweepConfig(methods=["clip-kmeans"], datasets=["demo"], seeds="0-6",
+                         results_dir=str(tmp_path / "runs"), executor="local")  # fmt: skip
+    assert write_copies(config) == 7
+    assert [state for _, state, _ in Sweep(config).states()] == ["done"] * 7
+    monkeypatch.setattr(stat_tables, "STABILITY_SEEDS", 5)
+    report = build_report(tmp_path / "runs", out=tmp_path / "report", reference=False)
+    assert len(report.runs) == 7 and sorted(r.seed for r in report.runs) == list(range(7))
+    runs = (tmp_path / "report" / "runs.csv").read_text().splitlines()
+    assert len(runs) == 1 + 7
+    # the copies share one run's predictions: every pair agrees, over the lowest 5 seeds
+    stability = (tmp_path / "report" / "seed_stability.md").read_text()
+    assert "100.00 (5)" in stability
+    acc = report.runs[0].record.metrics["acc"]
+    assert f"{acc:.2f} ± 0.00 (7)" in (tmp_path / "report" / "main_table.md").read_text()

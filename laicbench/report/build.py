@@ -117,13 +117,18 @@ def find_reference(results_dir: str | Path) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-def _run_from_record(path: Path, record: RunRecord, root: Path) -> Run:
+def _run_from_record(
+    path: Path, record: RunRecord, root: Path, registered: set[str] | None = None
+) -> Run:
     """The Run of a record, with its state (a record whose method is not registered here, a
-    plugin not importable, is trusted as stored)."""
+    plugin not importable, is trusted as stored); `registered`: the registered method names,
+    when the caller has them."""
     name = record.method.name
+    if registered is None:
+        registered = set(registry.methods.names())
     if record.ok and not record.metrics:
         state = "failed"
-    elif name not in registry.methods.names():
+    elif name not in registered:
         state = "done" if record.ok else "failed"
     else:
         state = run_state(record)
@@ -157,6 +162,7 @@ def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
         raise UserError(f"results dir {root} is not a directory")
     runs: list[Run] = []
     unreadable: list[Path] = []
+    registered = set(registry.methods.names())
     for path in ResultStore(root).record_paths():
         try:
             data = json.loads(path.read_text())
@@ -167,7 +173,7 @@ def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
         if not isinstance(data, dict) or data.get("schema_version") is None:
             continue  # some other JSON file, not a laicbench record
         try:
-            runs.append(_run_from_record(path, RunRecord.from_dict(data), root))
+            runs.append(_run_from_record(path, RunRecord.from_dict(data), root, registered))
         except ValueError:  # a record without the fields every record has
             unreadable.append(path)
     if not runs:
@@ -423,11 +429,14 @@ def _write_report(
     confusion_run: Run | None,
 ) -> None:
     runs = report.runs
+    # the order keys once per method and dataset, not once per record
+    methods_at = {m: method_order(m) for m in {r.method for r in selected}}
+    datasets_at = {d: dataset_order(d) for d in {r.dataset for r in selected}}
     order = sorted(
         selected,
         key=lambda r: (
-            method_order(r.method),
-            dataset_order(r.dataset),
+            methods_at[r.method],
+            datasets_at[r.dataset],
             r.backbone,
             r.params_hash,
             r.seed,
