@@ -188,3 +188,42 @@ def test_report_and_status_of_many_seeds_aggregate_every_record(tmp_path, monkey
     assert "100.00 (5)" in stability
     acc = report.runs[0].record.metrics["acc"]
     assert f"{acc:.2f} ± 0.00 (7)" in (tmp_path / "report" / "main_table.md").read_text()
+
+
+def test_a_features_file_with_a_very_long_path_is_stored(cli, tmp_path):
+    from test_features_file import write_features
+
+    folder = tmp_path / ("a" * 120) / ("b" * 120)
+    folder.mkdir(parents=True)
+    path = write_features(folder / "feats.npz")
+    assert len(str(path)) > 250
+    results = tmp_path / "results"
+    args = ["--methods", "clip-kmeans", "--datasets", path, "--seeds", "0-1",
+            "--results-dir", results]  # fmt: skip
+    run = cli("run", "--executor", "local", *args)
+    assert run.status == 0, run.err
+    assert len(_records(results)) == 2
+    status = cli("status", *args)
+    assert "2 done" in status.out
+
+
+def test_records_that_cannot_go_where_they_go_stop_the_sweep_before_any_run(
+    cli, method_plugin, tmp_path
+):
+    name, folder = method_plugin()
+    results = tmp_path / "results"
+    args = ["run", "--executor", "local", "--methods", name, "--datasets", "demo", "--seeds",
+            "0", "--include-path", folder]  # fmt: skip
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    first = cli(*args, "--results-dir", dangling)
+    assert first.status == 2 and len(first.err_lines) == 1
+    assert "symbolic link" in first.err and "nowhere" in first.err
+    (results / name).mkdir(parents=True)
+    (results / name / "demo-10").write_text("in the way")
+    second = cli(*args, "--results-dir", results)
+    assert second.status == 2 and len(second.err_lines) == 1
+    assert "is a file where" in second.err
+    from laicbench.api import registry
+
+    assert registry.methods.get(name).calls == 0  # nothing was computed

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import traceback
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from laicbench.api.errors import UserError
 from laicbench.files import atomic_write_bytes, check_writable_dir, file_sha256
 from laicbench.run.spec import RunSpec
 
@@ -245,6 +247,43 @@ class ResultStore:
         """Raise UserError unless the results dir exists or can be created, and is writable."""
         check_writable_dir(self.root, "results dir")
 
+    def check_paths(self, specs: list[RunSpec]) -> None:
+        """UserError (one line) when the record of a run of `specs` could not be stored where
+        it goes: a name longer than the file system allows, a path too long, or a file or a
+        link to nothing in the way of its folder. Checked before any run computes."""
+        name_max, path_max = _name_limits(self.root)
+        checked: set[Path] = set()
+        for spec in specs:
+            path = self.predictions_path(spec)  # the longer of a run's two names
+            for part in path.relative_to(self.root).parts:
+                if len(part.encode()) > name_max:
+                    raise UserError(
+                        f"run {spec.run_id}: its record's path has a part of "
+                        f"{len(part.encode())} bytes ({part[:40]}...), more than the {name_max} "
+                        "the file system allows; use shorter names (a shorter path to the "
+                        "features file, e.g. through a symbolic link)"
+                    )
+            if len(str(path).encode()) >= path_max:
+                raise UserError(
+                    f"run {spec.run_id}: its record's path would be {len(str(path).encode())} "
+                    f"bytes long, more than the file system allows ({path_max}); choose a "
+                    "results dir with a shorter path"
+                )
+            folder = path.parent
+            while folder not in checked and folder != self.root:
+                checked.add(folder)
+                if folder.is_symlink() and not folder.exists():
+                    raise UserError(
+                        f"run {spec.run_id}: {folder} is a symbolic link to nothing; remove it "
+                        "or create its target"
+                    )
+                if folder.exists() and not folder.is_dir():
+                    raise UserError(
+                        f"run {spec.run_id}: {folder} is a file where its record's folder goes; "
+                        "move it away"
+                    )
+                folder = folder.parent
+
     def read(self, spec: RunSpec) -> RunRecord | None:
         """The stored record of `spec`, or None when absent or unreadable."""
         return read_record(self.record_path(spec))
@@ -295,6 +334,18 @@ class ResultStore:
             for p in self.root.rglob("*" + RECORD_SUFFIX)
             if not p.name.startswith(".") and not p.relative_to(self.root).parts[0].startswith("_")
         )
+
+
+def _name_limits(root: Path) -> tuple[int, int]:
+    """(longest file name, longest path) in bytes on the file system of `root` (its nearest
+    existing folder); 255 and 4096, Linux's, where the system does not say."""
+    probe = root
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        return os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255, 4096
 
 
 def read_record(path: Path) -> RunRecord | None:

@@ -112,6 +112,7 @@ class Sweep:
     def check_inputs(self, todo: list[RunSpec], executor: Executor) -> None:
         """``check`` for the runs `todo`, executed by `executor`."""
         self.store.check_writable()
+        self.store.check_paths(todo)
         if todo:
             from laicbench.data.cache import default_cache_dir
             from laicbench.files import check_writable_dir
