@@ -227,3 +227,36 @@ def test_records_that_cannot_go_where_they_go_stop_the_sweep_before_any_run(
     from laicbench.api import registry
 
     assert registry.methods.get(name).calls == 0  # nothing was computed
+
+
+@pytest.mark.parametrize("contents", [False, True])
+def test_a_record_replaced_by_a_folder_is_damaged_and_a_rerun_repairs_it(
+    cli, finished_sweep, contents
+):
+    (record, *_) = ResultStore(finished_sweep).record_paths()
+    record.unlink()
+    record.mkdir()
+    if contents:
+        (record / "notes.txt").write_text("kept")
+    args = ["--methods", "clip-kmeans", "--datasets", "demo", "--seeds", "0-1",
+            "--results-dir", finished_sweep]  # fmt: skip
+    status = cli("status", *args)
+    assert "1 done, 0 failed, 0 outdated, 1 damaged, 0 missing" in status.out
+    assert "its record is a folder" in status.out
+    report = cli("report", "--results-dir", finished_sweep)
+    assert "rerun to repair" in report.err
+    rerun = cli("run", *args)
+    assert rerun.status == 0 and "1 new, 1 skipped" in rerun.out
+    assert record.is_file() and json.loads(record.read_text())["status"] == "ok"
+    assert "2 done" in cli("status", *args).out
+    moved = list(record.parent.glob(f".{record.name}.folder-*"))
+    assert [(m / "notes.txt").read_text() for m in moved] == (["kept"] if contents else [])
+
+
+def test_a_folder_named_like_a_features_file_is_called_a_folder(cli, tmp_path):
+    folder = tmp_path / "x.npz"
+    folder.mkdir()
+    result = cli("run", "--methods", "clip-kmeans", "--datasets", folder,
+                 "--results-dir", tmp_path / "r")  # fmt: skip
+    assert result.status == 2 and len(result.err_lines) == 1
+    assert "is a directory" in result.err and "does not exist" not in result.err

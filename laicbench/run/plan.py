@@ -317,6 +317,8 @@ def stored_state(
     (`fingerprints`) is outdated, and one whose predictions file is missing or damaged is
     'damaged'."""
     record = store.read(spec)
+    if record is None and store.record_path(spec).is_dir():
+        return "damaged", "its record is a folder (a rerun moves it aside)", None
     inputs = fingerprints(spec) if fingerprints is not None and record is not None else None
     state, why = run_state_why(record, inputs)
     if state == "done" and not predictions_intact(store.record_path(spec), record):

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import traceback
+import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -305,9 +306,11 @@ class ResultStore:
             )
             data = buf.getvalue()
             path = self.predictions_path(spec)
+            _clear_folder_at(path)
             atomic_write_bytes(path, data)
             record.predictions = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
         path = self.record_path(spec)
+        _clear_folder_at(path)
         atomic_write_bytes(path, record.to_json().encode())
         return path
 
@@ -334,6 +337,17 @@ class ResultStore:
             for p in self.root.rglob("*" + RECORD_SUFFIX)
             if not p.name.startswith(".") and not p.relative_to(self.root).parts[0].startswith("_")
         )
+
+
+def _clear_folder_at(path: Path) -> None:
+    """Make room for the file `path` where a folder took its place (a damaged results dir): an
+    empty folder is removed, one with contents moved aside to a hidden sibling, kept."""
+    if not path.is_dir() or path.is_symlink():
+        return
+    try:
+        path.rmdir()
+    except OSError:
+        path.rename(path.with_name(f".{path.name}.folder-{uuid.uuid4().hex[:8]}"))
 
 
 def _name_limits(root: Path) -> tuple[int, int]:
