@@ -260,3 +260,54 @@ def test_a_folder_named_like_a_features_file_is_called_a_folder(cli, tmp_path):
                  "--results-dir", tmp_path / "r")  # fmt: skip
     assert result.status == 2 and len(result.err_lines) == 1
     assert "is a directory" in result.err and "does not exist" not in result.err
+
+
+def _terminate_when_started(argv, flag, tmp_path) -> tuple[int, str]:
+    """Run ``laicbench *argv`` in a new process, send it SIGTERM once `flag` exists, and
+    return its exit status and stderr."""
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "300", "LAICBENCH_EXECUTOR": "local"}
+    stderr = tmp_path / "stderr.txt"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "laicbench", *map(str, argv)],
+            stdout=subprocess.DEVNULL, stderr=err, env=env,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 240
+            while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert flag.exists(), stderr.read_text()
+            proc.send_signal(signal.SIGTERM)
+            status = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    return status, stderr.read_text()
+
+
+@pytest.mark.parametrize("executor", ["local", pytest.param("ray", marks=pytest.mark.slow)])
+def test_sigterm_stops_a_sweep_like_ctrl_c(method_plugin, tmp_path, executor):
+    flag = tmp_path / "started"
+    name, folder = method_plugin(
+        body=f"""
+        import pathlib, time
+        if seed == 1:
+            pathlib.Path({str(flag)!r}).touch()
+            time.sleep(1000)
+        return np.arange(len(features.image_test)) % n_clusters
+        """
+    )
+    results = tmp_path / "results"
+    argv = ["run", "--executor", executor, "--methods", name, "--datasets", "demo", "--seeds",
+            "0-1", "--results-dir", results, "--include-path", folder]  # fmt: skip
+    if executor == "ray":
+        argv += ["--num-cpus", "1"]  # one trial at a time: seed 0 is stored before seed 1 starts
+    status, err = _terminate_when_started(argv, flag, tmp_path)
+    assert status == 128 + 15
+    assert "terminated: 1 of 2 runs finished and were stored" in err
+    assert "rerun the same command" in err and "Traceback" not in err
+    assert [r["seed"] for r in _records(results)] == [0]
