@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -311,3 +312,26 @@ def test_sigterm_stops_a_sweep_like_ctrl_c(method_plugin, tmp_path, executor):
     assert "terminated: 1 of 2 runs finished and were stored" in err
     assert "rerun the same command" in err and "Traceback" not in err
     assert [r["seed"] for r in _records(results)] == [0]
+
+
+def test_a_killed_reports_staging_folders_are_removed_by_the_next(cli, finished_sweep, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "report"
+    # what a report killed while writing, and one killed while replacing, leave behind
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.split()[0]  # fmt: skip
+    killed = tmp_path / ".report-abc123.tmp"
+    killed.mkdir()
+    (killed / ".laicbench-staging-owner").write_text(f"{socket.gethostname()} {gone}")
+    replaced = tmp_path / ".report-old-1234abcd"
+    replaced.mkdir()
+    running = tmp_path / ".report-def456.tmp"  # a report still writing: this process
+    running.mkdir()
+    (running / ".laicbench-staging-owner").write_text(f"{socket.gethostname()} {os.getpid()}")
+    result = cli("report", "--results-dir", finished_sweep, "--out", out)
+    assert result.status == 0
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report"))
+    assert left == [running.name]
+    assert not (out / ".laicbench-staging-owner").exists()

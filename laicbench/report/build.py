@@ -23,7 +23,9 @@ import dataclasses
 import json
 import os
 import shutil
+import socket
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -363,9 +365,12 @@ def build_report(
             f"with: laicbench rescore --results-dir {root}"
         )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out_dir)
     tmp = staging_dir(out_dir.parent, prefix=f".{out_dir.name}-", suffix=".tmp")
     try:
+        (tmp / STAGING_OWNER).write_text(_owner())
         _write_report(report, tmp, selected, reference_frame, reference_path, confusion_run)
+        (tmp / STAGING_OWNER).unlink()
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -407,6 +412,55 @@ def _confusion_run(all_runs: list[Run], runs: list[Run], run_id: str | None) -> 
             return run
     ids = [r.run_id for r in runs]
     raise UserError(f"--confusion: no run {run_id!r}{did_you_mean(wanted, ids)}")
+
+
+STAGING_OWNER = ".laicbench-staging-owner"  # "host pid" of the report writing the folder
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def remove_stale_staging(out_dir: Path) -> list[Path]:
+    """Remove the hidden folders that reports killed midway left beside `out_dir` (a staging
+    ``.<name>-*.tmp`` whose writer is gone, a replaced ``.<name>-old-*``); returns them. A
+    staging folder of a report still running on this host is kept; one written on another host
+    (shared storage) is removed after a day."""
+    removed = []
+    prefix = f".{out_dir.name}-"
+    try:
+        siblings = [p for p in out_dir.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for path in siblings:
+        if not path.is_dir() or path.is_symlink():
+            continue
+        stem = path.name[len(prefix) :]
+        if stem.startswith("old-") or (path.name.endswith(".tmp") and _abandoned(path)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _abandoned(staging: Path) -> bool:
+    """Whether the report that made `staging` is gone (see ``remove_stale_staging``)."""
+    try:
+        age = time.time() - staging.stat().st_mtime
+    except OSError:
+        return False
+    try:
+        host, pid = (staging / STAGING_OWNER).read_text().split()
+    except (OSError, ValueError):
+        return age > 60  # no owner written yet: a minute's grace
+    if host != socket.gethostname():
+        return age > 86_400
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
 
 
 def _replace_dir(tmp: Path, out_dir: Path) -> None:
