@@ -10,9 +10,11 @@ import os
 import socket
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+from conftest import method_plugin_source
 
 from laicbench.run.records import ResultStore
 
@@ -29,15 +31,20 @@ def _records(results) -> list[dict]:
     return [json.loads(p.read_text()) for p in ResultStore(results).record_paths()]
 
 
-@pytest.mark.parametrize("where", ["flag", "config"])
+@pytest.mark.parametrize(
+    ("where", "executor"),
+    [("flag", "local"), ("config", "local"), pytest.param("flag", "ray", marks=pytest.mark.slow)],
+)
 def test_a_run_that_never_returns_times_out_and_the_sweep_goes_on(
-    cli, method_plugin, tmp_path, where
+    cli, method_plugin, tmp_path, where, executor
 ):
     name, folder = method_plugin(body=SLEEP_FOREVER)
     results = tmp_path / "results"
-    args = ["run", "--executor", "local", "--methods", f"{name},clip-kmeans",
+    args = ["run", "--executor", executor, "--methods", f"{name},clip-kmeans",
             "--datasets", "demo", "--seeds", "0-1", "--results-dir", results,
             "--include-path", folder]  # fmt: skip
+    if executor == "ray":
+        args += ["--num-cpus", "2"]
     if where == "flag":
         args += ["--run-timeout", "2"]
     else:
@@ -335,3 +342,27 @@ def test_a_killed_reports_staging_folders_are_removed_by_the_next(cli, finished_
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report"))
     assert left == [running.name]
     assert not (out / ".laicbench-staging-owner").exists()
+
+
+@pytest.mark.slow
+def test_a_plugin_that_does_not_import_in_rays_workers_stops_the_sweep_first(
+    cli, write_plugin, tmp_path
+):
+    name = f"driver-only-{uuid.uuid4().hex[:8]}"
+    folder = write_plugin(
+        method_plugin_source(name).replace(
+            "import numpy as np\n",
+            "import numpy as np\nimport ray\n"
+            "if ray.is_initialized() and (\n"
+            "    ray.get_runtime_context().worker.mode == ray.WORKER_MODE\n"
+            "):\n"
+            "    raise ImportError('the library is on the driver only')\n",
+        )
+    )
+    results = tmp_path / "results"
+    result = cli("run", "--executor", "ray", "--num-cpus", "1", "--methods", f"{name},clip-kmeans",
+                 "--datasets", "demo", "--seeds", "0", "--results-dir", results,
+                 "--include-path", folder)  # fmt: skip
+    assert result.status == 2 and len(result.err_lines) == 1
+    assert "not in Ray's workers" in result.err and "driver only" in result.err
+    assert not list(results.rglob("*.json"))
