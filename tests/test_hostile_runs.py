@@ -106,12 +106,14 @@ def test_params_of_a_method_left_out_name_the_config_file(cli, tmp_path):
     assert str(config) in result.err and "[params.tac]" in result.err
 
 
-def test_an_absurd_k_factor_is_refused_up_front(cli, tmp_path):
-    result = cli("run", "--methods", "clip-kmeans", "--results-dir", tmp_path / "r",
-                 "--k-factor", "1000000000")  # fmt: skip
+@pytest.mark.parametrize(("factor", "says"), [("1000000000", "1000000000"), ("200", "2,000")])
+def test_an_absurd_k_factor_is_refused_up_front(cli, tmp_path, factor, says):
+    # demo-10 has 1,000 test images: 200 x 10 clusters are more than it has
+    result = cli("run", "--methods", "clip-kmeans", "--datasets", "demo", "--seeds", "0",
+                 "--results-dir", tmp_path / "r", "--k-factor", factor)  # fmt: skip
     assert result.status == 2 and len(result.err_lines) == 1
-    assert "k_factor" in result.err and "1000000000" in result.err
-    assert not (tmp_path / "r").exists()
+    assert "k-factor" in result.err.replace("_", "-") and says in result.err
+    assert not list((tmp_path / "r").rglob("*.json"))
 
 
 @pytest.fixture
