@@ -180,10 +180,9 @@ def execute_run(
     A method without a GPU share runs on the CPU whatever `device` says (Resources.device_for).
     Exceptions of the method or the data become error records; a method still going after
     `timeout` seconds (None: no limit; loading the features is not counted) makes a timeout
-    record (``laicbench.run.timeout``);
-    KeyboardInterrupt propagates and leaves nothing behind. A failed rerun of a run whose ok
-    record exists (``--overwrite``) keeps the ok record, with the failure stored in it under
-    ``last_failure``.
+    record (``laicbench.run.timeout``); KeyboardInterrupt propagates and leaves nothing behind.
+    A failed rerun of a run whose ok record exists (``--overwrite``) keeps the ok record, with
+    the failure stored in it under ``last_failure``.
     """
     settings = settings or DataSettings()
     method_cls: type[Method] = registry.methods.get(spec.method)
