@@ -53,7 +53,7 @@ def test_a_run_that_never_returns_times_out_and_the_sweep_goes_on(
         args += ["--config", config]
     t0 = time.perf_counter()
     result = cli(*args)
-    assert time.perf_counter() - t0 < 60
+    assert time.perf_counter() - t0 < 300  # it ends: nothing waits for the sleeper
     assert result.status == 1
     assert "3 new, 0 skipped (already done), 1 failed" in result.out
     assert "timeout" in result.out and "--run-timeout 2 s" in result.out
