@@ -80,6 +80,11 @@ def check_writable_dir(path: str | Path, what: str) -> None:
     root = Path(path).expanduser().absolute()
     probe = root
     while not probe.exists() and probe.parent != probe:
+        if probe.is_symlink():  # exists() follows links: this one points nowhere
+            raise UserError(
+                f"{what} {root}: {probe} is a symbolic link to {os.readlink(probe)}, which does "
+                "not exist; create its target or remove the link"
+            )
         probe = probe.parent
     if not probe.is_dir():
         raise UserError(f"{what} {root}: {probe} is not a directory")

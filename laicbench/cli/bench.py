@@ -68,6 +68,22 @@ def add_commands(sub) -> None:
     )
     sweep.add_argument("--out", help="also write the figures as JSON to this file")
 
+    report = targets.add_parser(
+        "report",
+        help="status and report time on many records (copies of a few real demo runs)",
+        description="Make a results dir of N records (each method's first seed run for real on "
+        "the demo, its record and predictions copied for the other seeds), then time laicbench "
+        "status and laicbench report on it, in this process. The folder is removed afterwards.",
+    )
+    report.add_argument("--records", type=int, default=5000, help="records (default 5,000)")
+    report.add_argument(
+        "--cells",
+        type=int,
+        default=1,
+        help="methods the records are spread over, records/cells seeds each (1-5; default 1)",
+    )
+    report.add_argument("--out", help="also write the figures as JSON to this file")
+
     tune = targets.add_parser(
         "tune",
         help="Ray Tune's overhead per trial of a tuning search against a plain run",
@@ -98,6 +114,8 @@ def dispatch(args: argparse.Namespace, out: Console) -> int:
         return _sweep(args, out)
     if args.target == "tune":
         return _tune(args, out)
+    if args.target == "report":
+        return _report(args, out)
     return _features(args, out)
 
 
@@ -209,6 +227,29 @@ def _sweep(args: argparse.Namespace, out: Console) -> int:
     ]
     table = _repeats_table(title, result, rows)
     table.add_row("same metrics both ways", str(result["median"]["same_metrics"]), "", "")
+    out.print(table)
+    _write(args.out, result)
+    return 0
+
+
+def _report(args: argparse.Namespace, out: Console) -> int:
+    from laicbench.bench.report import BENCH_METHODS, bench_report
+
+    if args.records < 1 or not 1 <= args.cells <= len(BENCH_METHODS):
+        raise UserError(f"--records must be positive and --cells 1 to {len(BENCH_METHODS)}")
+    result = bench_report(args.records, args.cells)
+    table = Table(
+        title=f"report benchmark: {result['records']:,} records, {result['cells']} cell(s) of "
+        f"{result['seeds_per_cell']:,} seeds"
+    )
+    table.add_column("measure")
+    table.add_column("seconds", justify="right")
+    for label, key in [
+        ("making the records (not timed against the target)", "make_records_s"),
+        ("laicbench status (every run's state)", "status_s"),
+        ("laicbench report (tables and figures)", "report_s"),
+    ]:
+        table.add_row(label, f"{result[key]:.1f}")
     out.print(table)
     _write(args.out, result)
     return 0

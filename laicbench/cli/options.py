@@ -7,7 +7,13 @@ from dataclasses import fields
 from typing import NoReturn
 
 from laicbench.api.errors import UserError
-from laicbench.run.config import DEFAULT_RESULTS_DIR, SweepConfig, config_value, load_config
+from laicbench.run.config import (
+    DEFAULT_MAX_RUNS,
+    DEFAULT_RESULTS_DIR,
+    SweepConfig,
+    config_value,
+    load_config,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -127,6 +133,13 @@ def selection_options() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="a parameter of the attack, e.g. eps=8/255, steps=10, step_size=2/255 (repeatable)",
+    )
+    selection.add_argument(
+        "--max-runs",
+        type=int,
+        metavar="N",
+        help="refuse a sweep of more than N runs before expanding it "
+        f"(default {DEFAULT_MAX_RUNS:,})",
     )
     return selection
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from laicbench.api import registry
 from laicbench.api.errors import UserError
 from laicbench.cli.options import execution_options, sweep_config
+from laicbench.cli.signals import EXIT_TERMINATED, sigterm_as_interrupt
 from laicbench.data.features_file import backbone_label
 from laicbench.run.records import RunRecord
 from laicbench.run.spec import ALL_CLASSES, RunSpec, train_protocol
@@ -36,6 +37,13 @@ def add_commands(sub, plugins, data, selection) -> None:
         help="rerun runs that have a record (--no-overwrite undoes a config file's true)",
     )
     run.add_argument("--dry-run", action="store_true", help="print the runs without running them")
+    run.add_argument(
+        "--run-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop a run still going after this many seconds and record it as a timeout (the "
+        "sweep goes on; default: no limit)",
+    )
 
     status = sub.add_parser(
         "status",
@@ -196,31 +204,34 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.dry_run:
         _print_dry_run(sweep, out)
         return EXIT_OK
-    sweep.check()
-    for why in sweep.plan.unusable:  # named, then rerun (the new record replaces it)
-        err.print(f"laicbench: warning: rerunning: {why}", markup=False, highlight=False)
     finished: list[tuple[RunSpec, RunRecord]] = []
     todo = len(sweep.plan.todo)
     progress = progress_bars(err)
-    try:
-        with progress:
-            task = progress.add_task(f"runs ({sweep.executor.name})", total=todo)
+    with sigterm_as_interrupt() as guard:
+        try:
+            sweep.check()
+            guard.install()  # starting Ray put its own SIGTERM handler in place
+            for why in sweep.plan.unusable:  # named, then rerun (the new record replaces it)
+                err.print(f"laicbench: warning: rerunning: {why}", markup=False, highlight=False)
+            with progress:
+                task = progress.add_task(f"runs ({sweep.executor.name})", total=todo)
 
-            def on_start(spec: RunSpec) -> None:
-                progress.update(task, description=spec.run_id)
+                def on_start(spec: RunSpec) -> None:
+                    progress.update(task, description=spec.run_id)
 
-            def on_done(spec: RunSpec, record: RunRecord) -> None:
-                finished.append((spec, record))
-                progress.advance(task)
+                def on_done(spec: RunSpec, record: RunRecord) -> None:
+                    finished.append((spec, record))
+                    progress.advance(task)
 
-            result = sweep.execute(on_start, on_done)
-            progress.update(task, description="runs")
-    except KeyboardInterrupt:
-        err.print(
-            f"[yellow]interrupted[/]: {len(finished)} of {todo} runs finished and "
-            "were stored; rerun the same command to do the rest"
-        )
-        return EXIT_INTERRUPTED
+                result = sweep.execute(on_start, on_done)
+                progress.update(task, description="runs")
+        except KeyboardInterrupt:
+            err.print(
+                f"[yellow]{'terminated' if guard.received else 'interrupted'}[/]: "
+                f"{len(finished)} of {todo} runs finished and were stored; rerun the same "
+                "command to do the rest"
+            )
+            return EXIT_TERMINATED if guard.received else EXIT_INTERRUPTED
 
     failed = result.failed
     out.print(

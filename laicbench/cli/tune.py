@@ -12,6 +12,7 @@ from rich.table import Table
 from laicbench.api.errors import UserError
 from laicbench.cli.options import execution_options, sweep_config
 from laicbench.cli.run import EXIT_FAILED_RUNS, EXIT_INTERRUPTED, EXIT_OK, progress_bars
+from laicbench.cli.signals import EXIT_TERMINATED, sigterm_as_interrupt
 from laicbench.run.config import split_list
 
 
@@ -109,36 +110,39 @@ def cmd_tune(args: argparse.Namespace, out: Console, err: Console) -> int:
     progress = progress_bars(err)
     planned = tuning.planned()
     counted = {"trials": 0, "runs": 0}
-    try:
-        with progress:
-            task = progress.add_task(
-                f"trials ({tuning.executor.name})", total=len(planned) * tuning.config.budget
+    with sigterm_as_interrupt() as guard:
+        try:
+            with progress:
+                task = progress.add_task(
+                    f"trials ({tuning.executor.name})", total=len(planned) * tuning.config.budget
+                )
+
+                def on_trial(study, trial) -> None:
+                    counted["trials"] += 1
+                    progress.update(task, description=f"{study.method} {study.objective.name}")
+                    progress.advance(task)
+
+                studies = tuning.search(on_trial)
+                progress.update(task, description="trials")
+                evaluation = tuning.evaluation_sweep(studies)
+                evaluation.check()
+                guard.install()  # starting Ray put its own SIGTERM handler in place
+                runs = progress.add_task(
+                    f"evaluation runs ({evaluation.executor.name})", total=len(evaluation.plan.todo)
+                )
+
+                def on_done(spec, record) -> None:
+                    counted["runs"] += 1
+                    progress.advance(runs)
+
+                result = evaluation.execute(on_done=on_done)
+        except KeyboardInterrupt:
+            err.print(
+                f"[yellow]{'terminated' if guard.received else 'interrupted'}[/]: "
+                f"{counted['trials']} trials and {counted['runs']} evaluation "
+                "runs finished and were stored; rerun the same command to resume"
             )
-
-            def on_trial(study, trial) -> None:
-                counted["trials"] += 1
-                progress.update(task, description=f"{study.method} {study.objective.name}")
-                progress.advance(task)
-
-            studies = tuning.search(on_trial)
-            progress.update(task, description="trials")
-            evaluation = tuning.evaluation_sweep(studies)
-            evaluation.check()
-            runs = progress.add_task(
-                f"evaluation runs ({evaluation.executor.name})", total=len(evaluation.plan.todo)
-            )
-
-            def on_done(spec, record) -> None:
-                counted["runs"] += 1
-                progress.advance(runs)
-
-            result = evaluation.execute(on_done=on_done)
-    except KeyboardInterrupt:
-        err.print(
-            f"[yellow]interrupted[/]: {counted['trials']} trials and {counted['runs']} evaluation "
-            "runs finished and were stored; rerun the same command to resume"
-        )
-        return EXIT_INTERRUPTED
+            return EXIT_TERMINATED if guard.received else EXIT_INTERRUPTED
     _print_summary(tuning, studies, result, out)
     return EXIT_FAILED_RUNS if result.failed else EXIT_OK
 

@@ -49,7 +49,14 @@ class FeaturesFile(Dataset):
         self.path = Path(path).expanduser().resolve()
         self.name = str(self.path)
         if not self.path.is_file():
-            raise UserError(f"features file {self.path} does not exist")
+            what = (
+                "is a directory, not a .npz file"
+                if self.path.is_dir()
+                else "is not a regular file"
+                if self.path.exists()
+                else "does not exist"
+            )
+            raise UserError(f"features file {self.path} {what}")
         self.n_classes = len(self._read().class_names)
 
     @functools.cache  # noqa: B019 - one instance per file and process

@@ -23,7 +23,9 @@ import dataclasses
 import json
 import os
 import shutil
+import socket
 import sys
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING
 from laicbench.api import registry
 from laicbench.api.errors import UserError, did_you_mean
 from laicbench.data.features_file import backbone_label
-from laicbench.files import short_hash, staging_dir
+from laicbench.files import check_writable_dir, short_hash, staging_dir
 from laicbench.report.figures import (
     FigureContext,
     FigureResult,
@@ -121,16 +123,22 @@ def find_reference(results_dir: str | Path) -> Path | None:
 
 
 def _run_from_record(
-    path: Path, record: RunRecord, root: Path, today: Callable[[RunRecord], dict | None]
+    path: Path,
+    record: RunRecord,
+    root: Path,
+    today: Callable[[RunRecord], dict | None],
+    registered: set[str] | None = None,
 ) -> Run:
     """The Run of a record, with its state by the rule ``status`` and resume use
     (``run_state``: method version and source, and inputs against `today`'s, ``TodayInputs``);
     a record whose method is not registered here, a plugin not importable, is trusted as
-    stored."""
+    stored. `registered`: the registered method names, when the caller has them."""
     name = record.method.name
+    if registered is None:
+        registered = set(registry.methods.names())
     if record.ok and not record.metrics:
         state = "failed"
-    elif name not in registry.methods.names():
+    elif name not in registered:
         state = "done" if record.ok else "failed"
     else:
         state = run_state(record, today(record))
@@ -165,6 +173,7 @@ def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
         raise UserError(f"results dir {root} is not a directory")
     records: list[tuple[Path, RunRecord]] = []
     unreadable: list[Path] = []
+    registered = set(registry.methods.names())
     for path in ResultStore(root).record_paths():
         try:
             data = json.loads(path.read_text())
@@ -186,7 +195,9 @@ def load_runs(results_dir: str | Path) -> tuple[list[Run], list[Path]]:
             "seed<N>-<hash>.json files written by 'laicbench run')"
         )
     today = TodayInputs([record for _, record in records])
-    return [_run_from_record(path, record, root, today) for path, record in records], unreadable
+    return [
+        _run_from_record(path, record, root, today, registered) for path, record in records
+    ], unreadable
 
 
 def select_runs(
@@ -370,6 +381,10 @@ def build_report(
         raise UserError(f"no usable records in {root}" + (f" ({message})" if message else ""))
     out_dir = Path(out).expanduser().absolute() if out is not None else default_out(root)
     _check_out(out_dir, root)
+    try:
+        check_writable_dir(out_dir.parent, "--out")
+    except UserError as exc:  # a read-only results dir: the report can go elsewhere
+        raise UserError(f"{exc}; write the report elsewhere with --out DIR") from None
     reference_path = find_reference(root) if reference is True else reference or None
     reference_frame = load_reference(reference_path) if reference_path else None
     confusion_run = _confusion_run(all_runs, runs, confusion)
@@ -392,9 +407,12 @@ def build_report(
             f"with: laicbench rescore --results-dir {root}"
         )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(out_dir)
     tmp = staging_dir(out_dir.parent, prefix=f".{out_dir.name}-", suffix=".tmp")
     try:
+        (tmp / STAGING_OWNER).write_text(_owner())
         _write_report(report, tmp, selected, reference_frame, reference_path, confusion_run)
+        (tmp / STAGING_OWNER).unlink()
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -438,6 +456,55 @@ def _confusion_run(all_runs: list[Run], runs: list[Run], run_id: str | None) -> 
     raise UserError(f"--confusion: no run {run_id!r}{did_you_mean(wanted, ids)}")
 
 
+STAGING_OWNER = ".laicbench-staging-owner"  # "host pid" of the report writing the folder
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def remove_stale_staging(out_dir: Path) -> list[Path]:
+    """Remove the hidden folders that reports killed midway left beside `out_dir` (a staging
+    ``.<name>-*.tmp`` whose writer is gone, a replaced ``.<name>-old-*``); returns them. A
+    staging folder of a report still running on this host is kept; one written on another host
+    (shared storage) is removed after a day."""
+    removed = []
+    prefix = f".{out_dir.name}-"
+    try:
+        siblings = [p for p in out_dir.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for path in siblings:
+        if not path.is_dir() or path.is_symlink():
+            continue
+        stem = path.name[len(prefix) :]
+        if stem.startswith("old-") or (path.name.endswith(".tmp") and _abandoned(path)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _abandoned(staging: Path) -> bool:
+    """Whether the report that made `staging` is gone (see ``remove_stale_staging``)."""
+    try:
+        age = time.time() - staging.stat().st_mtime
+    except OSError:
+        return False
+    try:
+        host, pid = (staging / STAGING_OWNER).read_text().split()
+    except (OSError, ValueError):
+        return age > 60  # no owner written yet: a minute's grace
+    if host != socket.gethostname():
+        return age > 86_400
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
 def _replace_dir(tmp: Path, out_dir: Path) -> None:
     """Move the finished `tmp` to `out_dir`, replacing an earlier report there."""
     old = None
@@ -458,11 +525,14 @@ def _write_report(
     confusion_run: Run | None,
 ) -> None:
     runs = report.runs
+    # the order keys once per method and dataset, not once per record
+    methods_at = {m: method_order(m) for m in {r.method for r in selected}}
+    datasets_at = {d: dataset_order(d) for d in {r.dataset for r in selected}}
     order = sorted(
         selected,
         key=lambda r: (
-            method_order(r.method),
-            dataset_order(r.dataset),
+            methods_at[r.method],
+            datasets_at[r.dataset],
             r.backbone,
             r.params_hash,
             r.seed,

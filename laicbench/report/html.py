@@ -343,7 +343,7 @@ def _records_section(records: list[tuple[str, str, list]], out_dir: Path) -> str
 
 def _relative_url(path: Path, folder: Path) -> str:
     """`path` as a URL relative to `folder` (forward slashes, percent-encoded)."""
-    return quote(Path(os.path.relpath(path, folder)).as_posix())
+    return quote(os.path.relpath(path, folder).replace(os.sep, "/"))
 
 
 def _esc(text: object) -> str:

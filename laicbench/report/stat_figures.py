@@ -118,7 +118,8 @@ def draw_acc_per_seed(context: FigureContext) -> FigureResult:
         "acc_per_seed",
         "ACC of every seed",
         "Test ACC of each seed (points) and its spread (box: quartiles and median, whiskers: "
-        "the lowest and the highest seed) per method and dataset; the main table's runs.",
+        "the lowest and the highest seed) per method and dataset; the main table's runs "
+        f"(beyond {MAX_POINTS_PER_BOX} seeds, that many points spread evenly over them).",
     )
     if not context.groups:
         result.skipped = "no runs"
@@ -140,6 +141,7 @@ def draw_acc_per_seed(context: FigureContext) -> FigureResult:
                    medianprops={"color": "#333333"}, boxprops={"color": "#888888"},
                    whiskerprops={"color": "#888888"}, capprops={"color": "#888888"})  # fmt: skip
         for i, values in enumerate(data):
+            values = _spread_sample(values)
             x = i + rng.uniform(-0.12, 0.12, len(values))
             ax.scatter(x, values, s=14, color=context.colour(shown[i]), zorder=3,
                        edgecolors="white", linewidths=0.4)  # fmt: skip
@@ -152,6 +154,21 @@ def draw_acc_per_seed(context: FigureContext) -> FigureResult:
         axes[index // per_row][index % per_row].set_axis_off()
     result.files = save_figure(fig, context.folder, result.name)
     return result
+
+
+# seeds drawn as points per box: beyond this they hide each other, and thousands of markers make
+# the figure's files slow to write (the box is drawn from every seed)
+MAX_POINTS_PER_BOX = 300
+
+
+def _spread_sample(values: list[float]) -> list[float]:
+    """At most MAX_POINTS_PER_BOX of `values`, evenly spread over them in sorted order (the
+    lowest and the highest included)."""
+    if len(values) <= MAX_POINTS_PER_BOX:
+        return values
+    ordered = sorted(values)
+    picks = np.linspace(0, len(ordered) - 1, MAX_POINTS_PER_BOX).round().astype(int)
+    return [ordered[i] for i in picks]
 
 
 @register_figure("backbone_comparison")

@@ -23,6 +23,11 @@ from laicbench.api.settings import DataSettings
 
 DEFAULT_RESULTS_DIR = "results/runs"
 EXECUTORS = ("ray", "local")
+# a sweep of more runs than this is refused before it is expanded (--max-runs raises it): at
+# about a second per run it is already more than a day of work, and a bigger one is a typo
+DEFAULT_MAX_RUNS = 100_000
+# over-clustering asks for k_factor x K clusters: beyond this, more clusters than images
+MAX_K_FACTOR = 1_000
 
 
 @dataclass
@@ -45,7 +50,9 @@ class SweepConfig:
     ``precision``, ``vocabulary``, ``batch_size``, ``workers`` (DataSettings; None: its
     default). Execution: ``device``, ``executor`` (ray or local; default $LAICBENCH_EXECUTOR or
     ray), and for Ray ``address``, ``num_cpus``, ``num_gpus``; ``include_path``: folders of
-    plugin files, imported by every process of the sweep.
+    plugin files, imported by every process of the sweep. Limits: ``run_timeout`` (seconds one
+    run may take before it is stopped and recorded as a ``timeout``; None: no limit) and
+    ``max_runs`` (the largest sweep expanded; a bigger grid is refused before expansion).
     """
 
     methods: list[str] = field(default_factory=lambda: ["default"])
@@ -74,6 +81,10 @@ class SweepConfig:
     num_cpus: int | None = None
     num_gpus: int | None = None
     include_path: list[str] = field(default_factory=list)
+    run_timeout: float | None = None
+    max_runs: int = DEFAULT_MAX_RUNS
+    # the config file the params came from (named in messages about them); set by load_config
+    params_from: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for f in fields(self):  # the Python API gets the same forms and checks as a TOML file
@@ -130,7 +141,7 @@ def split_list(value: str | list[str]) -> list[str]:
 def config_value(key: str, value: Any, where: str) -> Any:
     """`value` of field `key` in the form SweepConfig holds; UserError (prefixed by `where`)
     when it has the wrong type."""
-    if value is None and key in (*_OPTIONAL_STRINGS, *_OPTIONAL_INTS, "backbone"):
+    if value is None and key in (*_OPTIONAL_STRINGS, *_OPTIONAL_INTS, "backbone", "run_timeout"):
         return None
     if key in (*_LISTS, "backbone"):
         if not isinstance(value, (str, list)):
@@ -157,8 +168,19 @@ def config_value(key: str, value: Any, where: str) -> Any:
         raise UserError(f"{where}: {key} must be true or false")
     elif key in _STRINGS + _OPTIONAL_STRINGS and not isinstance(value, str):
         raise UserError(f"{where}: {key} must be a string")
-    elif key == "k_factor" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise UserError(f"{where}: k_factor must be a whole number of at least 1 (e.g. 2 or 5)")
+    elif key == "k_factor" and (
+        not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_K_FACTOR
+    ):
+        raise UserError(
+            f"{where}: k_factor must be a whole number from 1 to {MAX_K_FACTOR} (e.g. 2 or 5), "
+            f"not {value!r}"
+        )
+    elif key == "run_timeout" and (
+        not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0
+    ):
+        raise UserError(f"{where}: run_timeout must be a number of seconds above 0 (e.g. 3600)")
+    elif key == "max_runs" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise UserError(f"{where}: max_runs must be a whole number of at least 1")
     elif key in _OPTIONAL_INTS and (not isinstance(value, int) or isinstance(value, bool)):
         raise UserError(f"{where}: {key} must be an integer")
     return value
@@ -180,7 +202,7 @@ def load_config(path: str | Path | None) -> SweepConfig:
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"--config {path}: invalid TOML ({exc})") from exc
-    known = {f.name for f in fields(SweepConfig)}
+    known = {f.name for f in fields(SweepConfig)} - {"params_from"}
     for key, value in raw.items():
         if key not in known:
             raise UserError(f"--config {path}: unknown key {key!r}{did_you_mean(key, known)}")
@@ -188,4 +210,6 @@ def load_config(path: str | Path | None) -> SweepConfig:
         if key == "include_path":  # plugin folders are relative to the file that names them
             value = [str(path.parent / folder) for folder in value]
         setattr(config, key, value)
+    if config.params:
+        config.params_from = str(path)
     return config

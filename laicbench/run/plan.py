@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -72,7 +73,11 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     datasets = expand_datasets(config.datasets)
     for name in config.params:
         if registry.methods.canonical(name) not in methods:
-            raise UserError(f"params given for method {name!r}, which this sweep does not run")
+            where = f" (in [params.{name}] of --config {config.params_from})"
+            raise UserError(
+                f"params given for method {name!r}{where if config.params_from else ''}, which "
+                f"this sweep does not run; add it to --methods or remove its params"
+            )
     if config.nouns_from is not None and config.nouns_from not in NOUNS_FROM:
         raise UserError(
             f"--nouns-from {config.nouns_from}: expected one of {', '.join(NOUNS_FROM)}"
@@ -86,6 +91,7 @@ def expand(config: SweepConfig) -> list[RunSpec]:
             "drop it"
         )
     grids = parse_grid(config.grid, methods)
+    check_sweep_size(config, methods, datasets, len(seeds), grids)
     params = {m: _param_points(m, _params_for(config, m), grids.get(m, {})) for m in methods}
     attack = resolve_attack(config.attack, config.attack_params)
     if attack is not None:
@@ -119,6 +125,28 @@ def expand(config: SweepConfig) -> list[RunSpec]:
                             )
                         )
     return specs
+
+
+def check_sweep_size(
+    config: SweepConfig,
+    methods: list[str],
+    datasets: list[str],
+    n_seeds: int,
+    grids: dict[str, dict[str, list[Any]]],
+) -> None:
+    """UserError (one line) when the sweep would have more than ``config.max_runs`` runs,
+    counted as datasets x backbones x (grid points summed over methods) x seeds before anything
+    is expanded (points equal once canonicalised may make the real count smaller)."""
+    points = sum(math.prod(len(v) for v in grids.get(m, {}).values()) for m in methods)
+    backbones = len(config.backbone or [None])
+    total = len(datasets) * backbones * points * n_seeds
+    if total > config.max_runs:
+        raise UserError(
+            f"this sweep would have {total:,} runs ({len(datasets)} dataset(s) x {backbones} "
+            f"backbone(s) x {points:,} method/parameter point(s) x {n_seeds:,} seed(s)), more "
+            f"than --max-runs {config.max_runs:,}; narrow --grid, --seeds or --datasets, or "
+            "raise --max-runs"
+        )
 
 
 def _train_on(
@@ -415,7 +443,10 @@ def stored_state(
 ) -> tuple[str, str, RunRecord | None]:
     """(state, why, record) of `spec` in `store`: a done record whose inputs differ from today's
     (`fingerprints`) is outdated, and one whose predictions file is missing or damaged, or a
-    record file that cannot be used (``RecordError``, named in `why`), is 'damaged'."""
+    record file that cannot be used (``RecordError``, named in `why`; a folder in its place), is
+    'damaged'."""
+    if store.record_path(spec).is_dir():
+        return "damaged", "its record is a folder (a rerun moves it aside)", None
     try:
         record = store.load(spec)
     except RecordError as exc:  # named, and rerun like damaged predictions

@@ -11,11 +11,13 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import os
 import traceback
+import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,12 +148,18 @@ class RunRecord:
         )
 
     def fail(
-        self, exc: BaseException, *, oom: bool, text: str | None = None, message: str | None = None
+        self,
+        exc: BaseException,
+        *,
+        oom: bool,
+        text: str | None = None,
+        message: str | None = None,
+        status: str | None = None,
     ) -> None:
-        """Turn this record into an error (with `oom`: an oom) record of `exc`; `text` is the
-        traceback (default: of the exception being handled), `message` the one-line message
-        (default: ``str(exc)``)."""
-        self.status = "oom" if oom else "error"
+        """Turn this record into an error (with `oom`: an oom; or the given `status`, such as
+        ``timeout``) record of `exc`; `text` is the traceback (default: of the exception being
+        handled), `message` the one-line message (default: ``str(exc)``)."""
+        self.status = status or ("oom" if oom else "error")
         self.metrics = None
         self.error = {
             "type": type(exc).__name__,
@@ -193,7 +201,7 @@ class RunRecord:
                 f"{SCHEMA_VERSION}: upgrade laicbench to read it, or use another --results-dir"
             )
         check_record_types(data)
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = _field_names(cls) - {"extra"}
         try:
             method = data["method"]
             dataset = data["dataset"]
@@ -324,8 +332,15 @@ def _kind(value: Any) -> str:
 
 def _unknown(data: dict[str, Any], kind: type) -> dict[str, Any]:
     """The keys of `data` that are not fields of the dataclass `kind`."""
-    known = {f.name for f in fields(kind)}
+    known = _field_names(kind)
     return {k: v for k, v in data.items() if k not in known}
+
+
+@functools.cache
+def _field_names(kind: type) -> frozenset[str]:
+    """The field names of the dataclass `kind` (``dataclasses.fields`` is slow enough to count
+    when 50,000 records are read)."""
+    return frozenset(f.name for f in fields(kind))
 
 
 def now() -> str:
@@ -361,6 +376,43 @@ class ResultStore:
         """Raise UserError unless the results dir exists or can be created, and is writable."""
         check_writable_dir(self.root, "results dir")
 
+    def check_paths(self, specs: list[RunSpec]) -> None:
+        """UserError (one line) when the record of a run of `specs` could not be stored where
+        it goes: a name longer than the file system allows, a path too long, or a file or a
+        link to nothing in the way of its folder. Checked before any run computes."""
+        name_max, path_max = _name_limits(self.root)
+        checked: set[Path] = set()
+        for spec in specs:
+            path = self.predictions_path(spec)  # the longer of a run's two names
+            for part in path.relative_to(self.root).parts:
+                if len(part.encode()) > name_max:
+                    raise UserError(
+                        f"run {spec.run_id}: its record's path has a part of "
+                        f"{len(part.encode())} bytes ({part[:40]}...), more than the {name_max} "
+                        "the file system allows; use shorter names (a shorter path to the "
+                        "features file, e.g. through a symbolic link)"
+                    )
+            if len(str(path).encode()) >= path_max:
+                raise UserError(
+                    f"run {spec.run_id}: its record's path would be {len(str(path).encode())} "
+                    f"bytes long, more than the file system allows ({path_max}); choose a "
+                    "results dir with a shorter path"
+                )
+            folder = path.parent
+            while folder not in checked and folder != self.root:
+                checked.add(folder)
+                if folder.is_symlink() and not folder.exists():
+                    raise UserError(
+                        f"run {spec.run_id}: {folder} is a symbolic link to nothing; remove it "
+                        "or create its target"
+                    )
+                if folder.exists() and not folder.is_dir():
+                    raise UserError(
+                        f"run {spec.run_id}: {folder} is a file where its record's folder goes; "
+                        "move it away"
+                    )
+                folder = folder.parent
+
     def read(self, spec: RunSpec) -> RunRecord | None:
         """The stored record of `spec`, or None when absent or unusable (NewerRecordError when
         a newer release wrote it)."""
@@ -388,9 +440,11 @@ class ResultStore:
             )
             data = buf.getvalue()
             path = self.predictions_path(spec)
+            _clear_folder_at(path)
             atomic_write_bytes(path, data)
             record.predictions = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest()}
         path = self.record_path(spec)
+        _clear_folder_at(path)
         atomic_write_bytes(path, record.to_json().encode())
         return path
 
@@ -438,7 +492,30 @@ class ResultStore:
                     stack.append(Path(entry.path))
                 elif entry.name.endswith(RECORD_SUFFIX):
                     found.append(Path(entry.path))
-        return sorted(found)
+        return sorted(found, key=lambda p: p.parts)  # parts split once per path
+
+
+def _clear_folder_at(path: Path) -> None:
+    """Make room for the file `path` where a folder took its place (a damaged results dir): an
+    empty folder is removed, one with contents moved aside to a hidden sibling, kept."""
+    if not path.is_dir() or path.is_symlink():
+        return
+    try:
+        path.rmdir()
+    except OSError:
+        path.rename(path.with_name(f".{path.name}.folder-{uuid.uuid4().hex[:8]}"))
+
+
+def _name_limits(root: Path) -> tuple[int, int]:
+    """(longest file name, longest path) in bytes on the file system of `root` (its nearest
+    existing folder); 255 and 4096, Linux's, where the system does not say."""
+    probe = root
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        return os.pathconf(probe, "PC_NAME_MAX"), os.pathconf(probe, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 255, 4096
 
 
 def read_record(path: Path) -> RunRecord | None:

@@ -79,7 +79,13 @@ def rescore(
             image_test = None
         n_clusters = record.n_clusters or int(len(np.unique(arrays["y_true"])))
         score(record, arrays["y_true"], arrays["y_pred"], image_test, n_clusters)
-        atomic_write_bytes(path, record.to_json().encode())
+        try:
+            atomic_write_bytes(path, record.to_json().encode())
+        except OSError as exc:
+            raise UserError(
+                f"cannot rewrite {path} ({exc.strerror or exc}): rescore needs write access to "
+                f"the results dir; {result.rescored} record(s) were rescored before it"
+            ) from exc
         result.rescored += 1
     return result
 

@@ -31,6 +31,7 @@ from laicbench.run.provenance import device_description, environment
 from laicbench.run.records import DatasetInfo, ResultStore, RunRecord, now
 from laicbench.run.scoring import score
 from laicbench.run.spec import ALL_CLASSES, RunSpec, train_protocol
+from laicbench.run.timeout import RunTimeout, call_with_timeout
 
 
 def seed_everything(seed: int) -> None:
@@ -141,14 +142,20 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def execute_run(
-    spec: RunSpec, store: ResultStore, device: str, settings: DataSettings | None = None
+    spec: RunSpec,
+    store: ResultStore,
+    device: str,
+    settings: DataSettings | None = None,
+    timeout: float | None = None,
 ) -> RunRecord:
-    """Run `spec` on `device`, store its record (ok, error or oom) and return the record.
+    """Run `spec` on `device`, store its record (ok, error, oom or timeout) and return the record.
 
     A method without a GPU share runs on the CPU whatever `device` says (Resources.device_for).
-    Exceptions of the method or the data become error records; KeyboardInterrupt propagates and
-    leaves nothing behind. A failed rerun of a run whose ok record exists (``--overwrite``)
-    keeps the ok record, with the failure stored in it under ``last_failure``.
+    Exceptions of the method or the data become error records; a method still going after
+    `timeout` seconds (None: no limit; loading the features is not counted) makes a timeout
+    record (``laicbench.run.timeout``); KeyboardInterrupt propagates and leaves nothing behind.
+    A failed rerun of a run whose ok record exists (``--overwrite``) keeps the ok record, with
+    the failure stored in it under ``last_failure``.
     """
     settings = settings or DataSettings()
     method_cls: type[Method] = registry.methods.get(spec.method)
@@ -167,37 +174,21 @@ def execute_run(
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     with PeakMemory() as memory, torch_threads(record.threads):
+        # the work fills a copy: a timed-out run's thread may go on for a while, and must not
+        # touch the record that is stored
+        work = dataclasses.replace(record)
         try:
-            record.inputs = run_inputs(spec, device, settings)
+            work.inputs = run_inputs(spec, device, settings)
             data, n_classes = load_run_features(spec, device, settings)
-            record.dataset = DatasetInfo(
-                spec.dataset,
-                n_classes=data.n_classes,
-                n_train=int(len(data.labels_train)),
-                n_test=int(len(data.labels_test)),
-                info=data.info,
+            y_true, y_pred, arrays = call_with_timeout(
+                lambda: _fit_and_score(spec, work, method_cls, data, n_classes, device), timeout
             )
-            method = method_cls.from_params(spec.params)
-            needs = method_cls.needs
-            if data.image_space_loader is not None:  # the method names other backbones
-                needs = needs | {Need.IMAGE_SPACES}
-            bundle = FeatureBundle(data, needs, spec.settings_dataset, device, spec.backbone)
-            seed_everything(spec.seed)
-            t_fit = time.perf_counter()
-            if n_classes < 2:  # any clustering of one class scores 100%
-                raise ValueError(f"{spec.dataset} has {n_classes} class: K must be at least 2")
-            n_clusters = n_classes * spec.k_factor
-            y_pred = np.asarray(method.fit_predict(bundle, n_clusters, spec.seed))
-            record.fit_time_s = time.perf_counter() - t_fit
-            check_labels(y_pred, len(data.labels_test), n_clusters)
-            y_true = data.labels_test
-            score(record, y_true, y_pred, data.image_test, n_clusters)
-            record.n_clusters = n_clusters
-            record.artefacts = getattr(method, "artefacts_", {})
-            outputs = getattr(method, "outputs_", None) or MethodOutputs()
-            outputs.check(record.dataset.n_train, record.dataset.n_test)
-            record.diagnostics, arrays = label_diagnostics(outputs, data, y_pred, spec.seed, device)
+            record = work
+        except RunTimeout as exc:
+            record.inputs, record.dataset = work.inputs, work.dataset
+            record.fail(exc, oom=False, status="timeout")
         except Exception as exc:  # noqa: BLE001 - a failing run becomes an error record
+            record = work
             record.fail(exc, oom=_is_oom(exc))
             y_pred = None
     record.wall_time_s = time.perf_counter() - t0
@@ -211,3 +202,44 @@ def execute_run(
         return record
     store.write(spec, record, y_true=y_true, y_pred=y_pred, arrays=arrays)
     return record
+
+
+def _fit_and_score(
+    spec: RunSpec,
+    record: RunRecord,
+    method_cls: type[Method],
+    data: DatasetFeatures,
+    n_classes: int,
+    device: str,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The method's part of a run (what ``--run-timeout`` limits): ``fit_predict`` on `data`,
+    the scores and diagnostics, filled into `record`; returns (test labels, predictions,
+    diagnostic arrays)."""
+    record.dataset = DatasetInfo(
+        spec.dataset,
+        n_classes=data.n_classes,
+        n_train=int(len(data.labels_train)),
+        n_test=int(len(data.labels_test)),
+        info=data.info,
+    )
+    method = method_cls.from_params(spec.params)
+    needs = method_cls.needs
+    if data.image_space_loader is not None:  # the method names other backbones
+        needs = needs | {Need.IMAGE_SPACES}
+    bundle = FeatureBundle(data, needs, spec.settings_dataset, device, spec.backbone)
+    seed_everything(spec.seed)
+    t_fit = time.perf_counter()
+    if n_classes < 2:  # any clustering of one class scores 100%
+        raise ValueError(f"{spec.dataset} has {n_classes} class: K must be at least 2")
+    n_clusters = n_classes * spec.k_factor
+    y_pred = np.asarray(method.fit_predict(bundle, n_clusters, spec.seed))
+    record.fit_time_s = time.perf_counter() - t_fit
+    check_labels(y_pred, len(data.labels_test), n_clusters)
+    y_true = data.labels_test
+    score(record, y_true, y_pred, data.image_test, n_clusters)
+    record.n_clusters = n_clusters
+    record.artefacts = getattr(method, "artefacts_", {})
+    outputs = getattr(method, "outputs_", None) or MethodOutputs()
+    outputs.check(record.dataset.n_train, record.dataset.n_test)
+    record.diagnostics, arrays = label_diagnostics(outputs, data, y_pred, spec.seed, device)
+    return y_true, y_pred, arrays

@@ -116,7 +116,17 @@ def path_part(name: str) -> str:
     """`name` as one path component, sanitised; a name holding a path (a features file, a
     checkpoint file) also gets a hash of it, since sanitising folds '/' into '_'."""
     plain = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
-    return f"{plain}-{short_hash(name, 8)}" if "/" in name or "\\" in name else plain
+    if "/" not in name and "\\" not in name:
+        return plain
+    # a path too long for one file name (255 bytes) keeps its end, the file's name; shorter
+    # ones are kept whole, so that their records' paths stay what they were
+    if len(plain) > MAX_PATH_PART:
+        plain = plain[-MAX_PATH_PART:].lstrip("_.-")
+    return f"{plain}-{short_hash(name, 8)}"
+
+
+# with "-" and the hash, 255 bytes: the usual limit of one file name (longer ones never worked)
+MAX_PATH_PART = 246
 
 
 _SEED_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")

@@ -118,6 +118,7 @@ class Sweep:
     def check_inputs(self, todo: list[RunSpec], executor: Executor) -> None:
         """``check`` for the runs `todo`, executed by `executor`."""
         self.store.check_writable()
+        self.store.check_paths(todo)
         if todo:
             from laicbench.data.cache import default_cache_dir
             from laicbench.files import check_writable_dir
@@ -129,7 +130,8 @@ class Sweep:
             load_vocabulary(self.settings.vocabulary)  # one line naming the file if unreadable
         check_datasets(todo, self.settings)
         prepare_features(todo, self.device, self.settings)
-        executor.prepare(Batch(todo, self.store, self.settings))
+        check_cluster_counts(todo, self.device, self.settings)
+        executor.prepare(Batch(todo, self.store, self.settings, self.config.run_timeout))
 
     def execute(
         self,
@@ -139,11 +141,33 @@ class Sweep:
         """Run the runs to do with the executor (after ``check``); returns the SweepResult."""
         result = SweepResult(self.store.root, self.specs, skipped=list(self.plan.done))
         try:
-            batch = Batch(self.plan.todo, self.store, self.settings)
+            batch = Batch(self.plan.todo, self.store, self.settings, self.config.run_timeout)
             result.finished = self.executor.run(batch, on_start, on_done)
         except OSError as exc:
             raise UserError(f"cannot write results in {self.store.root}: {exc}") from exc
         return result
+
+
+def check_cluster_counts(specs: list[RunSpec], device: str, settings: DataSettings) -> None:
+    """UserError (one line) when a run of `specs` would ask for more clusters (``--k-factor``
+    x K) than its dataset has test images; read from the features prepared, once per dataset,
+    backbone and source."""
+    from laicbench.run.runner import load_run_features
+
+    seen: set[tuple] = set()
+    for spec in specs:
+        key = (spec.dataset, spec.backbone, spec.train_on, spec.k_factor)
+        if spec.k_factor == 1 or key in seen:
+            continue
+        seen.add(key)
+        data, n_classes = load_run_features(spec, device, settings)
+        n_test = len(data.labels_test)
+        if n_classes * spec.k_factor > n_test:
+            raise UserError(
+                f"--k-factor {spec.k_factor}: {spec.dataset} would be split into "
+                f"{n_classes * spec.k_factor:,} clusters ({n_classes} classes x "
+                f"{spec.k_factor}) but has {n_test:,} test images; use a smaller --k-factor"
+            )
 
 
 def run_sweep(

@@ -21,12 +21,14 @@ OnDone = Callable[[RunSpec, RunRecord], None]
 
 @dataclass
 class Batch:
-    """The runs an executor is given: their specs, the store their records go to and the data
-    settings their features are read with."""
+    """The runs an executor is given: their specs, the store their records go to, the data
+    settings their features are read with and the time limit of each run in seconds (None: no
+    limit; ``laicbench.run.timeout``)."""
 
     specs: list[RunSpec]
     store: ResultStore
     settings: DataSettings
+    run_timeout: float | None = None
 
 
 class Executor(ABC):

@@ -24,7 +24,9 @@ class LocalExecutor(Executor):
         results = []
         for spec in batch.specs:
             on_start(spec)
-            record = execute_run(spec, batch.store, self.device, batch.settings)
+            record = execute_run(
+                spec, batch.store, self.device, batch.settings, timeout=batch.run_timeout
+            )
             results.append((spec, record))
             on_done(spec, record)
         return results

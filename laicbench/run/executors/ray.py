@@ -143,6 +143,44 @@ def check_shared_storage(paths: list[Path]) -> None:
             Path(marker).unlink(missing_ok=True)
 
 
+def check_plugins_import(include_paths: tuple[str, ...]) -> None:
+    """UserError (one line) unless the plugin folders `include_paths`, which the driver has
+    imported, import in a Ray worker process of every live node too (where the trials run): a
+    library or a file only the driver sees would otherwise turn every trial into an error."""
+    import ray
+
+    if not include_paths:
+        return
+
+    @ray.remote(num_cpus=0)
+    def import_plugins(folders: list[str]) -> tuple[str, str | None]:
+        import socket
+
+        try:
+            for folder in folders:
+                registry.load_plugin_folder(folder)
+        except Exception as exc:  # noqa: BLE001 - reported to the driver in one line
+            return socket.gethostname(), (str(exc) or repr(exc)).splitlines()[0]
+        return socket.gethostname(), None
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    tasks = [
+        import_plugins.options(
+            scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+                n["NodeID"], soft=False
+            )
+        ).remote(list(include_paths))
+        for n in nodes
+    ]
+    for host, problem in ray.get(tasks, timeout=300):
+        if problem:
+            raise UserError(
+                f"--include-path: the plugins import here but not in Ray's workers on {host}: "
+                f"{problem}; make them importable there (the same files and libraries) or use "
+                "--executor local"
+            )
+
+
 def _trial(config: dict[str, Any]) -> None:
     """One Tune trial: execute the run, let it write its record, report its status."""
     import ray
@@ -155,7 +193,11 @@ def _trial(config: dict[str, Any]) -> None:
     spec = RunSpec(**config["spec"])
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     record = execute_run(
-        spec, ResultStore(config["results_dir"]), device, DataSettings(**config["settings"])
+        spec,
+        ResultStore(config["results_dir"]),
+        device,
+        DataSettings(**config["settings"]),
+        timeout=config.get("run_timeout"),
     )
     # the record itself: a failed rerun keeps the stored ok record, so the file is not the news
     tune.report({"run_id": spec.run_id, "record": record.to_json()})
@@ -169,9 +211,11 @@ def prepare_cluster(
     num_cpus: int | None,
     num_gpus: int | None,
     device: str,
+    include_paths: tuple[str, ...] = (),
 ) -> float:
     """Start or reach Ray and check that `specs` can run there (shared storage on several
-    nodes, GPUs for ``--device cuda``, every trial's request fits a node); UserError otherwise.
+    nodes, GPUs for ``--device cuda``, every trial's request fits a node, the plugin folders
+    `include_paths` import in the workers); UserError otherwise.
     Returns the GPUs that trials may ask for (0 with ``--device cpu`` or none in the cluster).
     Idempotent."""
     resources = start_ray(address, num_cpus, num_gpus)
@@ -183,6 +227,7 @@ def prepare_cluster(
     if device.startswith("cuda") and not gpus:
         raise UserError(f"--device {device}: the Ray cluster has no GPU; use --device cpu or auto")
     check_requests_fit({spec.method for spec in specs}, gpus)
+    check_plugins_import(include_paths)
     return gpus
 
 
@@ -241,6 +286,7 @@ class RayExecutor(Executor):
             self.num_cpus,
             self.num_gpus,
             self.device,
+            self.include_paths,
         )
         return self._gpus
 
@@ -275,6 +321,7 @@ class RayExecutor(Executor):
                 "results_dir": str(store.root),
                 "settings": settings.to_dict(),
                 "include_paths": list(self.include_paths),
+                "run_timeout": batch.run_timeout,
             },
             tune_config=tune.TuneConfig(reuse_actors=True),
             run_config=run_config("sweep", store, progress.callback()),
