@@ -445,8 +445,10 @@ def stored_state(
     (`fingerprints`) is outdated, and one whose predictions file is missing or damaged, or a
     record file that cannot be used (``RecordError``, named in `why`; a folder in its place), is
     'damaged'."""
-    if store.record_path(spec).is_dir():
-        return "damaged", "its record is a folder (a rerun moves it aside)", None
+    path = store.record_path(spec)
+    if path.is_dir():
+        why = f"unusable record {path}: unreadable (its record is a folder; a rerun moves it aside)"
+        return "damaged", why, None
     try:
         record = store.load(spec)
     except RecordError as exc:  # named, and rerun like damaged predictions

@@ -488,10 +488,10 @@ class ResultStore:
                     is_dir = entry.is_dir()  # follows symlinks
                 except OSError:
                     continue
-                if is_dir:
-                    stack.append(Path(entry.path))
-                elif entry.name.endswith(RECORD_SUFFIX):
+                if entry.name.endswith(RECORD_SUFFIX):  # a folder here is a damaged record
                     found.append(Path(entry.path))
+                elif is_dir:
+                    stack.append(Path(entry.path))
         return sorted(found, key=lambda p: p.parts)  # parts split once per path
 
 
