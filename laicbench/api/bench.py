@@ -86,7 +86,7 @@ class PrimitiveStep:
         import torch
 
         from laicbench.cluster.kmeans import spherical_kmeans
-        from laicbench.cluster.tensors import unit_rows
+        from laicbench.cluster.tensors import label_sums, unit_rows
 
         sample = min(len(x), 256 * k)
         kw = dict(seed=0, device=self.device, sample_size=sample if sample < len(x) else None)
@@ -101,7 +101,7 @@ class PrimitiveStep:
             sums = torch.zeros_like(centers)
             for start in range(0, len(data), 16384):
                 block = data[start : start + 16384]
-                sums.index_add_(0, (block @ centers.T).argmax(dim=1), block)
+                sums += label_sums(block, (block @ centers.T).argmax(dim=1), k)
 
         t_iter = timed(lloyd_step)
         estimate = n_init * (t_init + 300 * t_iter)

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from laicbench.cluster.tensors import torch_threads, unit_rows
+from laicbench.cluster.tensors import label_sums, torch_threads, unit_rows
 
 IMPLEMENTATION = (
     "laicbench.cluster.kmeans.spherical_kmeans (torch, greedy k-means++ init, Lloyd; "
-    "1 CPU thread below 2^28 multiply-adds per iteration)"
+    "1 CPU thread below 2^28 multiply-adds per iteration; draws from a CPU generator)"
 )
 # Below this many multiply-adds per Lloyd iteration one CPU thread is faster than several (thread
 # start-up dominates, and oversubscribed cores make OpenMP spin) and the result cannot depend on
@@ -79,16 +79,16 @@ def _spherical_kmeans(
     n = data.shape[0]
     if not 1 <= n_clusters <= n:
         raise ValueError(f"n_clusters={n_clusters} must be between 1 and the {n} samples")
-    gen = torch.Generator(device=data.device).manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)  # the training loops' rule
     fit = data
     if sample_size is not None and sample_size < n:
         if sample_size < n_clusters:
             raise ValueError(f"sample_size={sample_size} is below n_clusters={n_clusters}")
-        fit = data[torch.randperm(n, generator=gen, device=data.device)[:sample_size]]
+        fit = data[torch.randperm(n, generator=gen)[:sample_size].to(data.device)]
 
     best: tuple[float, torch.Tensor, int] | None = None
     for _ in range(n_init):
-        centers = _kmeans_plus_plus(fit, n_clusters, gen, chunk_size)
+        centers = kmeans_plus_plus(fit, n_clusters, gen, chunk_size)
         centers, objective, n_iter = _lloyd(fit, centers, max_iter, tol, chunk_size)
         if best is None or objective > best[0]:
             best = (objective, centers, n_iter)
@@ -116,30 +116,37 @@ def _assign(
     return labels, sims
 
 
-def _kmeans_plus_plus(
+def kmeans_plus_plus(
     data: torch.Tensor, k: int, gen: torch.Generator, chunk_size: int
 ) -> torch.Tensor:
-    """Greedy k-means++ seeding with 2 + log(k) candidate trials per center."""
+    """Greedy k-means++ seeding with 2 + log(k) candidate trials per center.
+
+    The draws of a restart (the first center, then `trials` uniforms per center) come from the
+    CPU generator `gen` at once and move to the data's device in one copy; candidates are drawn
+    by inverse CDF (the law of ``torch.multinomial`` with replacement, which samples this way).
+    Nothing is read back to the host per center."""
     n = data.shape[0]
     trials = 2 + int(math.log(k))
-    first = torch.randint(n, (1,), generator=gen, device=data.device)
-    centers = [data[first[0]]]
-    dist = (1.0 - data @ centers[0]).clamp_min(0)
-    for _ in range(1, k):
-        total = dist.sum()
-        if total <= 0:  # every point coincides with a center: pick any
-            cand = torch.randint(n, (trials,), generator=gen, device=data.device)
-        else:
-            cand = torch.multinomial(dist / total, trials, replacement=True, generator=gen)
+    first = torch.randint(n, (1,), generator=gen).to(data.device)
+    uniforms = torch.rand((k - 1, trials), dtype=torch.float64, generator=gen).to(data.device)
+    chosen = torch.empty(k, dtype=torch.long, device=data.device)
+    chosen[:1] = first
+    dist = (1.0 - data @ data.index_select(0, first)[0]).clamp_min(0)
+    for i in range(1, k):
+        u = uniforms[i - 1]
+        cumulative = (dist / dist.sum()).double().cumsum(0)
+        cumulative = cumulative / cumulative[-1]
+        drawn = torch.searchsorted(cumulative, u).clamp_max(n - 1)
+        # every point coincides with a center (the sums are 0, the CDF NaN): pick any
+        cand = torch.where(cumulative[-1].isfinite(), drawn, (u * n).long().clamp_max(n - 1))
         cand_dist = torch.empty((trials, n), dtype=data.dtype, device=data.device)
         for start in range(0, n, chunk_size):
             block = data[start : start + chunk_size]
             cand_dist[:, start : start + chunk_size] = (1.0 - data[cand] @ block.T).clamp_min(0)
-        potentials = torch.minimum(cand_dist, dist).sum(dim=1)
-        best = int(potentials.argmin().item())
-        centers.append(data[cand[best]])
-        dist = torch.minimum(dist, cand_dist[best])
-    return torch.stack(centers)
+        best = torch.minimum(cand_dist, dist).sum(dim=1).argmin().view(1)
+        chosen[i : i + 1] = cand[best]
+        dist = torch.minimum(dist, cand_dist.index_select(0, best)[0])
+    return data[chosen]
 
 
 def _lloyd(
@@ -151,7 +158,7 @@ def _lloyd(
     objective = float(sims.sum().item())
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is reported
-        sums = torch.zeros_like(centers).index_add_(0, labels, data)
+        sums = label_sums(data, labels, k)
         counts = torch.bincount(labels, minlength=k)
         empty = (counts == 0).nonzero().flatten()
         if len(empty):
