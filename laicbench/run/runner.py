@@ -172,12 +172,14 @@ def execute_run(
 ) -> RunRecord:
     """Run `spec` on `device`, store its record (ok, error or oom) and return the record.
 
-    A method without a GPU share runs on the CPU whatever `device` says (Resources.device_for).
+    A method without a GPU share runs on the CPU whatever `device` says (Resources.device_for),
+    on the features extracted for `device` (precision "auto" resolves for `device`, the sweep's,
+    not for the device the method runs on: ``DataSettings.extracting_on``).
     Exceptions of the method or the data become error records; KeyboardInterrupt propagates and
     leaves nothing behind. A failed rerun of a run whose ok record exists (``--overwrite``)
     keeps the ok record, with the failure stored in it under ``last_failure``.
     """
-    settings = settings or DataSettings()
+    settings = (settings or DataSettings()).extracting_on(device)
     method_cls: type[Method] = registry.methods.get(spec.method)
     device = method_cls.resources.device_for(device)
     t0 = time.perf_counter()
@@ -192,7 +194,7 @@ def execute_run(
     y_true = y_pred = None
     arrays: dict[str, np.ndarray] = {}
     if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(device)
     with PeakMemory() as memory, torch_threads(record.threads):
         try:
             record.inputs = run_inputs(spec, device, settings)
@@ -232,7 +234,7 @@ def execute_run(
     record.wall_time_s = time.perf_counter() - t0
     record.peak_rss_mb = memory.peak_mb
     if device.startswith("cuda"):
-        record.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
+        record.peak_gpu_mb = torch.cuda.max_memory_allocated(device) / 2**20  # the run's GPU
     record.finished_at = now()
     record.environment = environment()
     if not record.ok:

@@ -64,13 +64,14 @@ class Sweep:
             registry.load_plugin_folder(folder)
         self.config = config
         self.specs = expand(config) if specs is None else specs
-        self.settings: DataSettings = config.data_settings()
         remote_ray = config.executor == "ray" and bool(config.address)
         # the driver only extracts features; with a remote cluster the trials' GPUs are the
         # cluster's, so the driver's own device stays auto
         self.device = resolve_device(
             "auto" if remote_ray and config.device != "cpu" else config.device
         )
+        # the precision is the extracting device's (the driver's), for every run wherever it runs
+        self.settings: DataSettings = config.data_settings().extracting_on(self.device)
         self.store = ResultStore(config.results_dir)
         self.fingerprints = InputFingerprints(self.device, self.settings)
 
