@@ -10,6 +10,7 @@ this module imports neither torch nor the profiler; a job imports what it times 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,10 +48,24 @@ def synthetic(
 
 
 def timed(fn: Callable[[], Any]) -> float:
-    """Seconds `fn()` takes."""
+    """Seconds `fn()` takes, its CUDA work included: once this process uses CUDA, every GPU is
+    synchronised before and after (kernels run asynchronously; without it a step's time would
+    be the time to launch them)."""
+    synchronize_cuda()
     t = time.perf_counter()
     fn()
+    synchronize_cuda()
     return time.perf_counter() - t
+
+
+def synchronize_cuda() -> None:
+    """Wait for every GPU's queued work, when this process has used CUDA (nothing otherwise:
+    torch is not imported for it)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return
+    for index in range(torch.cuda.device_count()):
+        torch.cuda.synchronize(index)
 
 
 class PrimitiveStep:
