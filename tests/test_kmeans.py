@@ -228,3 +228,23 @@ def test_label_sums_on_a_gpu_path_equal_the_cpu_sums(monkeypatch):
     assert torch.equal(means[4], torch.zeros(5))
     index = torch.from_numpy(rng.integers(0, 101, (7, 3)))
     assert torch.allclose(tensors.row_means(x, index), x[index].mean(dim=1))
+
+
+def test_the_gpu_path_draws_the_cpu_candidates_from_the_same_uniforms():
+    # off the CPU, candidates are the inverse CDF of the uniforms multinomial would draw
+    from laicbench.cluster.kmeans import _inverse_cdf
+
+    same = total = 0
+    for seed in range(50):
+        dist = torch.rand(500, generator=torch.Generator().manual_seed(1000 + seed)) ** 3
+        dist[::5] = 0
+        cpu = torch.multinomial(
+            dist / dist.sum(), 5, replacement=True, generator=torch.Generator().manual_seed(seed)
+        )
+        uniforms = torch.rand(5, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        drawn = _inverse_cdf(dist, uniforms)
+        assert (dist[drawn] > 0).all()
+        same += int((drawn == cpu).sum())
+        total += 5
+    assert same >= 0.99 * total  # a rounding of the cumulative sums may move a boundary
+    assert _inverse_cdf(torch.zeros(10), torch.tensor([0.0, 0.55, 0.999])).tolist() == [0, 5, 9]

@@ -119,26 +119,29 @@ def _assign(
 def kmeans_plus_plus(
     data: torch.Tensor, k: int, gen: torch.Generator, chunk_size: int
 ) -> torch.Tensor:
-    """Greedy k-means++ seeding with 2 + log(k) candidate trials per center.
+    """Greedy k-means++ seeding with 2 + log(k) candidate trials per center, drawn from the CPU
+    generator `gen` whatever the data's device.
 
-    The draws of a restart (the first center, then `trials` uniforms per center) come from the
-    CPU generator `gen` at once and move to the data's device in one copy; candidates are drawn
-    by inverse CDF (the law of ``torch.multinomial`` with replacement, which samples this way).
-    Nothing is read back to the host per center."""
+    On the CPU the candidates are ``torch.multinomial`` draws (with replacement: `trials`
+    uniforms per center, by inverse CDF). On another device the same uniforms are drawn for the
+    whole restart at once, moved there in one copy and inverted there, so a seed makes the same
+    draws on every device and nothing is read back to the host per center."""
     n = data.shape[0]
     trials = 2 + int(math.log(k))
+    on_cpu = data.device.type == "cpu"
     first = torch.randint(n, (1,), generator=gen).to(data.device)
-    uniforms = torch.rand((k - 1, trials), dtype=torch.float64, generator=gen).to(data.device)
+    uniforms = None
+    if not on_cpu:
+        uniforms = torch.rand((k - 1, trials), dtype=torch.float64, generator=gen)
+        uniforms = uniforms.to(data.device)
     chosen = torch.empty(k, dtype=torch.long, device=data.device)
     chosen[:1] = first
     dist = (1.0 - data @ data.index_select(0, first)[0]).clamp_min(0)
     for i in range(1, k):
-        u = uniforms[i - 1]
-        cumulative = (dist / dist.sum()).double().cumsum(0)
-        cumulative = cumulative / cumulative[-1]
-        drawn = torch.searchsorted(cumulative, u).clamp_max(n - 1)
-        # every point coincides with a center (the sums are 0, the CDF NaN): pick any
-        cand = torch.where(cumulative[-1].isfinite(), drawn, (u * n).long().clamp_max(n - 1))
+        if uniforms is None:
+            cand = _cpu_candidates(dist, trials, gen)
+        else:
+            cand = _inverse_cdf(dist, uniforms[i - 1])
         cand_dist = torch.empty((trials, n), dtype=data.dtype, device=data.device)
         for start in range(0, n, chunk_size):
             block = data[start : start + chunk_size]
@@ -147,6 +150,25 @@ def kmeans_plus_plus(
         chosen[i : i + 1] = cand[best]
         dist = torch.minimum(dist, cand_dist.index_select(0, best)[0])
     return data[chosen]
+
+
+def _cpu_candidates(dist: torch.Tensor, trials: int, gen: torch.Generator) -> torch.Tensor:
+    """`trials` indices drawn with probability proportional to `dist` (a CPU tensor)."""
+    total = dist.sum()
+    if total <= 0:  # every point coincides with a center: pick any
+        return torch.randint(len(dist), (trials,), generator=gen)
+    return torch.multinomial(dist / total, trials, replacement=True, generator=gen)
+
+
+def _inverse_cdf(dist: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """The indices whose cumulative share of `dist` first reaches each of `uniforms` (on their
+    device, without a host sync); where `dist` sums to 0, any index (from the same uniforms)."""
+    n = len(dist)
+    cumulative = (dist / dist.sum()).double().cumsum(0)
+    cumulative = cumulative / cumulative[-1]
+    drawn = torch.searchsorted(cumulative, uniforms).clamp_max(n - 1)
+    anywhere = (uniforms * n).long().clamp_max(n - 1)
+    return torch.where(cumulative[-1].isfinite(), drawn, anywhere)
 
 
 def _lloyd(
