@@ -11,8 +11,8 @@ sized for one H100-class GPU; a stage cut short says so in the summary):
    ``--device cuda`` against the same sweep with ``--device cpu``: metrics per method on both,
    the largest metric difference and the lowest ARI between a run's two partitions;
 3. ``laicbench bench features --device cuda`` (fp32 and fp16 rows);
-4. ``laicbench bench methods --size cifar10 --device cuda`` for every method (the long
-   trainings scaled down and extrapolated, as each row says).
+4. ``laicbench bench methods --size cifar10 --device cuda`` for every method, those with a
+   GPU share first (the long trainings scaled down and extrapolated, as each row says).
 
 Every stage's output goes to a log under ``--out`` (benchmark figures also as JSON); the summary
 names the card. Exit status 0 when every stage passed, 1 otherwise, 2 without a GPU (one line,
@@ -49,6 +49,15 @@ def cuda_card() -> str | None:
     if not torch.cuda.is_available():
         return None
     return torch.cuda.get_device_name(0)
+
+
+def methods_gpu_first() -> list[str]:
+    """Every registered method, those with a GPU share first (the budget may cut the rest)."""
+    from laicbench.api import registry
+
+    registry.methods.load_builtins()
+    names = [e.name for e in registry.methods.entries()]
+    return sorted(names, key=lambda n: registry.methods.get(n).resources.gpus == 0)
 
 
 def stage(name: str, command: list[str], log: Path, seconds: float) -> tuple[str, float]:
@@ -170,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         record(name, stage(name, command, out / f"bench-features-{precision}.log", min(left(), 30)))
 
     command = [laicbench, "bench", "methods", "--size", "cifar10", "--device", "cuda"]
+    command += ["--methods", ",".join(methods_gpu_first())]
     command += [f"--scale={s}" for s in SCALES]
     command += ["--out", str(out / "bench-methods.json")]
     name = "bench methods --size cifar10 --device cuda"
