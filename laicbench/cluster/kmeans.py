@@ -161,14 +161,20 @@ def _cpu_candidates(dist: torch.Tensor, trials: int, gen: torch.Generator) -> to
 
 
 def _inverse_cdf(dist: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
-    """The indices whose cumulative share of `dist` first reaches each of `uniforms` (on their
-    device, without a host sync); where `dist` sums to 0, any index (from the same uniforms)."""
+    """The indices whose cumulative share of `dist` first exceeds each of `uniforms`, on their
+    device without a host sync; where `dist` is all 0, any index (from the same uniforms).
+
+    The cumulative sums are of integer weights (`dist` in units of 2^-31 of its maximum): a
+    floating-point cumsum on CUDA adds in an order that changes from run to run, an integer one
+    is exact."""
     n = len(dist)
-    cumulative = (dist / dist.sum()).double().cumsum(0)
-    cumulative = cumulative / cumulative[-1]
-    drawn = torch.searchsorted(cumulative, uniforms).clamp_max(n - 1)
+    weights = (dist / dist.max() * 2**31).nan_to_num(0.0).long()  # all 0: NaN -> 0
+    cumulative = weights.cumsum(0)
+    total = cumulative[-1]
+    targets = (uniforms * total.double()).long().clamp_max(total - 1)
+    drawn = torch.searchsorted(cumulative, targets, right=True).clamp_max(n - 1)
     anywhere = (uniforms * n).long().clamp_max(n - 1)
-    return torch.where(cumulative[-1].isfinite(), drawn, anywhere)
+    return torch.where(total > 0, drawn, anywhere)
 
 
 def _lloyd(
