@@ -40,12 +40,12 @@ def test_without_a_gpu_it_stops_at_once_with_one_line(tmp_path):
 def test_the_demo_comparison_pairs_runs_and_reports_their_agreement(tmp_path):
     check = load_script()
     folders = {}
-    for name, seeds in (("a", "0-1"), ("b", "0-1"), ("c", "0")):
+    for name in ("a", "b"):
         folders[name] = tmp_path / name
         config = SweepConfig(
             methods=["clip-kmeans"],
             datasets=["demo"],
-            seeds=seeds,
+            seeds="0",
             executor="local",
             device="cpu",
             results_dir=str(folders[name]),
@@ -54,5 +54,5 @@ def test_the_demo_comparison_pairs_runs_and_reports_their_agreement(tmp_path):
     lines, agree = check.compare_demo(folders["a"], folders["b"])
     assert agree
     assert lines[-1].startswith("  clip-kmeans: 1.0000, 0.0000,")
-    _, agree = check.compare_demo(folders["a"], folders["c"])  # a run missing on one side
+    _, agree = check.compare_demo(folders["a"], tmp_path / "none")  # runs missing on one side
     assert not agree

@@ -9,6 +9,7 @@ first CUDA tensor, which leaves an error record that still carries its inputs.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -71,16 +72,10 @@ def calls(monkeypatch) -> Calls:
     monkeypatch.setattr(
         laicbench.data.backbone, "TextEncoder", lambda m, t, device: text_encoder(m, t, "cpu")
     )
-    monkeypatch.setattr(laicbench.data.pipeline, "autocast_context", lambda *a: _no_autocast())
+    monkeypatch.setattr(laicbench.data.pipeline, "autocast_context", lambda *a: nullcontext())
     load_backbone.cache_clear()
     yield record
     load_backbone.cache_clear()
-
-
-def _no_autocast():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def pretend_cuda(monkeypatch, calls: Calls) -> None:
