@@ -344,11 +344,9 @@ class Sic(Method):
 
 def cluster_means(x, labels, n_clusters: int):
     """The mean of the rows of `x` in each cluster (K, d): k-means's centers for `labels`."""
-    import torch
+    from laicbench.cluster.tensors import label_means
 
-    sums = torch.zeros(n_clusters, x.shape[1], device=x.device).index_add_(0, labels, x)
-    counts = torch.bincount(labels, minlength=n_clusters).clamp_min(1)
-    return sums / counts[:, None].to(x.dtype)
+    return label_means(x, labels, n_clusters)
 
 
 def semantic_space(
@@ -375,6 +373,8 @@ def confident_centers(x, head, xi_c: float, chunk: int = 65536):
     import torch
     import torch.nn.functional as F
 
+    from laicbench.cluster.tensors import row_means
+
     n, n_clusters = len(x), head.out_features
     top = max(1, int((n // n_clusters) * xi_c))
     best_val = torch.empty(n_clusters, 0, device=x.device)  # clusters x rows: topk along rows
@@ -386,17 +386,7 @@ def confident_centers(x, head, xi_c: float, chunk: int = 65536):
         indices = torch.cat([best_idx, rows.expand(n_clusters, -1)], dim=1)
         best_val, order = values.topk(min(top, values.shape[1]), dim=1)
         best_idx = indices.gather(1, order)
-    # the means as one sparse (K x N) by dense product: no K x top x d gather
-    clusters = torch.arange(n_clusters, device=x.device).repeat_interleave(best_idx.shape[1])
-    weights = torch.full((clusters.numel(),), 1.0 / best_idx.shape[1], device=x.device)
-    means = torch.sparse_coo_tensor(
-        torch.stack([clusters, best_idx.reshape(-1)]),
-        weights,
-        (n_clusters, n),
-        check_invariants=False,
-    )
-    centers = torch.sparse.mm(means, x)
-    return F.normalize(centers, dim=1)
+    return F.normalize(row_means(x, best_idx), dim=1)  # gathered in blocks, deterministic
 
 
 def semantic_centers(image_centers, space_nouns, xi_a: int, *, device: str = "cpu"):

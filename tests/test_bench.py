@@ -66,3 +66,64 @@ def test_every_baseline_declares_its_imagenet_size_steps():
     assert spectral == ["spectral clustering, 10-NN graph of 50,000, K = 1,000"]
     # NTK-SC's spectral step runs on a graph as wide as its diffused affinity
     assert "spectral clustering, 100-NN graph of 50,000, K = 1,000" in ntk
+
+
+def test_on_cuda_each_method_and_its_steps_run_where_sweeps_run_them():
+    from laicbench.api import registry
+
+    devices = {label: job.device for label, job in cifar10_jobs(["clip-kmeans", "tac"], "cuda")}
+    assert devices["clip-kmeans"] == "cpu"  # no GPU share: sweeps run it on the CPU
+    assert devices["tac"] == "cuda"
+    jobs = imagenet_jobs(["clip-kmeans", "tac"], "cuda")
+    kmeans = PrimitiveStep.LABELS["kmeans_pseudo"]
+    assert [job.device for label, job in jobs if label == kmeans] == ["cpu"]
+    assert {job.device for label, job in jobs if label != kmeans} == {"cuda"}
+    for _, job in jobs:  # the step itself was declared for that device
+        assert getattr(job.job, "device", job.device) == job.device
+    assert registry.methods.get("clip-kmeans").resources.gpus == 0
+
+
+def test_a_gpu_step_is_warmed_up_and_its_own_peak_gpu_memory_measured(monkeypatch):
+    import torch
+
+    import laicbench.bench.methods as bench_methods
+    from laicbench.bench.methods import DeviceJob, run_job
+
+    events = []
+    monkeypatch.setattr(bench_methods, "warm_up", lambda device: events.append(("warm", device)))
+    monkeypatch.setattr(
+        torch.cuda, "reset_peak_memory_stats", lambda device: events.append(("reset", device))
+    )
+
+    def peak(device):
+        events.append(("peak", device))
+        return 512 * 2**20
+
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", peak)
+
+    def step():
+        events.append(("step",))
+        return 1.0, 10.0, "how"
+
+    assert run_job(DeviceJob(step, "cuda:1")) == (1.0, 10.0, "how", 512.0)
+    assert events == [("warm", "cuda:1"), ("reset", "cuda:1"), ("step",), ("peak", "cuda:1")]
+    events.clear()
+    assert run_job(DeviceJob(step, "cpu")) == (1.0, 10.0, "how", None)
+    assert events == [("step",)]
+
+
+def test_timed_waits_for_the_gpus_once_cuda_is_in_use(monkeypatch):
+    import torch
+
+    from laicbench.api.bench import timed
+
+    events = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda index: events.append(f"sync {index}"))
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    timed(lambda: events.append("step"))
+    assert events == ["sync 0", "sync 1", "step", "sync 0", "sync 1"]
+    events.clear()
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)  # a CPU-only process
+    timed(lambda: events.append("step"))
+    assert events == ["step"]

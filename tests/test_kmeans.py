@@ -172,3 +172,79 @@ def test_cuda_and_cpu_give_the_same_partition(blobs):
     assert adjusted_rand_score(cpu.labels, gpu.labels) == 1.0
     assert adjusted_rand_score(truth, gpu.labels) == 1.0
     assert gpu.objective == pytest.approx(cpu.objective, rel=1e-4)
+
+
+def test_seeding_draws_on_the_cpu_whatever_the_data_device():
+    # the meta device holds no values: any read-back to the host (.item(), a 0-d tensor index)
+    # raises there, and a generator cannot live on it; so seeding on meta proves that the draws
+    # come from the CPU generator and that nothing is read back per center
+    from laicbench.cluster.kmeans import kmeans_plus_plus
+
+    x, _ = sphere_blobs()
+    data = torch.from_numpy(x)
+    on_cpu, on_meta = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    centers = kmeans_plus_plus(data, 7, on_cpu, chunk_size=64)
+    meta_centers = kmeans_plus_plus(data.to("meta"), 7, on_meta, chunk_size=64)
+    assert meta_centers.device.type == "meta" and meta_centers.shape == centers.shape
+    # the same draws, in the same number, whatever device the data is on
+    assert torch.equal(on_cpu.get_state(), on_meta.get_state())
+    # and they are those of the CPU partition
+    rows = {tuple(r) for r in data.tolist()}
+    assert all(tuple(c) in rows for c in centers.tolist())
+
+
+def test_kmeans_creates_its_generator_on_the_cpu(monkeypatch):
+    created = []
+
+    class Recording(torch.Generator):
+        def __new__(cls, device="cpu"):
+            created.append(torch.device(device).type)
+            return super().__new__(cls, device)
+
+    monkeypatch.setattr(torch, "Generator", Recording)
+    x, _ = sphere_blobs()
+    with pytest.raises((RuntimeError, NotImplementedError)):  # meta has no objective to read
+        spherical_kmeans(x, 5, n_init=1, seed=0, device="meta", sample_size=100)
+    assert created == ["cpu"]
+    spherical_kmeans(x, 5, n_init=2, seed=0)
+    assert created == ["cpu", "cpu"]
+
+
+def test_label_sums_on_a_gpu_path_equal_the_cpu_sums(monkeypatch):
+    # the one-hot products (label_sums's path off the CPU) add the same rows as index_add_
+    from laicbench.cluster import tensors
+
+    monkeypatch.setattr(tensors, "BLOCK_ELEMENTS", 64)  # several blocks
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((101, 5)).astype(np.float32))
+    labels = torch.from_numpy(rng.integers(0, 9, 101))
+    labels[labels == 4] = 5  # a label without rows
+    expected = torch.zeros(9, 5).index_add_(0, labels, x)
+    assert torch.equal(tensors.label_sums(x, labels, 9), expected)
+    assert torch.allclose(tensors.one_hot_sums(x, labels, 9), expected, atol=1e-5)
+    assert tensors.label_sums(x.to("meta"), labels.to("meta"), 9).shape == (9, 5)
+    means = tensors.label_means(x, labels, 9)
+    assert torch.allclose(means[5], x[labels == 5].mean(dim=0), atol=1e-6)
+    assert torch.equal(means[4], torch.zeros(5))
+    index = torch.from_numpy(rng.integers(0, 101, (7, 3)))
+    assert torch.allclose(tensors.row_means(x, index), x[index].mean(dim=1))
+
+
+def test_the_gpu_path_draws_the_cpu_candidates_from_the_same_uniforms():
+    # off the CPU, candidates are the inverse CDF of the uniforms multinomial would draw
+    from laicbench.cluster.kmeans import _inverse_cdf
+
+    same = total = 0
+    for seed in range(50):
+        dist = torch.rand(500, generator=torch.Generator().manual_seed(1000 + seed)) ** 3
+        dist[::5] = 0
+        cpu = torch.multinomial(
+            dist / dist.sum(), 5, replacement=True, generator=torch.Generator().manual_seed(seed)
+        )
+        uniforms = torch.rand(5, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        drawn = _inverse_cdf(dist, uniforms)
+        assert (dist[drawn] > 0).all()
+        same += int((drawn == cpu).sum())
+        total += 5
+    assert same >= 0.99 * total  # a rounding of the cumulative sums may move a boundary
+    assert _inverse_cdf(torch.zeros(10), torch.tensor([0.0, 0.55, 0.999])).tolist() == [0, 5, 9]

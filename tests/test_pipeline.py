@@ -17,6 +17,7 @@ from dataset_fixtures import write_imagenet
 from laicbench.datasets.imagenet import ImageNet10, ImageNetDogs
 from laicbench.datasets.imagenet_classes import IMAGENET10_WNIDS
 
+import laicbench.data.backbone
 import laicbench.data.pipeline
 from laicbench.api.backbone_spec import BackboneSpec
 from laicbench.api.settings import DataSettings
@@ -246,6 +247,48 @@ def test_cached_image_features_equal_a_direct_computation(tmp_path, monkeypatch)
     np.testing.assert_array_equal(again.image_train, data.image_train)
     np.testing.assert_array_equal(again.image_test, data.image_test)
     assert again.info["cache_keys"] == data.info["cache_keys"]
+
+
+def test_loading_cached_features_builds_no_model(tmp_path, monkeypatch):
+    # the cache key comes from the configs: a trial that reads the cache loads no CLIP model
+    dataset, settings = api_setup(tmp_path)
+    spec = BackboneSpec.parse(TINY)
+    data = image_dataset_features(dataset, spec, "cpu", settings)
+    built = []
+    real = laicbench.data.backbone.create_model
+    monkeypatch.setattr(
+        laicbench.data.backbone, "create_model", lambda *a, **kw: built.append(a) or real(*a, **kw)
+    )
+    load_backbone.cache_clear()  # a new process: no backbone loaded yet
+    again = image_dataset_features(dataset, spec, "cpu", settings)
+    assert again.info["cache_keys"] == data.info["cache_keys"]
+    np.testing.assert_array_equal(again.image_test, data.image_test)
+    assert built == []
+
+
+@pytest.mark.parametrize("name", [TINY, "RN50:random"])
+def test_preprocess_settings_are_those_of_the_built_model(name):
+    from laicbench.data.backbone import preprocess_settings
+
+    spec = BackboneSpec.parse(name)
+    visual = create_model(spec).visual
+    size = visual.image_size
+    assert preprocess_settings(spec) == {
+        "image_size": int(size[0] if isinstance(size, (tuple, list)) else size),
+        "mean": [float(v) for v in visual.image_mean],
+        "std": [float(v) for v in visual.image_std],
+    }
+
+
+def test_preprocess_settings_of_a_tag_come_from_its_config():
+    import open_clip
+
+    from laicbench.data.backbone import preprocess_settings
+
+    got = preprocess_settings(BackboneSpec.parse("ViT-B-16-SigLIP:webli"))
+    tag = open_clip.get_pretrained_cfg("ViT-B-16-SigLIP", "webli")
+    assert got == {"image_size": 224, "mean": list(tag["mean"]), "std": list(tag["std"])}
+    assert got["mean"] != preprocess_settings(BackboneSpec.parse("RN50:random"))["mean"]
 
 
 def test_noun_features_are_the_template_ensemble_and_cached(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ this module imports neither torch nor the profiler; a job imports what it times 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -47,10 +48,24 @@ def synthetic(
 
 
 def timed(fn: Callable[[], Any]) -> float:
-    """Seconds `fn()` takes."""
+    """Seconds `fn()` takes, its CUDA work included: once this process uses CUDA, every GPU is
+    synchronised before and after (kernels run asynchronously; without it a step's time would
+    be the time to launch them)."""
+    synchronize_cuda()
     t = time.perf_counter()
     fn()
+    synchronize_cuda()
     return time.perf_counter() - t
+
+
+def synchronize_cuda() -> None:
+    """Wait for every GPU's queued work, when this process has used CUDA (nothing otherwise:
+    torch is not imported for it)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return
+    for index in range(torch.cuda.device_count()):
+        torch.cuda.synchronize(index)
 
 
 class PrimitiveStep:
@@ -86,7 +101,7 @@ class PrimitiveStep:
         import torch
 
         from laicbench.cluster.kmeans import spherical_kmeans
-        from laicbench.cluster.tensors import unit_rows
+        from laicbench.cluster.tensors import label_sums, unit_rows
 
         sample = min(len(x), 256 * k)
         kw = dict(seed=0, device=self.device, sample_size=sample if sample < len(x) else None)
@@ -101,7 +116,7 @@ class PrimitiveStep:
             sums = torch.zeros_like(centers)
             for start in range(0, len(data), 16384):
                 block = data[start : start + 16384]
-                sums.index_add_(0, (block @ centers.T).argmax(dim=1), block)
+                sums += label_sums(block, (block @ centers.T).argmax(dim=1), k)
 
         t_iter = timed(lloyd_step)
         estimate = n_init * (t_init + 300 * t_iter)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -67,6 +67,13 @@ class DataSettings:
         if self.precision != "auto":
             return self.precision
         return "fp16" if device.startswith("cuda") else "fp32"
+
+    def extracting_on(self, device: str) -> DataSettings:
+        """These settings with precision "auto" resolved for `device`, the device that extracts
+        the features (a sweep's): the runs of a sweep then read, fingerprint and record the same
+        features whatever device each of them runs on (a CPU-only method in a CUDA sweep, a GPU
+        trial of a driver without a GPU)."""
+        return replace(self, precision=self.resolved_precision(device))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""

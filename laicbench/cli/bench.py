@@ -144,23 +144,28 @@ def _methods(args: argparse.Namespace, out: Console) -> int:
     if args.size in ("imagenet", "both"):
         jobs += [("imagenet", n, j) for n, j in imagenet_jobs(names, device)]
     table = Table(title=f"methods benchmark on {device}")
-    for column in ("size", "method / step", "measured", "estimated", "peak RSS", "how"):
+    columns = ("size", "method / step", "device", "measured", "estimated", "peak RSS", "peak GPU")
+    for column in (*columns, "how"):
         table.add_column(column, overflow="fold")
     results = []
     for size, name, job in jobs:
         m = measure(name, job)
         results.append({"size": size, **asdict(m)})
+        gpu = "" if m.peak_gpu_mb is None else f"{m.peak_gpu_mb / 1024:.2f} GiB"
         table.add_row(
             size,
             name,
+            m.device,
             f"{m.measured_s:.1f} s",
             _duration(m.estimated_s),
             f"{m.peak_rss_mb / 1024:.2f} GiB",
+            gpu,
             m.note,
         )
         out.print(
-            f"{size} {name}: {m.measured_s:.1f} s measured, {_duration(m.estimated_s)} "
-            f"estimated, peak {m.peak_rss_mb / 1024:.2f} GiB"
+            f"{size} {name} on {m.device}: {m.measured_s:.1f} s measured, "
+            f"{_duration(m.estimated_s)} estimated, peak {m.peak_rss_mb / 1024:.2f} GiB"
+            + (f", GPU {gpu}" if gpu else "")
         )
     out.print(table)
     _write(args.out, {"device": device, "results": results})

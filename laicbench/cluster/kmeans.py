@@ -9,11 +9,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from laicbench.cluster.tensors import torch_threads, unit_rows
+from laicbench.cluster.tensors import label_sums, torch_threads, unit_rows
 
 IMPLEMENTATION = (
     "laicbench.cluster.kmeans.spherical_kmeans (torch, greedy k-means++ init, Lloyd; "
-    "1 CPU thread below 2^28 multiply-adds per iteration)"
+    "1 CPU thread below 2^28 multiply-adds per iteration; draws from a CPU generator)"
 )
 # Below this many multiply-adds per Lloyd iteration one CPU thread is faster than several (thread
 # start-up dominates, and oversubscribed cores make OpenMP spin) and the result cannot depend on
@@ -79,16 +79,16 @@ def _spherical_kmeans(
     n = data.shape[0]
     if not 1 <= n_clusters <= n:
         raise ValueError(f"n_clusters={n_clusters} must be between 1 and the {n} samples")
-    gen = torch.Generator(device=data.device).manual_seed(seed)
+    gen = torch.Generator(device="cpu").manual_seed(seed)  # the training loops' rule
     fit = data
     if sample_size is not None and sample_size < n:
         if sample_size < n_clusters:
             raise ValueError(f"sample_size={sample_size} is below n_clusters={n_clusters}")
-        fit = data[torch.randperm(n, generator=gen, device=data.device)[:sample_size]]
+        fit = data[torch.randperm(n, generator=gen)[:sample_size].to(data.device)]
 
     best: tuple[float, torch.Tensor, int] | None = None
     for _ in range(n_init):
-        centers = _kmeans_plus_plus(fit, n_clusters, gen, chunk_size)
+        centers = kmeans_plus_plus(fit, n_clusters, gen, chunk_size)
         centers, objective, n_iter = _lloyd(fit, centers, max_iter, tol, chunk_size)
         if best is None or objective > best[0]:
             best = (objective, centers, n_iter)
@@ -116,30 +116,65 @@ def _assign(
     return labels, sims
 
 
-def _kmeans_plus_plus(
+def kmeans_plus_plus(
     data: torch.Tensor, k: int, gen: torch.Generator, chunk_size: int
 ) -> torch.Tensor:
-    """Greedy k-means++ seeding with 2 + log(k) candidate trials per center."""
+    """Greedy k-means++ seeding with 2 + log(k) candidate trials per center, drawn from the CPU
+    generator `gen` whatever the data's device.
+
+    On the CPU the candidates are ``torch.multinomial`` draws (with replacement: `trials`
+    uniforms per center, by inverse CDF). On another device the same uniforms are drawn for the
+    whole restart at once, moved there in one copy and inverted there, so a seed makes the same
+    draws on every device and nothing is read back to the host per center."""
     n = data.shape[0]
     trials = 2 + int(math.log(k))
-    first = torch.randint(n, (1,), generator=gen, device=data.device)
-    centers = [data[first[0]]]
-    dist = (1.0 - data @ centers[0]).clamp_min(0)
-    for _ in range(1, k):
-        total = dist.sum()
-        if total <= 0:  # every point coincides with a center: pick any
-            cand = torch.randint(n, (trials,), generator=gen, device=data.device)
+    on_cpu = data.device.type == "cpu"
+    first = torch.randint(n, (1,), generator=gen).to(data.device)
+    uniforms = None
+    if not on_cpu:
+        uniforms = torch.rand((k - 1, trials), dtype=torch.float64, generator=gen)
+        uniforms = uniforms.to(data.device)
+    chosen = torch.empty(k, dtype=torch.long, device=data.device)
+    chosen[:1] = first
+    dist = (1.0 - data @ data.index_select(0, first)[0]).clamp_min(0)
+    for i in range(1, k):
+        if uniforms is None:
+            cand = _cpu_candidates(dist, trials, gen)
         else:
-            cand = torch.multinomial(dist / total, trials, replacement=True, generator=gen)
+            cand = _inverse_cdf(dist, uniforms[i - 1])
         cand_dist = torch.empty((trials, n), dtype=data.dtype, device=data.device)
         for start in range(0, n, chunk_size):
             block = data[start : start + chunk_size]
             cand_dist[:, start : start + chunk_size] = (1.0 - data[cand] @ block.T).clamp_min(0)
-        potentials = torch.minimum(cand_dist, dist).sum(dim=1)
-        best = int(potentials.argmin().item())
-        centers.append(data[cand[best]])
-        dist = torch.minimum(dist, cand_dist[best])
-    return torch.stack(centers)
+        best = torch.minimum(cand_dist, dist).sum(dim=1).argmin().view(1)
+        chosen[i : i + 1] = cand[best]
+        dist = torch.minimum(dist, cand_dist.index_select(0, best)[0])
+    return data[chosen]
+
+
+def _cpu_candidates(dist: torch.Tensor, trials: int, gen: torch.Generator) -> torch.Tensor:
+    """`trials` indices drawn with probability proportional to `dist` (a CPU tensor)."""
+    total = dist.sum()
+    if total <= 0:  # every point coincides with a center: pick any
+        return torch.randint(len(dist), (trials,), generator=gen)
+    return torch.multinomial(dist / total, trials, replacement=True, generator=gen)
+
+
+def _inverse_cdf(dist: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """The indices whose cumulative share of `dist` first exceeds each of `uniforms`, on their
+    device without a host sync; where `dist` is all 0, any index (from the same uniforms).
+
+    The cumulative sums are of integer weights (`dist` in units of 2^-31 of its maximum): a
+    floating-point cumsum on CUDA adds in an order that changes from run to run, an integer one
+    is exact."""
+    n = len(dist)
+    weights = (dist / dist.max() * 2**31).nan_to_num(0.0).long()  # all 0: NaN -> 0
+    cumulative = weights.cumsum(0)
+    total = cumulative[-1]
+    targets = (uniforms * total.double()).long().clamp_max(total - 1)
+    drawn = torch.searchsorted(cumulative, targets, right=True).clamp_max(n - 1)
+    anywhere = (uniforms * n).long().clamp_max(n - 1)
+    return torch.where(total > 0, drawn, anywhere)
 
 
 def _lloyd(
@@ -151,7 +186,7 @@ def _lloyd(
     objective = float(sims.sum().item())
     n_iter = 0
     for n_iter in range(1, max_iter + 1):  # noqa: B007 - n_iter is reported
-        sums = torch.zeros_like(centers).index_add_(0, labels, data)
+        sums = label_sums(data, labels, k)
         counts = torch.bincount(labels, minlength=k)
         empty = (counts == 0).nonzero().flatten()
         if len(empty):

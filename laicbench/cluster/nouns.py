@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from laicbench.cluster.kmeans import spherical_kmeans
-from laicbench.cluster.tensors import unit_rows
+from laicbench.cluster.tensors import label_sums, unit_rows
 
 
 def normalise(x: np.ndarray | torch.Tensor, device: str = "cpu") -> torch.Tensor:
@@ -74,8 +74,8 @@ def select_nouns(
         points_per_centroid=points_per_centroid,
     )
     labels = torch.as_tensor(result.labels, device=device)
-    centers = torch.zeros(n_centers, x.shape[1], device=device).index_add_(0, labels, x)
-    centers = F.normalize(centers, dim=1)  # mean of all assigned images, as TAC recomputes it
+    # the mean of all assigned images, as TAC recomputes it (sums: deterministic on a GPU too)
+    centers = F.normalize(label_sums(x, labels, n_centers), dim=1)
     winner = np.empty(len(nouns), dtype=np.int64)
     confidence = np.empty(len(nouns), dtype=np.float32)
     for start in range(0, len(nouns), noun_chunk):

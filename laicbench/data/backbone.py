@@ -132,6 +132,34 @@ def weights_identity(spec: BackboneSpec, cache_dir: str | Path | None = None) ->
     }
 
 
+def preprocess_settings(spec: BackboneSpec) -> dict[str, Any]:
+    """Input size, mean and std of the image tower of `spec` ({"image_size", "mean", "std"}), read
+    from open_clip's model config and, for a pretrained tag, the tag's config: what
+    ``open_clip.create_model`` sets on the model it builds (its visual tower's ``image_size``,
+    ``image_mean`` and ``image_std``), without building it (a cache key must not load a CLIP
+    model, 0.6 to 10 GB, on a trial's GPU share)."""
+    import open_clip
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
+
+    register_tiny_architecture()
+    config = open_clip.get_model_config(spec.arch)
+    if config is None:
+        raise UserError(
+            f"unknown open_clip architecture {spec.arch!r}{_did_you_mean_arch(spec.arch)}"
+        )
+    preprocess = PreprocessCfg()
+    is_tag = not spec.is_random and not Path(str(spec.pretrained)).expanduser().is_file()
+    if is_tag:  # a checkpoint file or random weights keep open_clip's defaults
+        tag_cfg = open_clip.get_pretrained_cfg(spec.arch, spec.pretrained) or {}
+        preprocess = PreprocessCfg(**merge_preprocess_dict(preprocess, tag_cfg))
+    size = config["vision_cfg"].get("image_size", preprocess.size)
+    return {
+        "image_size": int(size[0] if isinstance(size, (tuple, list)) else size),
+        "mean": [float(v) for v in preprocess.mean],
+        "std": [float(v) for v in preprocess.std],
+    }
+
+
 def _cached_file_sha256(path: Path, cache_dir: str | Path | None) -> str:
     """SHA-256 of a checkpoint, remembered per (path, size, mtime) in the feature cache; the
     memo is updated under a file lock and written atomically, as cache entries are."""
@@ -190,14 +218,9 @@ class Backbone:
 
     @functools.cached_property
     def preprocess_cfg(self) -> dict[str, Any]:
-        """Input size, mean and std of the image tower."""
-        visual = self.model.visual
-        size = visual.image_size
-        return {
-            "image_size": int(size[0] if isinstance(size, (tuple, list)) else size),
-            "mean": [float(v) for v in visual.image_mean],
-            "std": [float(v) for v in visual.image_std],
-        }
+        """Input size, mean and std of the image tower (``preprocess_settings``: from the
+        configs, so that a cache key never builds the model)."""
+        return preprocess_settings(self.spec)
 
     def image_transform(self, resize_ratio: float, normalize: bool = True) -> Callable:
         """Resize(round(ratio x size), bicubic), CenterCrop(size), RGB, to tensor, Normalize

@@ -346,7 +346,7 @@ class InputFingerprints:
 
     def __init__(self, device: str, settings: DataSettings):
         self.device = device
-        self.settings = settings
+        self.settings = settings.extracting_on(device)  # as execute_run resolves it
         self._memo: dict[tuple, dict[str, Any]] = {}
 
     def __call__(self, spec: RunSpec) -> dict[str, Any] | None:

@@ -150,14 +150,16 @@ def execute_run(
 ) -> RunRecord:
     """Run `spec` on `device`, store its record (ok, error, oom or timeout) and return the record.
 
-    A method without a GPU share runs on the CPU whatever `device` says (Resources.device_for).
+    A method without a GPU share runs on the CPU whatever `device` says (Resources.device_for),
+    on the features extracted for `device` (precision "auto" resolves for `device`, the sweep's,
+    not for the device the method runs on: ``DataSettings.extracting_on``).
     Exceptions of the method or the data become error records; a method still going after
     `timeout` seconds (None: no limit; loading the features is not counted) makes a timeout
     record (``laicbench.run.timeout``); KeyboardInterrupt propagates and leaves nothing behind.
     A failed rerun of a run whose ok record exists (``--overwrite``) keeps the ok record, with
     the failure stored in it under ``last_failure``.
     """
-    settings = settings or DataSettings()
+    settings = (settings or DataSettings()).extracting_on(device)
     method_cls: type[Method] = registry.methods.get(spec.method)
     device = method_cls.resources.device_for(device)
     t0 = time.perf_counter()
@@ -172,7 +174,7 @@ def execute_run(
     y_true = y_pred = None
     arrays: dict[str, np.ndarray] = {}
     if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats(device)
     with PeakMemory() as memory, torch_threads(record.threads):
         # the work fills a copy: a timed-out run's thread may go on for a while, and must not
         # touch the record that is stored
@@ -194,7 +196,7 @@ def execute_run(
     record.wall_time_s = time.perf_counter() - t0
     record.peak_rss_mb = memory.peak_mb
     if device.startswith("cuda"):
-        record.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20
+        record.peak_gpu_mb = torch.cuda.max_memory_allocated(device) / 2**20  # the run's GPU
     record.finished_at = now()
     record.environment = environment()
     if not record.ok:

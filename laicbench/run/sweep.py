@@ -65,18 +65,20 @@ class Sweep:
             registry.load_plugin_folder(folder)
         self.config = config
         self.specs = expand(config) if specs is None else specs
-        self.settings: DataSettings = config.data_settings()
-        if self.settings.vocabulary is not None:  # unreadable: said first, whatever the runs
+        given = config.data_settings()
+        if given.vocabulary is not None:  # unreadable: said first, whatever the runs
             from laicbench.data.vocab import load_vocabulary
 
-            load_vocabulary(self.settings.vocabulary)
-        check_settings_read(self.specs, self.settings)
+            load_vocabulary(given.vocabulary)
+        check_settings_read(self.specs, given)  # the flags as given, before "auto" resolves
         remote_ray = config.executor == "ray" and bool(config.address)
         # the driver only extracts features; with a remote cluster the trials' GPUs are the
         # cluster's, so the driver's own device stays auto
         self.device = resolve_device(
             "auto" if remote_ray and config.device != "cpu" else config.device
         )
+        # the precision is the extracting device's (the driver's), for every run wherever it runs
+        self.settings: DataSettings = config.data_settings().extracting_on(self.device)
         self.store = ResultStore(config.results_dir)
         self.fingerprints = InputFingerprints(self.device, self.settings)
 
