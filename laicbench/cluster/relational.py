@@ -92,25 +92,31 @@ class RidgeRelations:
     def with_column_scale(self, images: np.ndarray) -> RidgeRelations:
         """These relations with each noun's mean and standard deviation of relation over
         `images` (the train split), from their d x d second moment (exact, no N x M matrix)."""
-        x = _unit_rows(images)
+        x = _unit_rows(images, np.float32)
         weights = self.nouns @ self.ridge  # c_ij = x_i . w_j
-        mean = weights @ x.mean(axis=0)
-        second = np.einsum("jd,de,je->j", weights, x.T @ x / len(x), weights)
+        mean = weights @ x.mean(axis=0, dtype=np.float64)
+        moment = (x.T @ x).astype(np.float64) / len(x)
+        second = np.einsum("jd,de,je->j", weights, moment, weights)
         std = np.sqrt(np.maximum(second - mean**2, 0.0))
         return dataclasses.replace(self, column_mean=mean, column_std=np.maximum(std, 1e-12))
 
     def sharpened(self, images: np.ndarray, temperature: float) -> np.ndarray:
         """normalise(softmax(standardise(c_i) / temperature) T) for each relation row c_i of
         `images` (n, d), columns first standardised where ``with_column_scale`` set their scale;
-        computed in chunks of rows; float32 (n, d)."""
-        out = np.empty((len(images), self.nouns.shape[1]), dtype=np.float32)
+        computed in float32, in chunks of rows; float32 (n, d)."""
+        weights = (self.ridge @ self.nouns.T).astype(np.float32)  # d x M
+        nouns = self.nouns.astype(np.float32)
+        scaled = self.column_std is not None
+        mean = self.column_mean.astype(np.float32) if scaled else None
+        std = self.column_std.astype(np.float32) if scaled else None
+        out = np.empty((len(images), nouns.shape[1]), dtype=np.float32)
         for start in range(0, len(images), SHARPEN_CHUNK):
-            c = self.relations(images[start : start + SHARPEN_CHUNK])
-            if self.column_std is not None:
-                c = (c - self.column_mean) / self.column_std
+            c = _unit_rows(images[start : start + SHARPEN_CHUNK], np.float32) @ weights
+            if scaled:
+                c = (c - mean) / std
             spread = np.maximum(c.std(axis=1, keepdims=True), 1e-12)
             p = np.exp((c - c.max(axis=1, keepdims=True)) / (spread * temperature))
-            out[start : start + len(c)] = _unit_rows(p @ self.nouns)
+            out[start : start + len(c)] = _unit_rows(p @ nouns, np.float32)
         return out
 
     def relations(self, images: np.ndarray) -> np.ndarray:
@@ -149,7 +155,7 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def _unit_rows(images: np.ndarray) -> np.ndarray:
-    """Rows of `images` L2-normalised, in float64 (read-only cache arrays are not written)."""
-    x = np.asarray(images, dtype=np.float64)
+def _unit_rows(images: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+    """Rows of `images` L2-normalised, in `dtype` (read-only cache arrays are not written)."""
+    x = np.asarray(images, dtype=dtype)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
