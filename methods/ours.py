@@ -2,18 +2,25 @@
 centers, as reconstructed in ../shared/reference/ours.md.
 
 The paper's code is not public and its method section could not be read: every choice it leaves
-open is a named hyperparameter here, with the default chosen by sweeps on three simulated
-generators (demo-10, demo-50, demo-nuisance; docs/ours.md). To be corrected
-when the full paper is at hand.
+open is a named hyperparameter here, with the defaults chosen on the three demo generators
+(demo-10, demo-50, demo-nuisance) together with the relational generator families of
+laicbench.datasets.relational_families (docs/ours.md). To be corrected when the full paper is at
+hand.
 
-The ridge penalty is relative by default (``ridge_scale="relative"``): ``ridge_lambda`` times the
-mean eigenvalue of T^T T (M / d for M unit-norm selected nouns in d dimensions), so that it means
-the same whether tens or thousands of nouns are selected; ``ridge_scale="absolute"`` keeps the
-plain form (the penalty actually used is in ``artefacts.resolved.ridge_penalty``).
+The ridge penalty is chosen per run without labels (``ridge_lambda=None``): the relative value
+(times the mean eigenvalue M / d of T^T T) on a grid of 13 from 0.1 to 100 that minimises the
+generalized cross-validation error of the ridge regression of the train images on the selected
+nouns (one SVD of T; the chosen value and the curve are in ``artefacts.selection``). A number
+fixes it (``ridge_scale`` says whether it is relative or absolute; the penalty actually used is in
+``artefacts.resolved.ridge_penalty``).
+
+The representation is by default the sharpened relations (``representation="sharpened"``): each
+noun's relations standardised over the train images, each image's then over the nouns, a softmax
+at ``relation_temperature``, and the mixture of the noun features it weights (d dimensions).
 
 ``ours-notrain``: TAC's noun selection on the train split; ridge relations of images to the
-selected nouns (exact, in d dimensions through the isometry of laicbench.cluster.relational);
-spherical k-means with K on the relational representation of the test split.
+selected nouns (exact, in d dimensions, see laicbench.cluster.relational); spherical k-means with
+K on the representation of the test split.
 
 ``ours``: pseudo-labels by k-means in the relational space of the train split; neighbourhood
 consistency filtering (keep a sample when at least `eta` of its `k_hat` nearest relational
@@ -53,25 +60,36 @@ from laicbench.cluster.relational import RIDGE_SCALES, RidgeRelations
 if TYPE_CHECKING:
     import torch
 
-REPRESENTATIONS = ("relation", "concat")
-RIDGE_LAMBDA = 10.0  # relative to the mean eigenvalue of T^T T (docs/ours.md)
+REPRESENTATIONS = ("sharpened", "relation", "concat")
 RELATIONS_SAMPLE = 256  # test rows whose explicit relations are kept for the heat map figure
-# the relative ridge penalty: docs/ours.md's sweep lost below 1 and from 100 on
-RIDGE_LAMBDA_SPACE = FloatRange(1.0, 100.0, log=True)
+# the relative penalties GCV chooses from, and the train images it reads at most
+RIDGE_GRID = tuple(float(v) for v in np.geomspace(0.1, 100.0, 13).round(3))
+GCV_MAX_IMAGES = 2000
+# the softmax temperature of the sharpened relations in a search (the ridge penalty is chosen
+# per run by GCV, so searches leave it to that rule)
+RELATION_TEMPERATURE_SPACE = FloatRange(0.2, 1.0, log=True)
 
 
 @dataclass
 class _Relational(NounSelectingMethod):
     """Noun selection, ridge relations and the chosen representation."""
 
-    ridge_lambda: float = RIDGE_LAMBDA
+    ridge_lambda: float | None = None
     """Ridge penalty lambda of the relations C = X T^T (T T^T + lambda I)^-1 of images X to the
-    selected nouns T: relative to the mean eigenvalue of T^T T, or as it is (see ridge_scale)."""
+    selected nouns T: relative to the mean eigenvalue of T^T T, or as it is (see ridge_scale).
+    None: chosen per run, without labels, by generalized cross-validation of the ridge regression
+    of the train images on T over 13 relative values from 0.1 to 100 (artefacts.selection)."""
     ridge_scale: str = "relative"
     """'relative': lambda = ridge_lambda x the mean eigenvalue of T^T T, the same shrinkage
     whatever the number of selected nouns; 'absolute': lambda = ridge_lambda."""
-    representation: str = "relation"
-    """What is clustered: 'relation' (the relational rows) or 'concat' ([image; relational row])."""
+    representation: str = "sharpened"
+    """What is clustered: 'sharpened' (relations standardised per noun over the train images,
+    then per image over the nouns, softmax at relation_temperature, mapped back to the mixture of
+    the noun features it weights),
+    'relation' (the relational rows) or 'concat' ([image; relational row])."""
+    relation_temperature: float = 0.5
+    """Softmax temperature of the standardised relation rows ('sharpened' only; smaller: fewer
+    nouns decide)."""
     n_init: int = 20
     """Restarts of the k-means on the representation (the clustering of ours-notrain, the pseudo-
     labels of ours)."""
@@ -81,6 +99,7 @@ class _Relational(NounSelectingMethod):
         "ridge_lambda": POSITIVE,
         "ridge_scale": Options(RIDGE_SCALES),
         "representation": Options(REPRESENTATIONS),
+        "relation_temperature": POSITIVE,
         "n_init": AT_LEAST_ONE,
     }
 
@@ -90,28 +109,68 @@ class _Relational(NounSelectingMethod):
         if self.ridge_scale not in RIDGE_SCALES:
             raise ValueError(f"ridge_scale must be one of {RIDGE_SCALES}")
         nouns = self._select(features, n_clusters, seed)
-        relations = RidgeRelations.fit(nouns, self.ridge_lambda, self.ridge_scale)
+        ridge_lambda, scale = self._ridge_lambda(nouns, features.image_train, seed)
+        relations = RidgeRelations.fit(nouns, ridge_lambda, scale)
+        if self.representation == "sharpened":
+            relations = relations.with_column_scale(features.image_train)
         self.artefacts_["n_selected_nouns"] = len(relations.nouns)
+        self.artefacts_["resolved"]["ridge_lambda"] = ridge_lambda
         self.artefacts_["resolved"]["ridge_penalty"] = relations.penalty
         return relations
+
+    def _ridge_lambda(self, nouns: np.ndarray, images: np.ndarray, seed: int) -> tuple[float, str]:
+        """(ridge_lambda, its scale): the fixed value, or GCV's choice on RIDGE_GRID (relative)
+        over a seeded sample of at most GCV_MAX_IMAGES train images; records the rule and the
+        curve in ``artefacts_["selection"]``. Reads no labels."""
+        from laicbench.cluster.relational import effective_penalty, gcv_curve
+
+        if self.ridge_lambda is not None:
+            self.artefacts_["selection"] = f"none: fixed ridge_lambda {self.ridge_lambda:g}"
+            return float(self.ridge_lambda), self.ridge_scale
+        rng = np.random.default_rng(seed)
+        sample = rng.choice(len(images), min(GCV_MAX_IMAGES, len(images)), replace=False)
+        grid = np.asarray(RIDGE_GRID)
+        penalties = [effective_penalty(v, "relative", *np.shape(nouns)) for v in grid]
+        curve = gcv_curve(nouns, np.asarray(images)[np.sort(sample)], np.asarray(penalties))
+        chosen = float(grid[int(np.argmin(curve))])
+        self.artefacts_["selection"] = {
+            "rule": "ridge_lambda (relative) minimising the generalized cross-validation error "
+            "of the ridge regression of train images on the selected nouns; no labels",
+            "parameter": "ridge_lambda",
+            "chosen": chosen,
+            "grid": list(RIDGE_GRID),
+            "criterion": "gcv",
+            "curve": [float(v) for v in curve],
+            "n_images": len(sample),
+        }
+        return chosen, "relative"
 
     def _represent(self, relations: RidgeRelations, images: np.ndarray) -> np.ndarray:
         from laicbench.cluster.nouns import normalise
 
+        if self.representation == "sharpened":
+            return relations.sharpened(images, self.relation_temperature)
         r = relations.representation(images)
         if self.representation == "relation":
             return r
         return np.concatenate([normalise(images).numpy(), r], axis=1)
 
     def _keep_diagnostics(
-        self, relations: RidgeRelations, features: FeatureBundle, seed: int
+        self,
+        relations: RidgeRelations,
+        features: FeatureBundle,
+        seed: int,
+        represented: np.ndarray | None = None,
     ) -> None:
-        """Arrays the harness turns into label-based figure data (labels never come here)."""
+        """Arrays the harness turns into label-based figure data (labels never come here);
+        `represented`: the test split's representation where it is already at hand."""
         x_test = features.image_test
+        if represented is None:
+            represented = self._represent(relations, x_test)
         rng = np.random.default_rng(seed)
         sample = np.sort(rng.choice(len(x_test), min(RELATIONS_SAMPLE, len(x_test)), False))
         self.outputs_ = MethodOutputs(
-            representation_test=relations.representation(x_test),
+            representation_test=represented,
             relations_sample=relations.relations(x_test[sample]).astype(np.float32),
             relations_sample_index=sample,
         )
@@ -122,12 +181,15 @@ class _Relational(NounSelectingMethod):
 class OursNoTrain(_Relational):
     """2026 relational method without training: k-means on ridge relations to selected nouns."""
 
-    version = "3"  # 3: ridge penalty relative to the selected nouns (docs/ours.md)
+    version = "4"  # 4: ridge penalty by GCV per run; sharpened relations (docs/ours.md)
     tags = frozenset({"training-free"})
     needs = frozenset({Need.NOUNS})
     resources = Resources(cpus=1, gpus=0.25)
-    # the ridge penalty and TAC's k_s, from which the relations are made
-    param_space = {"ridge_lambda": RIDGE_LAMBDA_SPACE, "n_semantic_centers": SEMANTIC_CENTERS_SPACE}
+    # the sharpening temperature and TAC's k_s, from which the representation is made
+    param_space = {
+        "relation_temperature": RELATION_TEMPERATURE_SPACE,
+        "n_semantic_centers": SEMANTIC_CENTERS_SPACE,
+    }
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Spherical k-means with K on the relational representation of the test split."""
@@ -143,7 +205,7 @@ class OursNoTrain(_Relational):
             seed=seed,
             device=features.device,
         ).labels
-        self._keep_diagnostics(relations, features, seed)
+        self._keep_diagnostics(relations, features, seed, z)
         return labels
 
 
@@ -178,7 +240,7 @@ class Ours(_Relational):
     """Weight of a term that rewards balanced clusters (the negative entropy of the mean predicted
     assignment); 0: none."""
 
-    version = "3"  # 3: relative ridge penalty; fewer, larger prompt-learning steps (docs/ours.md)
+    version = "4"  # 4: ridge penalty by GCV per run; sharpened relations (docs/ours.md)
     tags = frozenset({"featured"})
     needs = frozenset({Need.NOUNS, Need.TEXT_ENCODER})
     resources = Resources(cpus=1, gpus=0.5)
@@ -195,10 +257,10 @@ class Ours(_Relational):
         "batch_size": AT_LEAST_ONE,
         "balance_weight": NON_NEGATIVE,
     }
-    # the ridge penalty, the consistency filter's eta and the prompt temperature tau_p (docs/ours.md
-    # swept eta 0.5-0.9 and tau_p 0.01-0.1)
+    # the sharpening temperature, the consistency filter's eta and the prompt temperature tau_p
+    # (docs/ours.md swept eta 0.5-0.9 and tau_p 0.01-0.1)
     param_space = {
-        "ridge_lambda": RIDGE_LAMBDA_SPACE,
+        "relation_temperature": RELATION_TEMPERATURE_SPACE,
         "eta": FloatRange(0.5, 0.95),
         "tau_p": FloatRange(0.01, 0.2, log=True),
     }

@@ -14,6 +14,7 @@ import numpy as np
 
 from laicbench.api import register_figure
 from laicbench.report.figures import (
+    SERIES_PALETTE,
     FigureContext,
     FigureResult,
     block_ticks,
@@ -260,5 +261,53 @@ def draw_semantic_centers(context: FigureContext) -> FigureResult:
         f"Learned semantic centers: {run.method}, {run.dataset}, seed {run.seed} ({shown})",
         loc="left",
     )
+    result.files = save_figure(fig, context.folder, result.name)
+    return result
+
+
+@register_figure("ridge_selection")
+@styled
+def draw_ridge_selection(context: FigureContext) -> FigureResult:
+    """Per dataset, the label-free criterion that chose ours' ridge penalty (the GCV error over
+    the relative grid, divided by its minimum; mean over seeds of ours-notrain, else ours) with
+    each seed's chosen value marked. Returns the files or a skip reason."""
+    result = FigureResult(
+        "ridge_selection",
+        "Ridge penalty chosen without labels",
+        "Generalized cross-validation error of the ridge regression of train images on the "
+        "selected nouns against the relative ridge penalty (divided by its minimum, mean over "
+        "seeds); dots: the penalty each run chose.",
+    )
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for preferred in ("ours-notrain", "ours"):
+        for g in context.groups:
+            if g.method != preferred or g.column in curves:
+                continue
+            found = [(r.record.artefacts or {}).get("selection") for r in g.runs]
+            found = [s for s in found if isinstance(s, dict) and s.get("curve")]
+            if found:
+                curves[g.column] = found
+    shown = [c for c in context.columns if c in curves]
+    if not shown:
+        result.skipped = "no ours/ours-notrain run that chose its ridge penalty (selection curve)"
+        return result
+    fig = new_figure(6.4, 3.8)
+    ax = fig.add_subplot()
+    for i, column in enumerate(shown):
+        selections = curves[column]
+        grid = np.asarray(selections[0]["grid"], dtype=float)
+        same = [s for s in selections if len(s["curve"]) == len(grid)]
+        relative = np.mean([np.asarray(s["curve"]) / min(s["curve"]) for s in same], axis=0)
+        colour = SERIES_PALETTE[i % len(SERIES_PALETTE)]
+        ax.plot(grid, relative, marker="o", markersize=4, color=colour, label=column)
+        for s in same:
+            chosen = float(s["chosen"])
+            ax.plot([chosen], [relative[int(np.argmin(np.abs(grid - chosen)))]], "D", color=colour)
+    ax.set_xscale("log")
+    ax.set_xlabel("ridge_lambda (relative to the mean eigenvalue of T^T T)")
+    ax.set_ylabel("GCV error / its minimum")
+    ax.yaxis.grid(True, color="#dddddd", linewidth=0.6)
+    legend_above(ax, min(4, len(shown)))
+    fig.suptitle("ours: ridge penalty by generalized cross-validation", fontsize=11)
     result.files = save_figure(fig, context.folder, result.name)
     return result

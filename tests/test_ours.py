@@ -61,7 +61,8 @@ def test_relative_penalty_does_not_depend_on_how_many_nouns_repeat():
 
 def test_ours_notrain_beats_kmeans_where_hundreds_of_nouns_are_selected(cli, tmp_path):
     """The regression behind the relative penalty: on features whose nuisance lies in directions
-    the nouns cover weakly, the old absolute default (lambda 3) barely beat k-means."""
+    the nouns cover weakly, version 2's defaults (plain relation rows, absolute lambda 3) barely
+    beat k-means; version 4's (GCV's penalty, sharpened relations) do."""
     path = write_confounded_features(tmp_path / "confounded.npz")
     results = tmp_path / "runs"
     common = ["--datasets", path, "--seeds", "0,1", "--results-dir", results]
@@ -73,6 +74,8 @@ def test_ours_notrain_beats_kmeans_where_hundreds_of_nouns_are_selected(cli, tmp
         "ours-notrain.ridge_scale=absolute",
         "--grid",
         "ours-notrain.ridge_lambda=3.0",
+        "--grid",
+        "ours-notrain.representation=relation",
     ]
     assert cli("run", "--methods", "ours-notrain", *common, *centers, *old_default).status == 0
     acc: dict[str, list[float]] = {}

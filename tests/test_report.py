@@ -387,6 +387,7 @@ EXPECTED_FIGURES = [
     "pseudo_label_filtering",
     "relations_heatmap",
     "semantic_centers",
+    "ridge_selection",
     "sensitivity_ours-notrain_ridge_lambda",
     "confusion",
 ]
