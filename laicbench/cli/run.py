@@ -169,6 +169,8 @@ def _code(text: str) -> str:
 
 def _space(method_cls) -> str:
     """The parameters a method's search space covers, or why it is not tunable."""
+    if "interactive" in method_cls.tags:
+        return "not tunable (interactive)"
     if method_cls.oracle:
         return "not tunable (oracle)"
     return ", ".join(method_cls.param_space) or "not tunable"
