@@ -40,6 +40,7 @@ train split (the official script mines the split it evaluates on).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,6 +57,8 @@ from laicbench.api import (
     Resources,
     register_method,
 )
+
+MINING_PROBE = 131_072  # the slice of the train images the mining benchmark times
 
 # VLM4Cluster's LAION-400M ViT-B/32 budgets on the datasets laicbench has; the official 500
 # elsewhere
@@ -129,6 +132,27 @@ class Idc(Method):
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = {
         dataset: {"budget": budget} for dataset, budget in IDC_BUDGETS.items()
     }
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """At ImageNet-1K size: the k-means with K = 1,000, the exact k-NN of the train images
+        (representativeness), the greedy mining of 2,000 queries over the 1.28M images, and the
+        head's steps (20 warm-up epochs of 256 and 100 epochs of 20 steps: 102,080)."""
+        from laicbench.api.bench import SIZES, PrimitiveStep, RepeatedStep
+
+        if size != "imagenet":
+            return []
+        scale = SIZES["imagenet"]["n_train"] / MINING_PROBE
+        mining = RepeatedStep(
+            _bench_mining_step, device, 2000 * scale, f"one pick over {MINING_PROBE:,} images"
+        )
+        training = RepeatedStep(_bench_training_step, device, 102_080, "a step of batch 256")
+        return [
+            PrimitiveStep.job("kmeans_pseudo", device),
+            PrimitiveStep.job("knn", device),
+            ("idc: value mining of 2,000 queries", mining),
+            ("idc: warm-up and fine-tuning", training),
+        ]
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Warm up, mine queries, simulate the answers, fine-tune; the head labels the test
@@ -380,3 +404,43 @@ def idc_loss(logits, pseudo, query_logits, answer, rejected, gen) -> dict:
         "positive": positive_loss.item(),
         "negative": negative_loss.item(),
     }
+
+
+def _bench_mining_step(device: str) -> Callable[[], None]:
+    """One greedy pick of value mining (its diversity update) over a slice of images."""
+    import torch
+
+    from laicbench.api.bench import synthetic
+
+    x = torch.as_tensor(synthetic(MINING_PROBE, 1000, 0)[0], device=device)
+    diversity = torch.zeros(len(x), device=device)
+
+    def step() -> None:
+        pick = int(diversity.argmax())
+        torch.minimum(diversity, (1 - x @ x[pick]).clamp_min(1e-12).log(), out=diversity)
+
+    return step
+
+
+def _bench_training_step(device: str) -> Callable[[], None]:
+    """One head step at ImageNet-1K size (K = 1,000, batch 256 + 100 queries, 512-d)."""
+    import torch
+
+    from laicbench.api.bench import DIM
+    from laicbench.cluster.heads import ClusterHead
+
+    head = ClusterHead(DIM, 1000).to(device)
+    optimiser = torch.optim.Adam(head.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        logits = head.net(torch.randn(356, DIM, device=device))
+        pseudo = torch.randint(-1, 1000, (256,), device=device)
+        answer = torch.randint(-1, 1000, (100,), device=device)
+        rejected = torch.randint(0, 1000, (100, 5), device=device)
+        parts = idc_loss(logits[:256], pseudo, logits[256:], answer, rejected, gen)
+        optimiser.zero_grad()
+        parts["loss"].backward()
+        optimiser.step()
+
+    return step

@@ -30,6 +30,7 @@ shared loop drops the last incomplete batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -137,6 +138,18 @@ class Magic(NounSelectingMethod):
         if name == "tau":
             return cls().resolved("tau", dataset, 0.005)
         return super().value_in_run(name, dataset, n_train, n_clusters)
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """At ImageNet-1K size: TAC's selection, counterparts and k-NN, and MAGIC's training
+        (100 epochs of 8,192: 15,600 steps)."""
+        from laicbench.api.bench import PrimitiveStep, RepeatedStep
+
+        if size != "imagenet":
+            return []
+        shared = [PrimitiveStep.job(s, device) for s in ("counterparts", "knn")]
+        training = RepeatedStep(_bench_training_step, device, 15_600, "a step of batch 8,192")
+        return [*super().bench_steps(size, device), *shared, ("magic: training", training)]
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Train the model on the train split; its image branch labels the test split."""
@@ -303,3 +316,24 @@ def magic_loss(anchor, text_neighbour, image_neighbour, method: Magic):
         "balance": balance.item(),
     }
     return loss, parts
+
+
+def _bench_training_step(device: str) -> Callable[[], None]:
+    """One MAGIC training step at ImageNet-1K size (K = 1,000, batch 8,192, 512-d), random
+    features: three model passes, the loss, the update."""
+    import torch
+
+    from laicbench.api.bench import DIM
+
+    model = build_magic_model(DIM, 1000, 0.25, 0.1, 8).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.99))
+    method = Magic()
+
+    def step() -> None:
+        outputs = [model(*(torch.randn(8192, DIM, device=device) for _ in range(3))) for _ in "abc"]
+        loss, _ = magic_loss(*outputs, method)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step

@@ -38,6 +38,7 @@ test-label early stopping is not used).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -130,6 +131,18 @@ class Sac(NounSelectingMethod):
         if name == "tau":
             return cls().resolved("tau", dataset, 0.005)
         return super().value_in_run(name, dataset, n_train, n_clusters)
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """At ImageNet-1K size: TAC's selection, counterparts and k-NN, and SAC's head training
+        (100 epochs of 8,192: 15,600 steps)."""
+        from laicbench.api.bench import PrimitiveStep, RepeatedStep
+
+        if size != "imagenet":
+            return []
+        shared = [PrimitiveStep.job(s, device) for s in ("counterparts", "knn")]
+        training = RepeatedStep(_bench_training_step, device, 15_600, "a step of batch 8,192")
+        return [*super().bench_steps(size, device), *shared, ("sac: head training", training)]
 
     def training_config(self, dataset: str, n_train: int, n_clusters: int) -> dict[str, Any]:
         """tau, epochs, batch size and neighbours of a run: the given values, else by K."""
@@ -274,3 +287,28 @@ def sac_loss(probs: dict, method: Sac):
         "balance": balance.item(),
     }
     return loss, parts
+
+
+def _bench_training_step(device: str) -> Callable[[], None]:
+    """One SAC training step at ImageNet-1K size (K = 1,000, batch 8,192, 512-d), random
+    features: six head passes, the loss, the update."""
+    import torch
+
+    from laicbench.api.bench import DIM
+    from laicbench.cluster.heads import ClusterHead
+
+    heads = (ClusterHead(DIM, 1000).to(device), ClusterHead(DIM, 1000).to(device))
+    optimiser = torch.optim.Adam([p for h in heads for p in h.parameters()], betas=(0.9, 0.99))
+    method = Sac()
+
+    def step() -> None:
+        names = ("p_t", "p_v", "q_t", "q_v", "r_t", "r_v")
+        probs = {
+            n: heads[i % 2](torch.randn(8192, DIM, device=device)) for i, n in enumerate(names)
+        }
+        loss, _ = sac_loss(probs, method)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step

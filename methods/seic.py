@@ -31,6 +31,7 @@ backbone's (TAC's WordNet nouns, 7-template ensemble) and the k-means is laicben
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -145,6 +146,24 @@ class Seic(Method):
         if name in SEIC_DEFAULTS:
             return cls().resolved(name, dataset, SEIC_DEFAULTS[name])
         return super().value_in_run(name, dataset, n_train, n_clusters)
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """At ImageNet-1K size: the k-means with K = 1,000, each train image's top 50 of the
+        candidate nouns (at most the whole bank: 1,000 centers x 200), and stage 1 (200 epochs
+        of 1,024: 250,200 steps)."""
+        from laicbench.api.bench import SIZES, PrimitiveStep, RepeatedStep
+
+        if size != "imagenet":
+            return []
+        n = SIZES["imagenet"]["n_train"]
+        texts = RepeatedStep(_bench_text_step, device, n / 8192, "8,192 images' top 50", 2)
+        training = RepeatedStep(_bench_training_step, device, 250_200, "a step of batch 1,024")
+        return [
+            PrimitiveStep.job("kmeans_pseudo", device),
+            ("seic: weighted text of every train image", texts),
+            ("seic: stage-1 training", training),
+        ]
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Build each train image's text, train both branches; the image branch labels the test
@@ -330,3 +349,36 @@ def seic_loss(outputs, logit_scale, history_share, cfg: dict, method: Seic):
         "balance": balance.item(),
     }
     return loss, parts
+
+
+def _bench_text_step(device: str) -> Callable[[], None]:
+    """The top 50 of 8,192 images among every noun of the bank (the candidate set's bound at
+    ImageNet-1K size), random features."""
+    from laicbench.api.bench import N_NOUNS, synthetic
+    from laicbench.cluster.knn import cosine_knn
+
+    nouns = synthetic(N_NOUNS, 1000, 2)[0]
+    images = synthetic(8192, 1000, 3)[0]
+    return lambda: cosine_knn(images, 50, keys=nouns, device=device)
+
+
+def _bench_training_step(device: str) -> Callable[[], None]:
+    """One stage-1 step at ImageNet-1K size (K = 1,000, batch 1,024, 512-d), random features."""
+    import torch
+
+    from laicbench.api.bench import DIM
+
+    model = build_seic_branches(DIM, 1000, 0.07).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=5e-3)
+    share = torch.full((1000,), 1e-3, device=device)
+    method = Seic()
+
+    def step() -> None:
+        z_v, p_v = model.image(torch.randn(1024, DIM, device=device))
+        z_t, p_t = model.text(torch.randn(1024, DIM, device=device))
+        loss, _ = seic_loss((z_v, p_v, z_t, p_t), model.logit_scale, share, SEIC_DEFAULTS, method)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return step
