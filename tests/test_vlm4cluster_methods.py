@@ -353,3 +353,20 @@ def test_a_bundle_without_feedback_refuses_the_labels():
         _ = FeatureBundle(demo, frozenset(), "demo-10", "cpu").feedback_labels
     granted = FeatureBundle(demo, frozenset({Need.FEEDBACK}), "demo-10", "cpu")
     np.testing.assert_array_equal(granted.feedback_labels, demo.labels_train)
+
+
+def test_their_imagenet_size_steps_are_declared_and_pickle():
+    import pickle
+
+    from laicbench.bench.methods import imagenet_jobs
+
+    for name, own in (
+        ("sac", "sac: head training"),
+        ("seic", "seic: stage-1 training"),
+        ("magic", "magic: training"),
+        ("idc", "idc: value mining of 2,000 queries"),
+    ):
+        jobs = dict(imagenet_jobs([name], "cpu"))
+        assert own in jobs, name
+        clone = pickle.loads(pickle.dumps(jobs[own]))  # each job runs in a spawned process
+        assert clone.total == jobs[own].total > 0
