@@ -16,6 +16,10 @@ BUILTIN = (
     "laicbench.methods.temi",
     "laicbench.methods.turtle",
     "laicbench.methods.ntk_sc",
+    "laicbench.methods.sac",
+    "laicbench.methods.seic",
+    "laicbench.methods.magic",
+    "laicbench.methods.idc",
     "laicbench.methods.zeroshot",
 )
 FIGURES = ("laicbench.methods.ours_figures",)

@@ -325,7 +325,7 @@ def test_report_leaves_out_runs_of_a_regenerated_features_file(cli, tmp_path, me
     assert "report of 1 runs" in report.out
     assert "left out 1 record: 1 outdated; --allow-outdated keeps the outdated ones" in report.err
     table = (out / "main_table.md").read_text()
-    assert "clip-kmeans" in table and name not in table and "‡" not in table
+    assert "clip-kmeans" in table and name not in table and "§" not in table
     runs = (out / "runs.csv").read_text()
     assert "outdated" in runs
 
@@ -338,9 +338,9 @@ def test_report_leaves_out_runs_of_a_regenerated_features_file(cli, tmp_path, me
         for line in (out / "main_table.md").read_text().splitlines()
         if line.startswith("| ")
     }
-    assert "‡" in rows[name] and "‡" not in rows["clip-kmeans"]
+    assert "§" in rows[name] and "§" not in rows["clip-kmeans"]
     caption = (out / "main_table.md").read_text().splitlines()[0]
-    assert "‡: made (in part) from inputs other than today's" in caption
+    assert "§: made (in part) from inputs other than today's" in caption
     assert "\\textsuperscript{\\ddag}" in (out / "main_table.tex").read_text()
     assert 'class="mark outdated"' in (out / "index.html").read_text()
     assert (

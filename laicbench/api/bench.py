@@ -169,3 +169,29 @@ class PrimitiveStep:
             "spaces for TAC"
         )
         return seconds, seconds * factor * 2, note
+
+
+class RepeatedStep:
+    """Picklable job: a method's own repeated step at ImageNet-1K size, `probe` calls timed after
+    one warm-up call and extrapolated to `total` calls. `build(device)` (a module-level function
+    of the method's plugin, so that the job pickles) returns the zero-argument step; `what`
+    says what one call is."""
+
+    def __init__(
+        self,
+        build: Callable[[str], Callable[[], Any]],
+        device: str,
+        total: float,
+        what: str,
+        probe: int = 10,
+    ):
+        self.build, self.device, self.total = build, device, total
+        self.what, self.probe = what, probe
+
+    def __call__(self) -> tuple[float, float, str]:
+        step = self.build(self.device)
+        step()  # warm-up: allocations, first-call overheads
+        seconds = timed(lambda: [step() for _ in range(self.probe)])
+        per_call = seconds / self.probe
+        note = f"{self.probe} calls of {self.what} ({per_call:.3g} s each) x {self.total:,.0f}"
+        return seconds, per_call * self.total, note

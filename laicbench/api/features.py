@@ -23,6 +23,9 @@ class Need(str, Enum):
     NOUN_TEMPLATES = "noun_templates"  # one embedding of each noun per prompt template
     TEXT_ENCODER = "text_encoder"  # handle on the backbone's frozen text tower
     CLASS_NAMES = "class_names"  # ground-truth class names: only oracle methods may declare it
+    # the train split's labels, read only to simulate a user's answers to an interactive
+    # method's queries: only oracle methods (an interactive one is one) may declare it
+    FEEDBACK = "feedback"
     # image features of the same dataset under other backbones; granted to a run whose method
     # names them (Method.extra_backbones) as well as to one that declares it
     IMAGE_SPACES = "image_spaces"
@@ -84,11 +87,12 @@ class FeatureBundle:
     """The inputs a method receives: cached features, never labels.
 
     ``image_train`` and ``image_test`` are always present; ``noun_features``/``noun_words``,
-    ``noun_template_features``, ``text_encoder``, ``class_names`` and ``image_spaces`` only when
-    the method declares the matching Need. ``backbone`` names the run's backbone (None outside a
-    run). ``dataset`` names the dataset whose per-dataset settings apply (``Method.resolved``):
-    the run's, or in the shift track with ``--train-on imagenet:all`` the source's ("imagenet":
-    the method trains as on ImageNet itself, as VLM4Cluster's source-side profiles do).
+    ``noun_template_features``, ``text_encoder``, ``class_names``, ``feedback_labels`` and
+    ``image_spaces`` only when the method declares the matching Need. ``backbone`` names the
+    run's backbone (None outside a run). ``dataset`` names the dataset whose per-dataset settings
+    apply (``Method.resolved``): the run's, or in the shift track with ``--train-on
+    imagenet:all`` the source's ("imagenet": the method trains as on ImageNet itself, as
+    VLM4Cluster's source-side profiles do).
     """
 
     def __init__(
@@ -143,6 +147,14 @@ class FeatureBundle:
     def class_names(self) -> Sequence[str]:
         """Ground-truth class names; requires Need.CLASS_NAMES (oracle methods only)."""
         return self._granted(Need.CLASS_NAMES, "class_names")
+
+    @property
+    def feedback_labels(self) -> np.ndarray:
+        """The train split's labels (n_train,), from which an interactive method simulates the
+        answers of a user to its queries; requires Need.FEEDBACK (oracle methods only: an
+        interactive method is one, shown apart and never ranked). The method records how many
+        it read (its feedback budget)."""
+        return np.asarray(self._granted(Need.FEEDBACK, "labels_train"))
 
     def image_spaces(self, backbones: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(image_train, image_test) of the same images under each of `backbones` (rows in the

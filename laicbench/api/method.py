@@ -55,11 +55,16 @@ class Method:
     version: ClassVar[str] = "1"
     needs: ClassVar[frozenset[Need]] = frozenset()
     resources: ClassVar[Resources] = Resources()
-    oracle: ClassVar[bool] = False  # uses ground-truth label names: reported apart, never ranked
+    # uses ground truth in any form (class names, or labels that simulate a user's feedback):
+    # reported apart, never ranked nor tuned
+    oracle: ClassVar[bool] = False
     # "training-free" (no learning beyond k-means: the report's training-free figure),
     # "featured" (the default subject of run-level figures such as the confusion matrix),
     # "heavy" (minutes per demo run on a CPU: left out of the default sweep; `--methods all`
-    # runs it)
+    # runs it), "adapted" (runs on other inputs than its paper's, e.g. noun-bank text in place
+    # of generated captions: the report marks it and keeps it apart from the faithful
+    # reimplementations), "interactive" (learns from simulated user feedback drawn from the
+    # labels: an oracle, marked and shown apart in its own block)
     tags: ClassVar[frozenset[str]] = frozenset()
     # parameters that keep a run on the demo short, for the conformance tests (never a default)
     quick_params: ClassVar[dict[str, Any]] = {}
@@ -225,6 +230,17 @@ def check_method_class(name: str, cls: Any) -> None:
     problems = space_problems(cls)
     if cls.param_space and cls.oracle:
         problems.append("an oracle method is never tuned, so it declares no param_space")
+    labelled = sorted(n.value for n in cls.needs & LABELLED_NEEDS)
+    if labelled and not cls.oracle:
+        problems.append(
+            f"it declares {', '.join(labelled)}, which only an oracle method (oracle = True; "
+            "shown apart, never ranked) may read"
+        )
+    if "interactive" in cls.tags and not cls.oracle:
+        problems.append(
+            "an interactive method learns from labels (simulated feedback), so it sets "
+            "oracle = True"
+        )
     if problems:
         raise UserError(f"method {name!r} ({where}): {'; '.join(problems)}")
     # the code as imported now, before its file can change under a running process
@@ -255,6 +271,10 @@ def _source_sha256(cls: type) -> str | None:
         return hashlib.sha256(inspect.getsource(cls).encode()).hexdigest()
     except (TypeError, OSError):
         return None
+
+
+# the inputs that carry ground truth: only oracle methods (interactive ones included) read them
+LABELLED_NEEDS = frozenset({Need.CLASS_NAMES, Need.FEEDBACK})
 
 
 def merge_settings(*tables: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -69,7 +69,7 @@ def add_commands(
         action="store_true",
         help="use outdated records too (another method version or source, or inputs other "
         "than today's: a regenerated features file, another precision...), their cells of the "
-        "main tables marked ‡; by default they are left out and counted",
+        "main tables marked §; by default they are left out and counted",
     )
     rescore = sub.add_parser(
         "rescore",

@@ -179,6 +179,8 @@ def _code(text: str) -> str:
 
 def _space(method_cls) -> str:
     """The parameters a method's search space covers, or why it is not tunable."""
+    if "interactive" in method_cls.tags:
+        return "not tunable (interactive)"
     if method_cls.oracle:
         return "not tunable (oracle)"
     return ", ".join(method_cls.param_space) or "not tunable"
@@ -331,13 +333,30 @@ def _print_results_table(records: list[RunRecord], out: Console) -> None:
     for column in ("method", "dataset", "n", *(m.upper() for m in METRICS)):
         justify = "left" if column in ("method", "dataset") else "right"
         table.add_column(column, justify=justify, no_wrap=True)
-    for oracle in (False, True):
-        for row in summary[summary["oracle"] == oracle].itertuples():
-            name = f"{row.method} [{row.variant}]" if row.variant else row.method
-            name = f"{name} (oracle)" if oracle else name
-            cells = [
-                format_mean_std(getattr(row, f"{m}_mean"), getattr(row, f"{m}_std"))
-                for m in METRICS
-            ]
-            table.add_row(escape(name), row.dataset, str(row.n), *cells)
+    from laicbench.report.tables import BLOCK_ORDER, TAG_MARKS, TAG_NOTES, row_kind
+
+    def kind(row) -> str:
+        try:
+            tags = registry.methods.get(row.method).tags
+        except UserError:  # a plugin no longer importable: its record's oracle flag only
+            tags = frozenset()
+        return row_kind(bool(row.oracle), tags)
+
+    rows = sorted(summary.itertuples(), key=lambda row: BLOCK_ORDER.index(kind(row)))
+    shown = set()
+    for row in rows:
+        name = f"{row.method} [{row.variant}]" if row.variant else row.method
+        block = kind(row)
+        shown.add(block)
+        if block in ("oracle", "interactive"):
+            name = f"{name} ({block}{' ' + TAG_MARKS[block] if block in TAG_MARKS else ''})"
+        elif block in TAG_MARKS:
+            name = f"{name} {TAG_MARKS[block]}"
+        cells = [
+            format_mean_std(getattr(row, f"{m}_mean"), getattr(row, f"{m}_std")) for m in METRICS
+        ]
+        table.add_row(escape(name), row.dataset, str(row.n), *cells)
+    marks = [TAG_NOTES[block] for block in TAG_MARKS if block in shown]
+    if marks:
+        table.caption = " ".join(marks)
     out.print(table)

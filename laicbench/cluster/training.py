@@ -45,3 +45,13 @@ def random_neighbour(
     k = neighbours.shape[1]
     pick = torch.randint(k, (len(index),), generator=generator).to(neighbours.device)
     return neighbours[index, pick]
+
+
+def predict_labels(
+    score: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int = 65536
+):
+    """The argmax over clusters of ``score(rows)`` for `x` in chunks of `chunk` rows, without
+    gradients: an integer numpy array (len(x),)."""
+    with torch.no_grad():
+        parts = [score(x[i : i + chunk]).argmax(dim=1) for i in range(0, len(x), chunk)]
+    return torch.cat(parts).cpu().numpy()

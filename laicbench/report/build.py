@@ -348,7 +348,7 @@ def build_report(
     False: none); `tuned` is a label-free tuning objective: the main table then shows each
     method at the parameters its tuning study chose. Outdated records (another method version or
     source, or inputs other than today's: the rule of ``status``) are left out, unless
-    `allow_outdated`: then they are used and their cells of the main tables are marked ‡.
+    `allow_outdated`: then they are used and their cells of the main tables are marked §.
     `warn` receives one line counting the records left out, if any. Returns the Report;
     UserError (nothing written) when there is nothing to report or an argument is wrong.
 
@@ -397,7 +397,7 @@ def build_report(
     if report.outdated:
         warn(
             f"kept {report.outdated} outdated record(s) (--allow-outdated): their cells of the "
-            "main tables are marked ‡"
+            "main tables are marked §"
         )
     report.unscored = sum(needs_rescore(r.record) for r in runs)
     if report.unscored:
@@ -717,7 +717,7 @@ def _summary(report: Report, labels: dict[tuple[str, str], str]) -> list[str]:
     if report.outdated:
         lines.append(
             f"Used on purpose (--allow-outdated): {report.outdated} outdated record(s); the "
-            "cells they enter are marked ‡ (see the state column of runs.csv)."
+            "cells they enter are marked § (see the state column of runs.csv)."
         )
     return lines
 

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from laicbench.report.aggregate import METRICS as TABLE_METRICS
 from laicbench.report.tables import (
+    BLOCK_ORDER,
     BLOCK_TITLES,
     METRIC_LABELS,
     OUTDATED_MARK,
@@ -115,7 +116,7 @@ def _main_section(page: HtmlReport, records: list[tuple[str, str, list]]) -> str
     keys = [page.column_keys.get(group, ("", "")) for group in table.groups]
     datasets = sorted({d for d, _ in keys if d})
     backbones = sorted({b for _, b in keys if b})
-    methods = [r.label for r in table.rows if r.kind in ("method", "oracle")]
+    methods = [r.label for r in table.rows if r.kind in BLOCK_ORDER]
     tags = sorted({t for m in methods for t in page.tags.get(m, ())})
     out = [
         '<section id="main"><h2 id="main-table">Main table</h2>',
@@ -158,7 +159,12 @@ def _main_section(page: HtmlReport, records: list[tuple[str, str, list]]) -> str
                 )
             block = kind
         out.append(_main_row(page, row, keys, records))
-    out += ["</tbody></table></div>", _notes(table.notes, "ol"), "</section>"]
+    out += [
+        "</tbody></table></div>",
+        _notes(table.notes, "ol"),
+        _notes(table.marks, "ul"),
+        "</section>",
+    ]
     return "\n".join(out)
 
 
@@ -181,6 +187,8 @@ def _main_row(page: HtmlReport, row: Row, keys: list, records: list) -> str:
     method = row.method or row.label
     tags = " ".join(sorted(page.tags.get(method, ())))
     label = _esc(row.label)
+    if row.mark:
+        label += f' <span class="mark" title="{_esc(row.kind)}">{_esc(row.mark)}</span>'
     if row.notes:
         label += f"<sup>[{','.join(map(str, row.notes))}]</sup>"
     cells = [f'<th scope="row" data-value="{_esc(row.label)}">{label}</th>']
@@ -370,7 +378,7 @@ th.sort{cursor:pointer}th.sort::after{content:" \\2195";color:#999}
 th.sort[aria-sort=descending]::after{content:" \\2193";color:#000}
 th.sort[aria-sort=ascending]::after{content:" \\2191";color:#000}
 tr.block-title td{font-style:italic;text-align:left;background:#fafafa}
-tr.reported,tr.delta{color:#555}tr.oracle{color:#6a4a00}
+tr.reported,tr.delta{color:#555}tr.oracle,tr.interactive{color:#6a4a00}tr.adapted{color:#335}
 td a{color:inherit;text-decoration:none}td a:hover{text-decoration:underline}
 .n{color:#777;font-size:.8em}.mark{color:#a33}
 .filters label{margin-right:1rem}.hidden{display:none}

@@ -423,6 +423,7 @@ class Row:
     cells: list[Cell]
     notes: tuple[int, ...] = ()
     method: str = ""
+    mark: str = ""  # the mark of its tag ('adapted', 'interactive'), explained under the table
 
 
 @dataclass
@@ -436,6 +437,7 @@ class MainTable:
     has_average: bool
     has_nondefault: bool
     comparisons: int = 0  # paired tests against the column's best, Holm-corrected together
+    marks: list[str] = field(default_factory=list)  # what each row mark means ('◊ adapted: ...')
 
     @property
     def columns(self) -> list[tuple[str, str]]:
@@ -450,8 +452,11 @@ def build_main_table(
 ) -> MainTable:
     """The main table of `runs` (ok runs of current method versions).
 
-    Rows: clustering methods in registry order, then reported rows (with the delta to the
-    reproduced value), then oracle methods (never ranked). Column groups: datasets (benchmark
+    Rows: clustering methods in registry order, then the adapted ones (tag ``adapted``: inputs
+    other than their paper's; a block of their own, marked, not ranked against the faithful
+    reimplementations), then reported rows (with the delta to the reproduced value), then
+    interactive methods (tag ``interactive``: simulated feedback from labels) and oracle methods,
+    each a block of its own, marked, never ranked. Column groups: datasets (benchmark
     order, then others by name) x (NMI, ACC, ARI), and Avg. when every method row has every
     dataset (and there are at least two). Each (method, dataset) cell uses the default-parameter
     runs when there are any (see ``main_points``); the tuned view, `tuned` = (objective,
@@ -479,7 +484,11 @@ def build_main_table(
     groups = list(labels.values())
     methods = sorted(frame["method"].unique(), key=method_order)
     oracle = {m: bool(frame.loc[frame["method"] == m, "oracle"].any()) for m in methods}
-    ordered = [m for m in methods if not oracle[m]] + [m for m in methods if oracle[m]]
+    kinds = {
+        m: row_kind(oracle[m], {t for r in chosen if r.method == m for t in r.tags})
+        for m in methods
+    }
+    ordered = sorted(methods, key=lambda m: BLOCK_ORDER.index(kinds[m]))
     has_average = len(groups) >= 2 and all((m, g) in stats.index for m in methods for g in groups)
     label_to_key = {label: key for key, label in labels.items()}
 
@@ -508,18 +517,20 @@ def build_main_table(
             for i, _ in enumerate(TABLE_METRICS):
                 values = [c.mean for c in cells[i :: len(TABLE_METRICS)]]
                 cells.append(Cell(sum(values) / len(values), kind="value"))
-        rows.append(Row(method, "oracle" if oracle[method] else "method", cells, method=method))
+        kind = kinds[method]
+        rows.append(Row(method, kind, cells, method=method, mark=TAG_MARKS.get(kind, "")))
 
     _rank(rows)
     comparisons = _mark_ties(rows, groups, _per_seed(chosen, labels))
     notes: list[str] = []
     reported_rows = _reported_rows(rows, groups, label_to_key, reference, notes, has_average)
-    method_rows = [r for r in rows if r.kind == "method"]
-    oracle_rows = [r for r in rows if r.kind == "oracle"]
+    upper = [r for r in rows if r.kind in ("method", "adapted")]
+    lower = [r for r in rows if r.kind in ("interactive", "oracle")]
     backbones = sorted({r.backbone for r in chosen})
     return MainTable(
         groups=groups + ([AVG] if has_average else []),
-        rows=method_rows + reported_rows + oracle_rows,
+        rows=upper + reported_rows + lower,
+        marks=[TAG_NOTES[k] for k in TAG_MARKS if any(r.kind == k for r in rows)],
         caption=_caption(
             backbones,
             len(groups),
@@ -536,6 +547,29 @@ def build_main_table(
         has_nondefault=bool(nondefault),
         comparisons=comparisons,
     )
+
+
+# the blocks of the main table's method rows, in order (the reported block sits between
+# "adapted" and "interactive"), the marks of the tagged ones and what the marks say
+BLOCK_ORDER = ("method", "adapted", "interactive", "oracle")
+TAG_MARKS = {"adapted": "◊", "interactive": "‡"}
+TAG_NOTES = {
+    "adapted": "◊ adapted: runs on inputs other than its paper's (e.g. noun-bank text in place "
+    "of generated captions; docs/methods.md says what differs); shown apart from the faithful "
+    "reimplementations and not ranked against them.",
+    "interactive": "‡ interactive: learns from simulated user feedback drawn from the train "
+    "labels (its record gives the feedback budget); not unsupervised clustering, never ranked.",
+}
+
+
+def row_kind(oracle: bool, tags: set[str] | frozenset[str]) -> str:
+    """The block of a method's main-table row: 'interactive' (tag), 'oracle', 'adapted' (tag)
+    or 'method' (a faithful clustering method, ranked)."""
+    if "interactive" in tags:
+        return "interactive"
+    if oracle:
+        return "oracle"
+    return "adapted" if "adapted" in tags else "method"
 
 
 def _per_seed(
@@ -727,7 +761,7 @@ def _tuned_caption(objective: str) -> str:
 # writers
 
 
-OUTDATED_MARK = "‡"  # a cell with outdated runs (report --allow-outdated)
+OUTDATED_MARK = "§"  # a cell with outdated runs (report --allow-outdated)
 
 
 def cell_text(cell: Cell) -> str:
@@ -742,14 +776,18 @@ def cell_text(cell: Cell) -> str:
 
 
 BLOCK_TITLES = {
+    "adapted": "adapted reimplementations ◊ (inputs differ from the papers'; not ranked "
+    "against the faithful ones)",
     "reported": "reported in the papers",
+    "interactive": "interactive supervision ‡ (simulated feedback from labels; not ranked)",
     "oracle": "oracle references (use class names; not ranked)",
 }
 
 
 def _blocks(table: MainTable):
     """(title of the block that starts at this row, or None; row) for every row of `table`: the
-    reported block (reported rows and their deltas) and the oracle block get a title row."""
+    adapted, reported (reported rows and their deltas), interactive and oracle blocks get a
+    title row."""
     seen: set[str] = set()
     for row in table.rows:
         block = "reported" if row.kind == "delta" else row.kind
@@ -773,12 +811,16 @@ def to_markdown(table: MainTable) -> str:
     for block, row in _blocks(table):
         if block:
             lines.append(f"| *{block}* |" + " |" * len(table.columns))
-        label = row.label + (f" [{','.join(map(str, row.notes))}]" if row.notes else "")
+        label = row.label + (f" {row.mark}" if row.mark else "")
+        label += f" [{','.join(map(str, row.notes))}]" if row.notes else ""
         cells = [_markdown_cell(c) for c in row.cells]
         lines.append("| " + " | ".join([label, *cells]) + " |")
     if table.notes:
         lines.append("")
         lines.extend(f"- [{i}] {note}" for i, note in enumerate(table.notes, 1))
+    if table.marks:
+        lines.append("")
+        lines.extend(f"- {mark}" for mark in table.marks)
     return "\n".join(lines) + "\n"
 
 
@@ -822,6 +864,8 @@ _LATEX_SPECIALS = {
     "−": r"$-$",
     "†": r"\textsuperscript{\dag}",
     "‡": r"\textsuperscript{\ddag}",
+    "◊": r"$\diamond$",
+    "§": r"\S{}",
     "≈": r"$\approx$",
     "≡": r"$\equiv$",
     "≥": r"$\geq$",
@@ -868,7 +912,7 @@ def to_latex(table: MainTable, label: str = "tab:main") -> str:
             lines.append("\\midrule")
             title = block[0].upper() + block[1:]
             lines.append(f"\\multicolumn{{{n + 1}}}{{l}}{{\\textit{{{title}}}}} \\\\")
-        label = latex_escape(row.label)
+        label = latex_escape(row.label + (f" {row.mark}" if row.mark else ""))
         if row.notes:
             label += f"\\textsuperscript{{{','.join(map(str, row.notes))}}}"
         lines.append(" & ".join([label, *(_latex_cell(c) for c in row.cells)]) + " \\\\")
@@ -882,6 +926,9 @@ def to_latex(table: MainTable, label: str = "tab:main") -> str:
                 for i, note in enumerate(table.notes, 1)
             )
         )
+    if table.marks:
+        lines.append("\\par\\smallskip\\footnotesize")
+        lines.append("\\\\\n".join(latex_escape(mark) for mark in table.marks))
     lines.append("\\end{table}")
     return "\n".join(lines) + "\n"
 

@@ -129,6 +129,8 @@ class Cell:
     def untuned_reason(self) -> str | None:
         """Why this cell gets no study (None: it gets one per objective)."""
         cls = self.method_cls
+        if "interactive" in cls.tags:
+            return "interactive (learns from simulated feedback): never tuned nor ranked"
         if cls.oracle:
             return "oracle: never tuned nor ranked"
         if not cls.param_space:
