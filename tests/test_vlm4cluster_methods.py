@@ -369,4 +369,4 @@ def test_their_imagenet_size_steps_are_declared_and_pickle():
         jobs = dict(imagenet_jobs([name], "cpu"))
         assert own in jobs, name
         clone = pickle.loads(pickle.dumps(jobs[own]))  # each job runs in a spawned process
-        assert clone.total == jobs[own].total > 0
+        assert clone.job.total == jobs[own].job.total > 0
