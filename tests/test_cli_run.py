@@ -384,7 +384,7 @@ BAD_INPUT = {
             "--results-dir",
             res,
         ],  # fmt: skip
-        ["representation='banana' must be one of 'relation', 'concat'"],
+        ["representation='banana' must be one of 'sharpened', 'relation', 'concat'"],
     ),
     "config-param-wrong-type": (
         lambda tmp, res: [

@@ -72,10 +72,10 @@ def test_paths_that_sanitise_alike_get_different_run_ids():
 
 def test_an_integer_for_a_float_parameter_is_the_default_point(cli, tmp_path):
     results = tmp_path / "results"
-    base = ["--methods", "ours-notrain", "--datasets", "demo", "--seeds", "0-2", "--dry-run",
+    base = ["--methods", "gradnorm-notrain", "--datasets", "demo", "--seeds", "0-2", "--dry-run",
             "--results-dir", results]  # fmt: skip
     plain = cli("run", *base)
-    gridded = cli("run", *base, "--grid", "ours-notrain.ridge_lambda=10,10.0")
+    gridded = cli("run", *base, "--grid", "gradnorm-notrain.norm_p=2,2.0")
     assert "3 runs" in plain.out and "3 runs" in gridded.out
     assert plain.out == gridded.out
 
