@@ -5,6 +5,8 @@ syncs bounded per training step. New methods are checked as soon as they are reg
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,6 +116,15 @@ def test_every_gpu_method_is_covered():
     assert covered == set(gpu_methods())
     assert {"tac", "ours", "sic", "ntk-sc", "turtle", "scan", "temi"} <= covered
     assert set(PATHS) <= covered  # a renamed method leaves no path unchecked
+
+
+def test_the_executors_page_names_every_gpu_method_and_its_cpu_steps():
+    text = (Path(__file__).parents[1] / "docs" / "executors.md").read_text()
+    request = text[text.index("a GPU share\nfor the methods") : text.index("[listed below]")]
+    assert set(re.findall(r"`([a-z0-9-]+)`", request)) == set(gpu_methods())
+    cpu_section = text[text.index("## What runs on the CPU inside a GPU method") :]
+    for name in CPU_STEPS:
+        assert f"- `{name}`" in cpu_section
 
 
 @pytest.mark.parametrize(("name", "params"), cases())
