@@ -83,6 +83,7 @@ class Scan(Method):
     """Train images per self-labelling step."""
 
     version = "1"
+    quick_params: ClassVar[dict[str, Any]] = {"epochs": 10}
     resources = Resources(cpus=1, gpus=0.25)
     param_constraints = {
         "n_neighbors": AT_LEAST_ONE,

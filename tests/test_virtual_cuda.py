@@ -30,7 +30,14 @@ PATHS: dict[str, dict[str, dict[str, Any]]] = {
         "gamma grid": {"gamma_grid": [1.0, 10.0], "cv_folds": 2},
         "two spaces": {"spaces": ["other:space"]},
     },
-    "ours": {"mini-batches": {"batch_size": 256, "optimizer": "adam", "balance_weight": 0.1}},
+    "ours": {
+        "mini-batches": {
+            "batch_size": 256,
+            "epochs": 3,
+            "optimizer": "adam",
+            "balance_weight": 0.1,
+        }
+    },
     "sic": {
         "options": {
             "center_init": True,
@@ -73,12 +80,15 @@ def cases() -> list[Any]:
 
 @pytest.fixture(scope="module")
 def demo() -> DatasetFeatures:
-    """The demo's features, its nouns cached; its text tower loads on CUDA in the run."""
+    """The demo's features with 400 of its test images (NTK-SC's dense diffusion is cubic in
+    them), its nouns cached; its text tower loads on CUDA in the run."""
     data = resolve_dataset("demo-10").load("tiny-random", "cpu", DataSettings())
     assert data.noun_features is not None and data.noun_template_features is not None
     spec = BackboneSpec.parse("tiny-random")
     return dataclasses.replace(
         data,
+        image_test=data.image_test[:400],
+        labels_test=data.labels_test[:400],
         noun_features_loader=lambda: data.noun_features,
         noun_template_features_loader=lambda: data.noun_template_features,
         text_encoder_loader=lambda: load_backbone(spec, "cuda").text_encoder,
