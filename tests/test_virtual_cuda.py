@@ -156,6 +156,23 @@ def test_a_gpu_method_runs_as_cuda_would_let_it(name, params, demo):
         assert not hot, "\n".join(f"{ratio:5.2f} per step  {site}" for site, ratio in hot.items())
 
 
+def test_knn_of_cuda_queries_stays_on_the_device_until_its_result():
+    """No host round trip to normalise CUDA queries and no sync per block to mask the queries
+    themselves: the only syncs are the result's copies, one pair per query chunk."""
+    from laicbench.cluster.knn import cosine_knn
+
+    x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+    expected, _ = cosine_knn(x, 5, query_chunk=128, key_chunk=64)
+    with virtual_cuda() as report:
+        queries = torch.as_tensor(x, device="cuda")
+        got, _ = cosine_knn(queries, 5, query_chunk=128, key_chunk=64, device="cuda")
+    np.testing.assert_array_equal(got, expected)
+    assert not report.problems
+    assert all(site.startswith("laicbench/cluster/knn.py") for site in report.syncs)
+    assert all(site.endswith("copy to the host") for site in report.syncs), report.syncs
+    assert sum(report.syncs.values()) == 2 * 3  # indices and similarities of 3 query chunks
+
+
 def test_the_virtual_device_catches_a_dropped_to_device(monkeypatch, demo):
     """Drop the `.to(device)` of the one conversion every primitive uses: TEMI's features stay on
     the CPU while its heads are on CUDA, which CUDA rejects and the virtual device reports."""
