@@ -233,6 +233,7 @@ class NtkSC(NounSelectingMethod):
             ta_cd=self.ta_cd,
             tol=self.tol,
             n_neighbors=None if len(x) <= self.dense_limit else self.n_neighbors,
+            device=None if features.device == "cpu" else features.device,  # dense: on the GPU
         )
         embedding, labels = spectral_clustering_of(
             affinity, n_clusters, self.eigen_solver, self.n_init, seed, features.device
@@ -344,19 +345,31 @@ def rad(
     ta_cd: int = 4,
     tol: float = 1e-4,
     n_neighbors: int | None = None,
+    device: str | None = None,
 ) -> tuple[Any, np.ndarray, dict[str, Any]]:
     """Regularised affinity diffusion of the symmetric sparse `transitions` (module docstring):
     (the diffused affinity A as a sparse CSR matrix, the template weights beta, a summary).
-    `n_neighbors` None: the reference's dense diffusion (N x N); else sparse, each row cut to
-    its diagonal and `n_neighbors` other entries after every step (nothing is cut when
-    `n_neighbors` >= N - 1, which gives the dense result)."""
+    `n_neighbors` None: the reference's dense diffusion (N x N), with NumPy and SciPy, or with
+    torch (float64, dense transitions) on `device` when one is given, as a GPU run does; else
+    sparse (SciPy, on the CPU), each row cut to its diagonal and `n_neighbors` other entries
+    after every step (nothing is cut when `n_neighbors` >= N - 1, which gives the dense
+    result)."""
     import scipy.sparse as sp
 
     n = transitions[0].shape[0]
-    if n_neighbors is None:
-        affinity: Any = np.eye(n)
-        step: Callable = _dense_step
+    if n_neighbors is None and device is not None:
+        import torch
+
+        affinity: Any = torch.eye(n, dtype=torch.float64, device=device)
+        transitions = [
+            torch.as_tensor(t.toarray(), dtype=torch.float64, device=device) for t in transitions
+        ]
+        step: Callable = _torch_dense_step
         overlap: Callable = _dense_overlap
+    elif n_neighbors is None:
+        affinity = np.eye(n)
+        step = _dense_step
+        overlap = _dense_overlap
     else:
         keep = min(int(n_neighbors), n - 1)
         affinity = sp.identity(n, dtype=np.float64, format="csr")
@@ -379,6 +392,8 @@ def rad(
         squared = _squared_norm(affinity)
         h = np.array([squared - overlap(affinity, t) for t in transitions])
         beta = update_weights(beta, h, lam, ta_cd)
+    if not isinstance(affinity, (np.ndarray, sp.spmatrix, sp.sparray)):  # a torch tensor
+        affinity = affinity.cpu().numpy()
     affinity = sp.csr_matrix(affinity)
     info = {
         "diffusion": "dense" if n_neighbors is None else f"sparse, {keep} neighbours per row",
@@ -399,13 +414,25 @@ def _dense_step(affinity: np.ndarray, transitions: list, alpha: np.ndarray) -> n
     return np.maximum(out, 0.0, out=out)
 
 
-def _dense_overlap(affinity: np.ndarray, t) -> float:
-    """<A, T A T> for dense symmetric A."""
-    return float(np.sum(affinity * (t @ (t @ affinity).T)))
+def _torch_dense_step(affinity, transitions: list, alpha: np.ndarray):
+    """``_dense_step`` in torch: A and the transitions T_t dense float64 tensors on one device."""
+    import torch
+
+    out = torch.eye(len(affinity), dtype=affinity.dtype, device=affinity.device)
+    out *= 1.0 - float(alpha.sum())
+    for a, t in zip(alpha, transitions, strict=True):
+        out += float(a) * (t @ (t @ affinity).T)
+    out = 0.5 * (out + out.T)
+    return out.clamp_(min=0.0)
+
+
+def _dense_overlap(affinity, t) -> float:
+    """<A, T A T> for dense symmetric A (an array with T sparse, or tensors)."""
+    return float((affinity * (t @ (t @ affinity).T)).sum())
 
 
 def _squared_norm(a) -> float:
-    return float(a.multiply(a).sum()) if hasattr(a, "multiply") else float(np.sum(a * a))
+    return float(a.multiply(a).sum()) if hasattr(a, "multiply") else float((a * a).sum())
 
 
 def diffusion_step(affinity, transitions: list, alpha: np.ndarray, keep: int):

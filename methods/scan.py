@@ -17,8 +17,9 @@ decay, batch 512, 100 epochs, entropy weight 5; 20 neighbours (CIFAR/STL configs
 ImageNet datasets. SCAN's CIFAR/STL configurations fine-tune the backbone (Adam 1e-4, batch 128),
 which cached features cannot. Self-labelling (``self_label=True``, off by default): the kept head
 is trained further with cross-entropy on its own predictions above `self_label_threshold`
-(class-balanced weights, Adam), without the strong augmentations of SCAN (cached features have
-none); the test split is labelled by the self-labelled head.
+(class-balanced weights, Adam; a batch without a confident image has loss 0, and its step only
+applies the weight decay), without the strong augmentations of SCAN (cached features have none);
+the test split is labelled by the self-labelled head.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class Scan(Method):
     """Train images per self-labelling step."""
 
     version = "1"
+    quick_params: ClassVar[dict[str, Any]] = {"epochs": 10}
     resources = Resources(cpus=1, gpus=0.25)
     param_constraints = {
         "n_neighbors": AT_LEAST_ONE,
@@ -130,21 +132,21 @@ class Scan(Method):
         optimiser = self._optimiser(heads.parameters())
         best = {"loss": float("inf"), "epoch": -1, "head": -1}
 
-        def step(index: torch.Tensor, epoch: int) -> dict[str, float]:
+        def step(index: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
             anchors = self._probs(heads(x[index]), n_clusters)
             partners = self._probs(heads(x[random_neighbour(candidates, index, gen)]), n_clusters)
             losses = scan_loss(anchors, partners, self.entropy_weight)
             optimiser.zero_grad()
             losses.sum().backward()
             optimiser.step()
-            return {"loss": float(losses.mean().detach())}
+            return {"loss": losses.mean().detach()}  # read once per epoch
 
         def keep_best(epoch: int, _: dict[str, float]) -> None:
-            with torch.no_grad():
-                losses = self._evaluation_losses(heads, x, candidates, n_clusters)
-            head = int(torch.argmin(losses))
-            if "state" not in best or float(losses[head]) < best["loss"]:  # NaN never wins
-                best.update(loss=float(losses[head]), epoch=epoch, head=head)
+            with torch.no_grad():  # one read per epoch
+                losses = self._evaluation_losses(heads, x, candidates, n_clusters).tolist()
+            head = int(np.argmin(losses))  # a NaN is the minimum, as for torch.argmin
+            if "state" not in best or losses[head] < best["loss"]:  # NaN never wins
+                best.update(loss=losses[head], epoch=epoch, head=head)
                 best["state"] = {n: p.detach().clone() for n, p in heads.state_dict().items()}
 
         history = train_epochs(
@@ -217,30 +219,33 @@ class Scan(Method):
             head.weight.copy_(weight)
             head.bias.copy_(bias)
         optimiser = torch.optim.Adam(head.parameters(), lr=self.self_label_lr, weight_decay=1e-4)
-        kept: list[float] = []
+        kept = torch.zeros((), device=x.device)  # confident fractions summed over the steps
 
-        def step(index: torch.Tensor, epoch: int) -> dict[str, float]:
+        def step(index: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
+            nonlocal kept
             logits = head(x[index])
             with torch.no_grad():
                 confidence, target = torch.softmax(logits, dim=1).max(dim=1)
-                mask = confidence > self.self_label_threshold
-            kept.append(float(mask.float().mean()))
-            if not mask.any():
-                return {"loss": 0.0}
-            counts = torch.bincount(target[mask], minlength=logits.shape[1]).float()
-            weights = torch.where(
-                counts > 0, mask.sum() / counts.clamp_min(1), torch.ones_like(counts)
-            )
-            loss = F.cross_entropy(logits[mask], target[mask], weight=weights)
+                mask = (confidence > self.self_label_threshold).float()
+                kept = kept + mask.mean()
+                # each confident class weighted by (confident images) / (its confident images)
+                counts = torch.zeros(logits.shape[1], device=x.device).index_add_(0, target, mask)
+                class_weights = mask.sum() / counts.clamp_min(1)
+                weights = class_weights[target] * mask
+            # the weighted cross-entropy of the confident images (0 when none is): masked by
+            # weights rather than by indexing, so that no step waits for the host
+            per_image = F.cross_entropy(logits, target, reduction="none")
+            loss = (weights * per_image).sum() / weights.sum().clamp_min(1e-12)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            return {"loss": float(loss.detach())}
+            return {"loss": loss.detach()}
 
         self.artefacts_["self_label_history"] = train_epochs(
             step, len(x), self.self_label_batch_size, self.self_label_epochs, gen, str(x.device)
         )
-        self.artefacts_["self_label_confident_fraction"] = float(np.mean(kept)) if kept else 0.0
+        steps = self.self_label_epochs * (len(x) // min(self.self_label_batch_size, len(x)))
+        self.artefacts_["self_label_confident_fraction"] = float(kept) / steps
         return head.weight.detach(), head.bias.detach()
 
 

@@ -276,7 +276,7 @@ class Sic(Method):
         )
         semantic: dict[str, Any] = {}
 
-        def step(index: torch.Tensor, _epoch: int) -> dict[str, float]:
+        def step(index: torch.Tensor, _epoch: int) -> dict[str, torch.Tensor]:
             anchors = x[index]
             partners = x[random_neighbour(candidates, index, gen)]
             loss, parts = sic_loss(
@@ -412,7 +412,8 @@ def sic_loss(logits, logits_partner, features, semantic, entropy_weight: float, 
     """SIC's loss on one batch: image consistency -mean log <p_i, p_j> of each anchor with its
     partner, minus `entropy_weight` times the entropy of the batch-mean prediction, plus
     `ce_weight` times the cross-entropy of the anchors' logits with their pseudo-labels (from
-    the anchors' `features` and the `semantic` centers). Returns (loss, parts)."""
+    the anchors' `features` and the `semantic` centers). Returns (loss, its parts as detached
+    0-dim tensors: ``train_epochs`` sums them on the device and reads them once per epoch)."""
     import torch
     import torch.nn.functional as F
 
@@ -423,13 +424,8 @@ def sic_loss(logits, logits_partner, features, semantic, entropy_weight: float, 
     entropy = batch_entropy(p)
     ce = F.cross_entropy(logits, pseudo_labels(features.detach(), semantic))
     loss = consist - entropy_weight * entropy + ce_weight * ce
-    parts = {
-        "loss": loss.item(),
-        "consistency": consist.item(),
-        "entropy": entropy.item(),
-        "cross_entropy": ce.item(),
-    }
-    return loss, parts
+    parts = {"loss": loss, "consistency": consist, "entropy": entropy, "cross_entropy": ce}
+    return loss, {key: value.detach() for key, value in parts.items()}
 
 
 class SicHeadStep:

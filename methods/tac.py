@@ -18,7 +18,6 @@ of drop_last is guarded by shrinking the batch to the train split's size.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -191,6 +190,7 @@ class Tac(NounSelectingMethod):
         from laicbench.cluster.heads import ClusterHead, tac_loss
         from laicbench.cluster.knn import cosine_knn
         from laicbench.cluster.nouns import normalise, text_counterparts
+        from laicbench.cluster.training import as_floats
 
         device = features.device
         selected = self._select(features, n_clusters, seed)
@@ -220,7 +220,7 @@ class Tac(NounSelectingMethod):
             for h in heads:
                 h.train()
             order = torch.randperm(n, generator=gen).to(device)
-            totals = Counter()
+            totals: dict[str, torch.Tensor] = {}
             steps = n // batch  # drop_last
             for step in range(steps):
                 idx = order[step * batch : (step + 1) * batch]
@@ -240,8 +240,9 @@ class Tac(NounSelectingMethod):
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                totals.update(parts)
-            history.append({key: value / steps for key, value in totals.items()})
+                for key, value in parts.items():
+                    totals[key] = totals[key] + value if key in totals else value
+            history.append({key: value / steps for key, value in as_floats(totals).items()})
         self.artefacts_["loss_history"] = history
 
         image_head = heads[1].eval()

@@ -146,7 +146,7 @@ class Temi(Method):
         head_losses = torch.zeros(self.n_heads, device=device)
         count = [0]
 
-        def step(index: torch.Tensor, epoch: int) -> dict[str, float]:
+        def step(index: torch.Tensor, epoch: int) -> dict[str, torch.Tensor]:
             nonlocal marginal
             for group in optimiser.param_groups:
                 group["lr"] = peak_lr * min(1.0, count[0] / warmup) if warmup else peak_lr
@@ -172,7 +172,7 @@ class Temi(Method):
             count[0] += 1
             if epoch == self.epochs - 1:
                 head_losses.add_(losses.detach())
-            return {"loss": float(losses.mean().detach())}
+            return {"loss": losses.mean().detach()}  # read once per epoch
 
         history = train_epochs(step, len(x), batch, self.epochs, gen, device)
         best = int(torch.argmin(head_losses))

@@ -23,8 +23,9 @@ features file, which live in one backbone's space).
 
 Label-free selection: with ``gamma_grid`` (e.g. ``[1, 3, 10, 30]``) one task encoder is trained
 per value and the one with the best generalization score is kept: the mean accuracy with which a
-logistic regression (scikit-learn, C = 1) predicts the encoder's train pseudo-labels on held-out
-folds (`cv_folds`, as TURTLE's cross-validation with cuML), averaged over the spaces as the
+logistic regression (C = 1, scikit-learn's objective and stopping rule, solved in torch on the
+run's device as TURTLE solves it with cuML on the GPU: ``laicbench.cluster.logistic``) predicts
+the encoder's train pseudo-labels on held-out folds (`cv_folds`), averaged over the spaces as the
 official code does. The scores are in the record.
 """
 
@@ -151,12 +152,7 @@ class Turtle(Method):
                 with torch.no_grad():
                     pseudo = task_labels(encoders, xs).cpu().numpy()
                 score = float(
-                    np.mean(
-                        [
-                            generalization_score(np.asarray(train), pseudo, self.cv_folds, seed)
-                            for train, _ in spaces
-                        ]
-                    )
+                    np.mean([generalization_score(x, pseudo, self.cv_folds, seed) for x in xs])
                 )
                 scores[str(gamma)] = score
                 if best is None or score > best[0]:
@@ -185,6 +181,8 @@ class Turtle(Method):
         import torch
         import torch.nn.functional as F
         from torch.nn.utils.parametrizations import weight_norm
+
+        from laicbench.cluster.training import as_floats
 
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
@@ -217,7 +215,7 @@ class Turtle(Method):
             loss.backward()
             outer.step()
             if iteration % 100 == 0 or iteration == self.iterations - 1:
-                history.append({"iteration": iteration, **parts})
+                history.append({"iteration": iteration, **as_floats(parts)})  # a sync per 100
         return [e.eval() for e in encoders], history
 
 
@@ -279,7 +277,7 @@ def turtle_loss(tau, inner_logits, gamma: float):
     times the entropy of tau's batch mean. With several spaces `tau` and `inner_logits` are
     lists (one tensor per space): the labels are their combination (``combine_spaces``), the
     cross-entropies of the spaces' inner classifiers are summed and so are the entropies of each
-    space's own batch mean. Returns (loss, its parts as floats)."""
+    space's own batch mean. Returns (loss, its parts as detached 0-dim tensors)."""
     import torch
 
     probs = [tau] if isinstance(tau, torch.Tensor) else list(tau)
@@ -290,7 +288,7 @@ def turtle_loss(tau, inner_logits, gamma: float):
     )
     entropy = _total(_entropy(p.mean(dim=0)) for p in probs)
     loss = cross_entropy - gamma * entropy
-    parts = {"cross_entropy": cross_entropy.item(), "entropy": entropy.item()}
+    parts = {"cross_entropy": cross_entropy.detach(), "entropy": entropy.detach()}
     return loss, parts
 
 
@@ -300,15 +298,15 @@ def _entropy(mean):
     return -(mean * torch.log(mean.clamp_min(1e-12))).sum()
 
 
-def generalization_score(x: np.ndarray, pseudo: np.ndarray, folds: int, seed: int) -> float:
+def generalization_score(x, pseudo: np.ndarray, folds: int, seed: int) -> float:
     """TURTLE's label-free score of a labelling: the mean held-out accuracy of a logistic
-    regression (C = 1) trained to predict `pseudo` from `x`, over `folds` folds."""
-    from sklearn.linear_model import LogisticRegression
-
+    regression (C = 1) trained to predict `pseudo` (an array) from `x` (a tensor, whose device
+    runs the regressions, or an array), over `folds` folds."""
     from laicbench.cluster.internal import held_out_predictions
+    from laicbench.cluster.logistic import TorchLogisticRegression
 
-    def classifier() -> LogisticRegression:
-        return LogisticRegression(C=1.0, max_iter=1000)
+    def classifier() -> TorchLogisticRegression:
+        return TorchLogisticRegression(C=1.0, max_iter=1000)
 
     accuracies = [
         float(np.mean(pseudo[held_out] == predicted))

@@ -103,7 +103,7 @@ def test_turtle_outer_loss_is_its_formula():
     entropy = -sum(m * np.log(m) for m in mean)
     loss, parts = turtle_loss(tau, logits, 10.0)
     assert loss.item() == pytest.approx(ce.item() - 10.0 * entropy, rel=1e-6)
-    assert parts["entropy"] == pytest.approx(entropy, rel=1e-6)
+    assert float(parts["entropy"]) == pytest.approx(entropy, rel=1e-6)
     loss.backward()
     assert tau.grad is not None and tau.grad.abs().sum() > 0  # the encoder learns through tau
 
@@ -115,6 +115,25 @@ def test_turtle_generalization_score_separates_learnable_from_random_labels():
         data.image_train, np.random.default_rng(1).integers(4, size=400), 5, 0
     )
     assert learnable > 0.95 and random < 0.45
+
+
+def test_turtle_logistic_regression_predicts_as_scikit_learns():
+    """Same objective (C = 1) and stopping rule: the torch solver's held-out predictions are
+    scikit-learn's, on learnable and on partly redrawn labels."""
+    from sklearn.linear_model import LogisticRegression
+
+    from laicbench.cluster.logistic import TorchLogisticRegression
+
+    data = _blobs(k=5, dim=32)
+    rng = np.random.default_rng(2)
+    noisy = np.where(rng.random(400) < 0.3, rng.integers(5, size=400), data.labels_train)
+    x = data.image_train + 0.5 * rng.standard_normal(data.image_train.shape).astype(np.float32)
+    for labels in (data.labels_train, noisy):
+        ours = TorchLogisticRegression().fit(torch.as_tensor(x[:300]), labels[:300])
+        theirs = LogisticRegression(C=1.0, max_iter=1000).fit(x[:300], labels[:300])
+        agree = np.mean(ours.predict(x[300:]) == theirs.predict(x[300:]))
+        assert agree >= 0.98
+        np.testing.assert_allclose(ours.weight_.detach().numpy().T, theirs.coef_, atol=2e-2)
 
 
 def test_turtle_selects_gamma_by_its_score_and_records_it():

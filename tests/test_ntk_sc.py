@@ -180,13 +180,15 @@ def test_weights_move_towards_the_template_with_the_smaller_term():
     np.testing.assert_allclose(project_to_simplex(np.zeros(4)), [0.25] * 4)
 
 
-@pytest.mark.parametrize("n_neighbors", [None, 13, 40])
-def test_rad_dense_and_sparse_without_cuts_are_the_reference_rad(n_neighbors):
-    """None: the dense path; n_neighbors >= N - 1 = 13: the sparse path, which then cuts
-    nothing. Both are the reference's dense RAD."""
+@pytest.mark.parametrize(
+    ("n_neighbors", "device"), [(None, None), (None, "cpu"), (13, None), (40, None)]
+)
+def test_rad_dense_and_sparse_without_cuts_are_the_reference_rad(n_neighbors, device):
+    """None: the dense path (NumPy, or torch on a device as GPU runs take it); n_neighbors >=
+    N - 1 = 13: the sparse path, which then cuts nothing. All are the reference's dense RAD."""
     ts = tiny_transitions()
     params = {"mu": 0.1, "lam": 0.05, "t_outer": 3, "t_diffuse": 4, "ta_cd": 2, "tol": 1e-4}
-    a, beta, info = rad(ts, **params, n_neighbors=n_neighbors)
+    a, beta, info = rad(ts, **params, n_neighbors=n_neighbors, device=device)
     a_ref, beta_ref = dense_rad([t.toarray() for t in ts], **params)
     assert info["diffusion"] == (
         "dense" if n_neighbors is None else "sparse, 13 neighbours per row"

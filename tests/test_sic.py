@@ -48,12 +48,12 @@ def test_each_loss_term_is_its_formula():
         entropy_weight=5.0,
         ce_weight=0.1,
     )
-    assert parts["consistency"] == pytest.approx(consistency, rel=1e-10)
-    assert parts["entropy"] == pytest.approx(entropy, rel=1e-10)
-    assert parts["cross_entropy"] == pytest.approx(cross_entropy, rel=1e-10)
+    assert float(parts["consistency"]) == pytest.approx(consistency, rel=1e-10)
+    assert float(parts["entropy"]) == pytest.approx(entropy, rel=1e-10)
+    assert float(parts["cross_entropy"]) == pytest.approx(cross_entropy, rel=1e-10)
     expected = consistency - 5.0 * entropy + 0.1 * cross_entropy
     assert loss.item() == pytest.approx(expected, rel=1e-10)
-    assert parts["loss"] == pytest.approx(expected, rel=1e-10)
+    assert float(parts["loss"]) == pytest.approx(expected, rel=1e-10)
 
 
 def test_pseudo_labels_carry_no_gradient_into_the_features():

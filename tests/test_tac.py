@@ -78,9 +78,9 @@ def test_head_loss_on_a_fixed_batch_matches_tac_md():
     distill = _reference_distill(p_v, p_t_nb, 0.5) + _reference_distill(p_t, p_v_nb, 0.5)
     consist = float(-np.mean(np.log((p_t * p_v).sum(axis=1))))
     entropy = _reference_entropy(p_t) + _reference_entropy(p_v)
-    assert parts["distill"] == pytest.approx(distill, rel=1e-4)
-    assert parts["consistency"] == pytest.approx(consist, rel=1e-4)
-    assert parts["entropy"] == pytest.approx(entropy, rel=1e-4)
+    assert float(parts["distill"]) == pytest.approx(distill, rel=1e-4)
+    assert float(parts["consistency"]) == pytest.approx(consist, rel=1e-4)
+    assert float(parts["entropy"]) == pytest.approx(entropy, rel=1e-4)
     assert loss.item() == pytest.approx(distill + consist - 5 * entropy, rel=1e-4)
 
 

@@ -165,8 +165,8 @@ def test_combined_labelling_is_the_mean_of_the_spaces_probabilities():
         entropy += -(mean * np.log(mean)).sum()
     loss, parts = turtle_loss(probs, inner, 10.0)
     assert loss.item() == pytest.approx(ce - 10.0 * entropy, rel=1e-5)
-    assert parts["entropy"] == pytest.approx(entropy, rel=1e-5)
-    assert parts["cross_entropy"] == pytest.approx(ce, rel=1e-5)
+    assert float(parts["entropy"]) == pytest.approx(entropy, rel=1e-5)
+    assert float(parts["cross_entropy"]) == pytest.approx(ce, rel=1e-5)
 
 
 def test_fit_predict_reads_each_other_space_once_through_the_bundle():

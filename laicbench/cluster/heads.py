@@ -64,8 +64,9 @@ def tac_loss(
     batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
     temperature: float,
     entropy_weight: float,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """TAC's loss on one batch (text, image, text neighbour, image neighbour); returns parts."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """TAC's loss on one batch (text, image, text neighbour, image neighbour); returns (loss,
+    its parts as detached 0-dim tensors on the loss's device: read them once per epoch)."""
     text_head, image_head = heads
     text, image, text_nb, image_nb = batch
     p_t, p_v = text_head(text), image_head(image)
@@ -76,7 +77,8 @@ def tac_loss(
     consist = consistency(p_t, p_v)
     entropy = batch_entropy(p_t) + batch_entropy(p_v)
     loss = distill + consist - entropy_weight * entropy
-    parts = {"distill": distill.item(), "consistency": consist.item(), "entropy": entropy.item()}
+    parts = {"distill": distill, "consistency": consist, "entropy": entropy}
+    parts = {key: value.detach() for key, value in parts.items()}
     return loss, parts
 
 

@@ -76,12 +76,13 @@ GENERALIZATION = (
 
 
 def held_out_predictions(
-    x: np.ndarray, labels: np.ndarray, folds: int, seed: int, classifier: Callable[[], Any]
+    x: Any, labels: np.ndarray, folds: int, seed: int, classifier: Callable[[], Any]
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(held-out rows, predicted labels) per fold: the rows of `x` in a permutation drawn with
     `seed`, cut into `folds` folds (``np.array_split``), each predicted by a fresh
-    `classifier()` (a scikit-learn classifier) fitted to `labels` of the other folds; a training
-    part with one label predicts that label."""
+    `classifier()` (a scikit-learn classifier, or one with its ``fit``/``predict``, such as
+    ``TorchLogisticRegression`` on a tensor `x`) fitted to `labels` of the other folds; a
+    training part with one label predicts that label."""
     order = np.random.default_rng(seed).permutation(len(x))
     for held_out in np.array_split(order, min(folds, len(x))):
         train = np.setdiff1d(order, held_out, assume_unique=True)

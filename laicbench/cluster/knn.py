@@ -28,9 +28,12 @@ def cosine_knn(
     tie with it. Returns (indices (n, k) int64, similarities (n, k) float32), most similar first.
     Memory is bounded by query_chunk x key_chunk similarities at a time.
     """
-    q = unit_rows(queries)
     same = keys is None
-    kv = (q if same else unit_rows(keys)).to(device)
+    # queries already on a device are normalised there; host arrays stay on the host (moved a
+    # chunk at a time) unless they are the keys as well, which live on `device`
+    on_device = isinstance(queries, torch.Tensor) and queries.device.type != "cpu"
+    q = unit_rows(queries, device if same or on_device else "cpu")
+    kv = q if same else unit_rows(keys, device)
 
     def cosine(rows: slice, cols: slice) -> torch.Tensor:
         return q[rows].to(device) @ kv[cols].T
@@ -74,12 +77,12 @@ def top_k_by(
         best_sim = torch.full((qe - qs, k), -float("inf"), device=device)
         best_idx = torch.zeros((qe - qs, k), dtype=torch.long, device=device)
         for ks in range(0, m, key_chunk):
-            sims = score(slice(qs, qe), slice(ks, min(ks + key_chunk, m)))
-            if exclude_self:
-                rows = torch.arange(qe - qs, device=device)
-                cols = rows + qs - ks
-                inside = (cols >= 0) & (cols < sims.shape[1])
-                sims[rows[inside], cols[inside]] = -float("inf")
+            ke = min(ks + key_chunk, m)
+            sims = score(slice(qs, qe), slice(ks, ke))
+            first, last = max(qs, ks), min(qe, ke)  # the items both queries and keys here
+            if exclude_self and first < last:
+                rows = torch.arange(first - qs, last - qs, device=device)
+                sims[rows, rows + qs - ks] = -float("inf")
             top = min(k, sims.shape[1])
             s, i = sims.topk(top, dim=1)
             merged_sim = torch.cat([best_sim, s], dim=1)
