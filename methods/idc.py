@@ -183,7 +183,7 @@ class Idc(Method):
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            return {"loss": loss.item()}
+            return {"loss": loss.detach()}  # summed on the device, read once per epoch
 
         head.train()
         warmup = train_epochs(warm, n, batch, self.warmup_epochs, gen, device)
@@ -305,14 +305,14 @@ def mine_queries(
     diversity = torch.full_like(base, float("inf"))
     taken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     chosen = []
-    for i in range(budget):
+    for i in range(budget):  # the picks stay on the device: one read-back at the end
         score = base if i == 0 else base + diversity_weight * diversity
-        pick = int(score.masked_fill(taken, float("-inf")).argmax())
+        pick = score.masked_fill(taken, float("-inf")).argmax()
         chosen.append(pick)
         taken[pick] = True
         new = (1 - x @ x[pick]).clamp_min(1e-12).log()
         diversity = torch.minimum(diversity, new)
-    return np.asarray(chosen, dtype=np.int64)
+    return torch.stack(chosen).cpu().numpy().astype(np.int64)
 
 
 def simulate_feedback(x, centers, queries: np.ndarray, candidates: int, labels) -> dict:
@@ -353,12 +353,15 @@ def update_pseudo_labels(probs, current, confidence: float, share: float):
 
     conf, pred = probs.max(dim=1)
     per_cluster = math.ceil(len(probs) / probs.shape[1] * share)
-    new = torch.full_like(current, -1)
-    for k in pred.unique():
-        rows = torch.nonzero(pred == k).squeeze(1)
-        best = rows[conf[rows].argsort(descending=True)[:per_cluster]]
-        best = best[conf[best] > confidence]
-        new[best] = k
+    # each row's rank among the rows predicted in its cluster, by confidence (no host sync):
+    # sort by confidence, then stably by cluster, and count from each cluster's first row
+    order = conf.argsort(descending=True)
+    order = order[pred[order].argsort(stable=True)]
+    counts = torch.bincount(pred, minlength=probs.shape[1])
+    starts = counts.cumsum(0) - counts
+    rank = torch.empty_like(pred)
+    rank[order] = torch.arange(len(pred), device=pred.device) - starts[pred[order]]
+    new = torch.where((rank < per_cluster) & (conf > confidence), pred, torch.full_like(pred, -1))
     out = torch.where(current < 0, new, current)
     return out.masked_fill(conf < confidence, -1)
 
