@@ -16,6 +16,10 @@ BUILTIN = (
     "laicbench.methods.temi",
     "laicbench.methods.turtle",
     "laicbench.methods.ntk_sc",
+    "laicbench.methods.ssc_omp",
+    "laicbench.methods.ensc",
+    "laicbench.methods.cpp",
+    "laicbench.methods.pro_dsc",
     "laicbench.methods.zeroshot",
 )
 FIGURES = ("laicbench.methods.ours_figures",)
