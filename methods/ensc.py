@@ -104,7 +104,7 @@ class EnSC(SelfExpressiveMethod):
         images."""
         if size != "imagenet":
             return []
-        label = "ensc: elastic nets (ORGEN) and spectral clustering, 50,000 test images"
+        label = "ensc: elastic nets (ORGEN) of 50,000 test images"
         return [(label, SelfExpressiveStep("ensc", "cpu"))]
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:

@@ -229,7 +229,7 @@ class TrainingStep:
     `TEST_PROBE` synthetic test images, extrapolated quadratically to 50,000 (its cost is
     chunked n x n work); the spectral clustering of 50,000 nodes is timed by spectral's row."""
 
-    PROBE = 3
+    PROBE = 2
     TEST_PROBE = 5000
 
     def __init__(self, cls: type, device: str):

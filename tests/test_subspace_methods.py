@@ -29,6 +29,9 @@ from laicbench.data.features_file import FeaturesFile
 
 # cpp and pro-dsc at a size that trains in seconds
 SMALL_NET = {"hidden": 64, "z_dim": 16, "epochs": 10, "batch_size": 250, "warmup": 4}
+# and long enough to learn the subspaces (100 steps at a larger learning rate)
+TRAINED_NET = {"hidden": 128, "z_dim": 16, "epochs": 10, "batch_size": 100, "warmup": 20}
+TRAINED_NET.update(lr=0.01, lr_c=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -332,15 +335,24 @@ def test_subspace_nets_run_via_the_cli_and_record_their_selection(cli, subspaces
     assert artefacts["resolved"]["z_dim"] == 16
 
 
-@pytest.mark.parametrize("method", ["cpp", "pro-dsc"])
-def test_subspace_nets_beat_kmeans_on_a_union_of_subspaces(subspaces, method):
+def test_cpp_recovers_the_subspaces_where_kmeans_fails(subspaces):
+    """CPP's network trained at 1e-2 (its official 1e-4 is for 50,000 images) on 1,000 train
+    images from 5 subspaces; the test split's Sinkhorn membership is spectrally clustered."""
     data = FeaturesFile(subspaces).load("features-file", "cpu", DataSettings())
-    cls = registry.methods.get(method)
 
     def accuracy(name: str, **params) -> float:
         runner = registry.methods.get(name)(**params)
         labels = runner.fit_predict(FeatureBundle(data, runner.needs, "uos", "cpu"), 5, 0)
         return cluster_accuracy(data.labels_test, labels)
 
-    assert accuracy(method, **SMALL_NET, lr=0.01, lr_c=0.01) >= accuracy("clip-kmeans") + 0.15
-    assert cls.tags >= {"heavy"}
+    assert accuracy("clip-kmeans") < 0.6
+    assert accuracy("cpp", **TRAINED_NET) >= 0.85
+
+
+def test_bench_scale_extrapolates_to_the_value_a_cifar10_run_takes():
+    from laicbench.bench.methods import scaled_default
+
+    assert scaled_default(registry.methods.get("cpp"), "epochs") == 15  # CPP's CIFAR-10 setting
+    assert scaled_default(registry.methods.get("pro-dsc"), "epochs") == 10
+    assert scaled_default(registry.methods.get("temi"), "epochs") == 100  # a plain default
+    assert scaled_default(registry.methods.get("cpp"), "no_such_parameter") is None
