@@ -335,18 +335,28 @@ def test_subspace_nets_run_via_the_cli_and_record_their_selection(cli, subspaces
     assert artefacts["resolved"]["z_dim"] == 16
 
 
-def test_cpp_recovers_the_subspaces_where_kmeans_fails(subspaces):
-    """CPP's network trained at 1e-2 (its official 1e-4 is for 50,000 images) on 1,000 train
-    images from 5 subspaces; the test split's Sinkhorn membership is spectrally clustered."""
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("cpp", TRAINED_NET),
+        # on batches of 100 and 16-d heads the fallback weights (300, 400) swamp the coding
+        # rate (it then stays near chance, 0.39 measured); a tenth of them learns
+        ("pro-dsc", {**TRAINED_NET, "gamma": 30.0, "beta": 40.0}),
+    ],
+)
+def test_subspace_nets_recover_the_subspaces_where_kmeans_fails(subspaces, method, params):
+    """The network trained at 1e-2 (the official 1e-4 is for 50,000 images) for 100 steps on
+    1,000 train images from 5 subspaces; the test split's affinity is spectrally clustered
+    (measured: cpp 0.95, pro-dsc 0.89; k-means 0.36)."""
     data = FeaturesFile(subspaces).load("features-file", "cpu", DataSettings())
 
-    def accuracy(name: str, **params) -> float:
-        runner = registry.methods.get(name)(**params)
+    def accuracy(name: str, **kwargs) -> float:
+        runner = registry.methods.get(name)(**kwargs)
         labels = runner.fit_predict(FeatureBundle(data, runner.needs, "uos", "cpu"), 5, 0)
         return cluster_accuracy(data.labels_test, labels)
 
     assert accuracy("clip-kmeans") < 0.6
-    assert accuracy("cpp", **TRAINED_NET) >= 0.85
+    assert accuracy(method, **params) >= 0.8
 
 
 def test_bench_scale_extrapolates_to_the_value_a_cifar10_run_takes():
@@ -356,3 +366,11 @@ def test_bench_scale_extrapolates_to_the_value_a_cifar10_run_takes():
     assert scaled_default(registry.methods.get("pro-dsc"), "epochs") == 10
     assert scaled_default(registry.methods.get("temi"), "epochs") == 100  # a plain default
     assert scaled_default(registry.methods.get("cpp"), "no_such_parameter") is None
+
+
+def test_each_declares_its_imagenet_size_steps():
+    from laicbench.bench.methods import imagenet_jobs
+
+    for name in ("ssc-omp", "ensc", "cpp", "pro-dsc"):
+        (label,) = [label for label, _ in imagenet_jobs([name], "cpu")]
+        assert label.startswith(name + ":") and "50,000" in label
