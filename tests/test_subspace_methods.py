@@ -89,7 +89,8 @@ def test_omp_stops_once_the_residual_is_small():
 @pytest.mark.parametrize("tau", [1.0, 0.7])
 def test_elastic_net_rows_satisfy_the_optimality_conditions(unit_points, tau):
     """KKT of min tau|c|_1 + (1-tau)/2 |c|^2 + g/2 |x_j - c X|^2 over all other points, though
-    ORGEN only ever solved on working sets of 10: on the support g x_i.r - (1-tau) c_i =
+    ORGEN only ever solved on working sets of 10 (to the solver tolerance): on the support
+    g x_i.r - (1-tau) c_i =
     tau sign(c_i), off it |g x_i.r| <= tau."""
     gamma = 20.0
     c = elastic_net_self_representation(
@@ -103,8 +104,8 @@ def test_elastic_net_rows_satisfy_the_optimality_conditions(unit_points, tau):
         on = np.flatnonzero(c[j])
         off = np.setdiff1d(np.flatnonzero(c[j] == 0), [j])
         assert c[j, j] == 0 and len(on) > 0
-        np.testing.assert_allclose(gradient[on], tau * np.sign(c[j, on]), atol=1e-4)
-        assert np.abs(gradient[off]).max() <= tau + 1e-4
+        np.testing.assert_allclose(gradient[on], tau * np.sign(c[j, on]), atol=5e-4)
+        assert np.abs(gradient[off]).max() <= tau + 5e-4
 
 
 def test_elastic_net_keeps_the_largest_coefficients(unit_points):

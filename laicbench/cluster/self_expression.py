@@ -153,7 +153,7 @@ def elastic_net_point(
     # scikit-learn's objective 1/(2d) ||y - A c||^2 + a r ||c||_1 + a (1 - r)/2 ||c||^2 is ours
     # divided by g d: a = 1 / (g d), r = tau
     solver = ElasticNet(
-        alpha=1.0 / (weight * d), l1_ratio=tau, fit_intercept=False, tol=1e-7, max_iter=10_000
+        alpha=1.0 / (weight * d), l1_ratio=tau, fit_intercept=False, precompute=True, tol=1e-5
     )
     others = n - 1
     if others <= support_size:
