@@ -157,6 +157,16 @@ class _RunMethod:
         return seconds, seconds * self.factor, note
 
 
+def scaled_default(cls: type, param: str) -> Any:
+    """The value parameter `param` of method class `cls` takes in a CIFAR-10-size bench run at
+    its defaults (a per-dataset setting or a fallback where the default is None; None for a
+    name that is not a parameter): what --scale extrapolates to."""
+    if param not in cls.param_names():
+        return None
+    size = SIZES["cifar10"]
+    return cls.value_in_run(param, size["dataset"], size["n_train"], size["k"])
+
+
 def cifar10_jobs(
     methods: list[str], device: str, scaled: dict[str, tuple[str, Any]] | None = None
 ) -> list[tuple[str, Callable]]:
@@ -175,7 +185,7 @@ def cifar10_jobs(
         factor = 1.0
         if name in (scaled or {}):
             param, value = scaled[name]
-            default = cls().get_params()[param]
+            default = scaled_default(cls, param)
             params = {param: value}
             factor = default / value
         jobs.append((name, DeviceJob(_RunMethod(name, run_device, params, factor), run_device)))

@@ -176,6 +176,7 @@ def _scaled(item: str, methods: list[str]) -> tuple[str, str, float]:
     """(method, parameter, value) of a --scale METHOD.PARAM=VALUE; UserError when it is not a
     positive number for a numeric parameter of a benchmarked method."""
     from laicbench.api import registry
+    from laicbench.bench.methods import scaled_default
 
     key, sep, text = item.partition("=")
     method, dot, param = key.partition(".")
@@ -184,7 +185,7 @@ def _scaled(item: str, methods: list[str]) -> tuple[str, str, float]:
     method = registry.methods.canonical(method.strip())
     if method not in methods:
         raise UserError(f"--scale {item}: method {method!r} is not among --methods")
-    default = registry.methods.get(method)().get_params().get(param.strip())
+    default = scaled_default(registry.methods.get(method), param.strip())
     try:
         value = float(text)
     except ValueError:

@@ -107,3 +107,26 @@ def knn_graph(x: np.ndarray | torch.Tensor, k: int, *, device: str = "cpu"):
     ones = np.ones(rows.size, dtype=np.float32)
     a = sp.csr_matrix((ones, (rows, columns.ravel())), shape=(n, n))
     return (0.5 * (a + a.T)).tocsr()
+
+
+def weighted_knn_graph(
+    score: Callable[[slice, slice], torch.Tensor],
+    n: int,
+    k: int,
+    weight: Callable[[np.ndarray], np.ndarray] | None = None,
+    *,
+    device: str = "cpu",
+):
+    """The symmetrised weighted k-NN graph of `n` items under a pairwise `score` given block-wise
+    (as ``top_k_by``; the item itself left out): a sparse scipy CSR matrix (n, n),
+    0.5 (A + A^T) with A[i, j] = weight(score) for the `k` highest-scoring j of row i (`weight`
+    maps the float64 scores; None keeps them)."""
+    import scipy.sparse as sp
+
+    columns, scores = top_k_by(score, n, n, k, exclude_self=True, device=device)
+    values = scores.astype(np.float64)
+    if weight is not None:
+        values = weight(values)
+    rows = np.repeat(np.arange(n), k)
+    a = sp.csr_matrix((values.ravel(), (rows, columns.ravel())), shape=(n, n))
+    return (0.5 * (a + a.T)).tocsr()
