@@ -269,7 +269,9 @@ def test_cpp_loss_is_rate_reduction_with_the_sinkhorn_membership():
         )
     penalty = 0.05 * 0.5 * float((pi**2).sum())
     assert float(parts["membership_rate"]) == pytest.approx(compression, rel=1e-4)
-    assert float(loss) == pytest.approx(-float(parts["coding_rate"]) + compression + penalty, rel=1e-4)
+    assert float(loss) == pytest.approx(
+        -float(parts["coding_rate"]) + compression + penalty, rel=1e-4
+    )
 
 
 def test_pro_dsc_refuses_a_batch_not_larger_than_k(subspaces):
