@@ -3,6 +3,7 @@ dataset, and the refusal where a run has no images."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -64,8 +65,6 @@ def test_lora_computes_w_x_plus_scaled_b_a_x():
 
 def test_add_lora_wraps_the_linear_layers_and_freezes_the_rest():
     visual = load_backbone(BackboneSpec.parse("tiny-random"), "cpu").model.visual
-    import copy
-
     tower = copy.deepcopy(visual)
     adapters = add_lora(tower, rank=2, alpha=4.0)
     wrapped = [m for m in tower.modules() if isinstance(m, LoRALinear)]
@@ -103,8 +102,6 @@ def _tiny_image_features(n_train: int = 12, n_test: int = 6, n_classes: int = 3)
         ).numpy()
         image_train, image_test = encode(train), encode(test)
     tower = backbone.model.visual
-    import copy
-
     kept = copy.deepcopy(tower).float()  # one copy, returned each time: the test inspects it
     nouns = rng.normal(size=(40, image_train.shape[1])).astype(np.float32)
     data = DatasetFeatures(
