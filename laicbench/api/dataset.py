@@ -72,8 +72,10 @@ class Dataset:
         return None
 
     def lacks(self, need: Need) -> str | None:
-        """Why this dataset cannot provide `need` (checked before any run), or None when it can."""
-        del need
+        """Why this dataset cannot provide `need` (checked before any run), or None when it can.
+        Only image datasets have images and an image tower."""
+        if need is Need.IMAGE_TOWER:
+            return "it has no images (only image datasets do)"
         return None
 
     def backbone_for(self, requested: str | None, default: str) -> str:

@@ -29,6 +29,28 @@ class Need(str, Enum):
     # image features of the same dataset under other backbones; granted to a run whose method
     # names them (Method.extra_backbones) as well as to one that declares it
     IMAGE_SPACES = "image_spaces"
+    # the train and test images (without labels) and a trainable copy of the backbone's image
+    # tower: only image datasets give it (demo benchmarks and features files have no images)
+    IMAGE_TOWER = "image_tower"
+
+
+@dataclass(frozen=True)
+class ImageTower:
+    """A dataset's images and the backbone's image tower, for methods that fine-tune it.
+
+    ``new_tower()`` returns a fresh copy of the open_clip visual tower (the cached, frozen model
+    is never touched); ``transform`` maps a PIL image to its normalised input tensor;
+    ``train_images``/``test_images`` are the PIL images of both splits in the order of
+    ``image_train``/``image_test`` (no labels). ``precision`` and ``batch_size`` are the run's
+    extraction settings.
+    """
+
+    new_tower: Callable[[], Any]
+    transform: Callable[[Any], Any]
+    train_images: Sequence[Any]
+    test_images: Sequence[Any]
+    precision: str = "fp32"
+    batch_size: int = 256
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,13 @@ class DatasetFeatures:
     # backbone name -> (image_train, image_test) of the same images under that backbone, in the
     # same order; set by the runner for the backbones a method asks for (Method.extra_backbones)
     image_space_loader: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = None
+    # the images and a copy of the image tower (image datasets only)
+    image_tower_loader: Callable[[], ImageTower] | None = None
+
+    @functools.cached_property
+    def image_tower(self) -> ImageTower | None:
+        """The dataset's images and image tower, or None when it has no images."""
+        return None if self.image_tower_loader is None else self.image_tower_loader()
 
     @functools.cached_property
     def noun_features(self) -> np.ndarray | None:
@@ -155,6 +184,12 @@ class FeatureBundle:
         interactive method is one, shown apart and never ranked). The method records how many
         it read (its feedback budget)."""
         return np.asarray(self._granted(Need.FEEDBACK, "labels_train"))
+
+    @property
+    def image_tower(self) -> ImageTower:
+        """The images of both splits (no labels) and a trainable copy of the image tower;
+        requires Need.IMAGE_TOWER (image datasets only)."""
+        return self._granted(Need.IMAGE_TOWER, "image_tower")
 
     def image_spaces(self, backbones: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(image_train, image_test) of the same images under each of `backbones` (rows in the

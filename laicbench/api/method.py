@@ -121,6 +121,13 @@ class Method:
         return {name: sig.parameters[name].default for name in cls.param_names()}
 
     @classmethod
+    def run_needs(cls, params: dict[str, Any]) -> frozenset[Need]:
+        """The inputs a run with `params` reads: ``needs``, plus what an option that is off by
+        default asks for (a method overrides this then)."""
+        del params
+        return cls.needs
+
+    @classmethod
     def from_params(cls, params: dict[str, Any]) -> Method:
         """Instantiate with `params` over the defaults; UserError naming any unknown parameter.
 

@@ -229,6 +229,8 @@ class FeaturesFile(Dataset):
     def lacks(self, need: Need) -> str | None:
         """A features file never has a text encoder; it has nouns (and per-template nouns) only
         when it stores them."""
+        if need is Need.IMAGE_TOWER:
+            return "a features file has no images nor image tower"
         if need is Need.TEXT_ENCODER:
             return "a features file has no text encoder (no backbone made it here)"
         if need is Need.NOUNS and self._read().noun_words is None:

@@ -121,6 +121,11 @@ class ImageDataset(Dataset):
             report[split] = {"count": len(data.sample_ids), "per_class": per_class.tolist()}
         return report
 
+    def lacks(self, need: Need) -> str | None:
+        """An image dataset gives every input a method can declare."""
+        del need
+        return None
+
     def settings_read(self, needs: frozenset[Need]) -> frozenset[str]:
         """The extraction precision and the vocabulary (whose noun features only methods that
         need nouns read, and only theirs fingerprint)."""

@@ -11,7 +11,7 @@ fields (``laicbench.data.attacks``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from importlib.metadata import version
 from typing import Any, Protocol
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from laicbench.api.backbone_spec import BackboneSpec
-from laicbench.api.features import DatasetFeatures
+from laicbench.api.features import DatasetFeatures, ImageTower
 from laicbench.api.settings import DataSettings
 from laicbench.data.backbone import Backbone, load_backbone, weights_identity
 from laicbench.data.cache import FeatureCache
@@ -264,6 +264,42 @@ def vocabulary_template_features(
     )
 
 
+class UnlabelledImages(Sequence):
+    """The images of a sequence of (image, label) items, read lazily, without their labels."""
+
+    def __init__(self, items: Sequence[Any]):
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self._items[index][0]
+
+
+def image_tower(
+    dataset: ImageSource, backbone: Backbone, device: str, settings: DataSettings
+) -> ImageTower:
+    """The clean images of both splits (labels dropped) and fresh copies of the backbone's
+    image tower, for a method that fine-tunes it (its features cache stays untouched)."""
+    import copy
+
+    def images(split: str) -> Sequence[Any]:
+        return UnlabelledImages(dataset.split(split).images)
+
+    test = images("test")
+    return ImageTower(
+        new_tower=lambda: copy.deepcopy(backbone.model.visual).float(),
+        transform=backbone.image_transform(dataset.resize_ratio),
+        train_images=test if dataset.test_only else images("train"),
+        test_images=test,
+        precision=settings.resolved_precision(device),
+        batch_size=settings.batch_size,
+    )
+
+
 def image_dataset_features(
     dataset: ImageSource, spec: BackboneSpec, device: str, settings: DataSettings
 ) -> DatasetFeatures:
@@ -313,6 +349,7 @@ def image_dataset_features(
         noun_features_loader=nouns,
         noun_template_features_loader=noun_templates,
         text_encoder_loader=lambda: backbone.text_encoder,
+        image_tower_loader=lambda: image_tower(dataset, backbone, device, settings),
         info={
             "kind": "images",
             "root": str(dataset.root),

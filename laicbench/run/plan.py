@@ -20,6 +20,7 @@ from laicbench.api import registry
 from laicbench.api.backbone_spec import DEFAULT_BACKBONE
 from laicbench.api.dataset import suite_members
 from laicbench.api.errors import UserError
+from laicbench.api.features import Need
 from laicbench.api.method import method_source_sha256
 from laicbench.api.settings import AttackSpec, DataSettings
 from laicbench.data.attacks import resolve_attack
@@ -227,8 +228,19 @@ def check_datasets(specs: list[RunSpec], settings: DataSettings) -> None:
     or cannot give a method of `specs` an input it declares in its ``needs``."""
     for name in dict.fromkeys(name for spec in specs for name in spec.datasets):
         resolve_dataset(name, settings).check_available()
-    for method, dataset in dict.fromkeys((spec.method, spec.dataset) for spec in specs):
-        for need in sorted(registry.methods.get(method).needs, key=lambda n: n.value):
+    checked = set()
+    for spec in specs:
+        method, dataset = spec.method, spec.dataset
+        needs = registry.methods.get(method).run_needs(spec.params)
+        if (method, dataset, needs) in checked:
+            continue
+        checked.add((method, dataset, needs))
+        if Need.IMAGE_TOWER in needs and spec.attack is not None:
+            raise UserError(
+                f"method {method!r} with these parameters fine-tunes the image tower on the "
+                "clean images, which an attack would bypass; run it without --attack"
+            )
+        for need in sorted(needs, key=lambda n: n.value):
             reason = resolve_dataset(dataset, settings).lacks(need)
             if reason:
                 raise UserError(

@@ -225,7 +225,7 @@ def _fit_and_score(
         info=data.info,
     )
     method = method_cls.from_params(spec.params)
-    needs = method_cls.needs
+    needs = method_cls.run_needs(spec.params)
     if data.image_space_loader is not None:  # the method names other backbones
         needs = needs | {Need.IMAGE_SPACES}
     bundle = FeatureBundle(data, needs, spec.settings_dataset, device, spec.backbone)
