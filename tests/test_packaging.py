@@ -82,3 +82,21 @@ def test_python_m_laicbench_usage_error_exit_status(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("laicbench: error:")
     assert "Traceback" not in proc.stderr
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    """A sub-package missing from pyproject's explicit list is left out of wheels (the installed
+    CLI then fails with ModuleNotFoundError), while the editable install hides it."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    root = Path(__file__).parents[1]
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(("laicbench", *init.parent.relative_to(root / "laicbench").parts))
+        for init in (root / "laicbench").rglob("__init__.py")
+    }
+    assert found <= listed, sorted(found - listed)
