@@ -127,3 +127,15 @@ def test_timed_waits_for_the_gpus_once_cuda_is_in_use(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)  # a CPU-only process
     timed(lambda: events.append("step"))
     assert events == ["step"]
+
+
+def test_scale_extrapolates_to_epochs_a_method_resolves_by_its_own_rule():
+    # SAC leaves epochs at None and picks 30 below 512 clusters in its training_config
+    from laicbench.api import registry
+    from laicbench.bench.methods import scaled_default
+
+    assert scaled_default(registry.methods.get("sac"), "epochs") == 30
+    assert scaled_default(registry.methods.get("sac"), "batch_size") == 512
+    assert scaled_default(registry.methods.get("tac"), "epochs") == 20  # TAC's own rule
+    run = cifar10_jobs(["sac"], "cpu", {"sac": ("epochs", 3)})[0][1].job
+    assert (run.params, run.factor) == ({"epochs": 3}, 10.0)

@@ -164,7 +164,23 @@ def scaled_default(cls: type, param: str) -> Any:
     if param not in cls.param_names():
         return None
     size = SIZES["cifar10"]
-    return cls.value_in_run(param, size["dataset"], size["n_train"], size["k"])
+    value = cls.value_in_run(param, size["dataset"], size["n_train"], size["k"])
+    if value is None:
+        value = _training_config(cls, size).get(param)
+    return value
+
+
+def _training_config(cls: type, size: dict[str, Any]) -> dict[str, Any]:
+    """The run's training settings where a method resolves them by a rule of its own in a
+    ``training_config`` method (SAC's epochs by K, TAC's by dataset); {} without one."""
+    import inspect
+
+    config = getattr(cls, "training_config", None)
+    if config is None:
+        return {}
+    args = {"dataset": size["dataset"], "n_train": size["n_train"], "n_clusters": size["k"]}
+    accepted = inspect.signature(config).parameters
+    return config(cls(), **{name: value for name, value in args.items() if name in accepted})
 
 
 def cifar10_jobs(
