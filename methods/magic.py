@@ -35,14 +35,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from laicbench.methods.noun_selecting import SEMANTIC_CENTERS_SPACE, NounSelectingMethod
+from laicbench.methods.noun_selecting import CounterpartTrainingMethod, NounSelectingMethod
 
 from laicbench.api import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
     POSITIVE,
     FeatureBundle,
-    FloatRange,
     Interval,
     Resources,
     merge_settings,
@@ -72,7 +71,7 @@ MAGIC_DATASET_SETTINGS: dict[str, dict[str, Any]] = {
 
 @register_method("magic")
 @dataclass
-class Magic(NounSelectingMethod):
+class Magic(CounterpartTrainingMethod):
     """MAGIC (adapted: fine and coarse text from the noun bank): cross-granularity attention,
     bottleneck adapters, image and text heads trained by cluster-level distillation."""
 
@@ -125,31 +124,6 @@ class Magic(NounSelectingMethod):
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = merge_settings(
         NounSelectingMethod.dataset_settings, MAGIC_DATASET_SETTINGS
     )
-    # the retrieval temperature (VLM4Cluster's profiles: 0.001-0.05), k_s and the distillation T
-    param_space = {
-        "tau": FloatRange(1e-3, 0.1, log=True),
-        "n_semantic_centers": SEMANTIC_CENTERS_SPACE,
-        "temperature": FloatRange(0.5, 2.5),
-    }
-
-    @classmethod
-    def value_in_run(cls, name: str, dataset: str, n_train: int, n_clusters: int) -> Any:
-        """tau: its per-dataset value, else 0.005; others as the base's."""
-        if name == "tau":
-            return cls().resolved("tau", dataset, 0.005)
-        return super().value_in_run(name, dataset, n_train, n_clusters)
-
-    @classmethod
-    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
-        """At ImageNet-1K size: TAC's selection, counterparts and k-NN, and MAGIC's training
-        (100 epochs of 8,192: 15,600 steps)."""
-        from laicbench.api.bench import PrimitiveStep, RepeatedStep
-
-        if size != "imagenet":
-            return []
-        shared = [PrimitiveStep.job(s, device) for s in ("counterparts", "knn")]
-        training = RepeatedStep(_bench_training_step, device, 15_600, "a step of batch 8,192")
-        return [*super().bench_steps(size, device), *shared, ("magic: training", training)]
 
     def fit_predict(self, features: FeatureBundle, n_clusters: int, seed: int) -> np.ndarray:
         """Train the model on the train split; its image branch labels the test split."""
@@ -337,3 +311,6 @@ def _bench_training_step(device: str) -> Callable[[], None]:
         optimiser.step()
 
     return step
+
+
+Magic.training_step = ("magic: training", _bench_training_step)  # defined below the class

@@ -10,7 +10,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from laicbench.api import AT_LEAST_ONE, Constraint, FeatureBundle, Method, Need, Scaled
+from laicbench.api import (
+    AT_LEAST_ONE,
+    Constraint,
+    FeatureBundle,
+    FloatRange,
+    Method,
+    Need,
+    Scaled,
+)
 
 # TAC's number of semantic centers k_s per benchmark (its filter_nouns.py comment); other datasets
 # use max(round(N_train / 300), 3 K).
@@ -125,3 +133,39 @@ class NounSelectingMethod(Method):
             counts = Counter(self._selected_words[i] for i in nearest[labels == cluster])
             out[str(int(cluster))] = [[w, c] for w, c in counts.most_common(top)]
         return out
+
+
+class CounterpartTrainingMethod(NounSelectingMethod):
+    """The base of the methods that train on TAC's selected nouns and text counterparts
+    (``sac``, ``magic``): their search space (the retrieval temperature `tau`, k_s and a
+    distillation or contrast temperature), `tau`'s default of 0.005 where no per-dataset value
+    is given, and their ImageNet-1K bench steps (TAC's selection, counterparts and k-NN, then
+    ``training_step``: its label and the module-level builder of one step, so that it pickles)."""
+
+    DEFAULT_TAU: ClassVar[float] = 0.005
+    param_space = {
+        "tau": FloatRange(1e-3, 0.1, log=True),
+        "n_semantic_centers": SEMANTIC_CENTERS_SPACE,
+        "temperature": FloatRange(0.5, 2.5),
+    }
+    training_step: ClassVar[tuple[str, Callable[[str], Callable[[], None]]]]
+
+    @classmethod
+    def value_in_run(cls, name: str, dataset: str, n_train: int, n_clusters: int) -> Any:
+        """tau: its per-dataset value, else 0.005; others as the base's."""
+        if name == "tau":
+            return cls().resolved("tau", dataset, cls.DEFAULT_TAU)
+        return super().value_in_run(name, dataset, n_train, n_clusters)
+
+    @classmethod
+    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
+        """At ImageNet-1K size: TAC's selection, counterparts and k-NN, and the method's
+        training (100 epochs of 8,192: 15,600 steps)."""
+        from laicbench.api.bench import PrimitiveStep, RepeatedStep
+
+        if size != "imagenet":
+            return []
+        shared = [PrimitiveStep.job(s, device) for s in ("counterparts", "knn")]
+        label, build = cls.training_step
+        training = RepeatedStep(build, device, 15_600, "a step of batch 8,192")
+        return [*super().bench_steps(size, device), *shared, (label, training)]

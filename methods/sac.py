@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from laicbench.methods.noun_selecting import SEMANTIC_CENTERS_SPACE, NounSelectingMethod
+from laicbench.methods.noun_selecting import CounterpartTrainingMethod, NounSelectingMethod
 
 from laicbench.api import (
     AT_LEAST_ONE,
@@ -51,7 +51,6 @@ from laicbench.api import (
     NON_NEGATIVE,
     POSITIVE,
     FeatureBundle,
-    FloatRange,
     Resources,
     merge_settings,
     register_method,
@@ -65,7 +64,7 @@ LARGE_ABOVE = 512
 
 @register_method("sac")
 @dataclass
-class Sac(NounSelectingMethod):
+class Sac(CounterpartTrainingMethod):
     """SAC (adapted: TAC counterparts for BLIP-2 captions): text and image heads trained with
     reliability-weighted instance contrast, bidirectional alignment and balance."""
 
@@ -118,31 +117,6 @@ class Sac(NounSelectingMethod):
     dataset_settings: ClassVar[dict[str, dict[str, Any]]] = merge_settings(
         NounSelectingMethod.dataset_settings, {"imagenet": {"tau": 0.01}}
     )
-    # the retrieval temperature (VLM4Cluster's profiles: 0.005-0.06), k_s and the contrast's T
-    param_space = {
-        "tau": FloatRange(1e-3, 0.1, log=True),
-        "n_semantic_centers": SEMANTIC_CENTERS_SPACE,
-        "temperature": FloatRange(0.5, 2.5),
-    }
-
-    @classmethod
-    def value_in_run(cls, name: str, dataset: str, n_train: int, n_clusters: int) -> Any:
-        """tau: its per-dataset value, else 0.005; others as the base's."""
-        if name == "tau":
-            return cls().resolved("tau", dataset, 0.005)
-        return super().value_in_run(name, dataset, n_train, n_clusters)
-
-    @classmethod
-    def bench_steps(cls, size: str, device: str) -> list[tuple[str, Callable]]:
-        """At ImageNet-1K size: TAC's selection, counterparts and k-NN, and SAC's head training
-        (100 epochs of 8,192: 15,600 steps)."""
-        from laicbench.api.bench import PrimitiveStep, RepeatedStep
-
-        if size != "imagenet":
-            return []
-        shared = [PrimitiveStep.job(s, device) for s in ("counterparts", "knn")]
-        training = RepeatedStep(_bench_training_step, device, 15_600, "a step of batch 8,192")
-        return [*super().bench_steps(size, device), *shared, ("sac: head training", training)]
 
     def training_config(self, dataset: str, n_train: int, n_clusters: int) -> dict[str, Any]:
         """tau, epochs, batch size and neighbours of a run: the given values, else by K."""
@@ -312,3 +286,6 @@ def _bench_training_step(device: str) -> Callable[[], None]:
         optimiser.step()
 
     return step
+
+
+Sac.training_step = ("sac: head training", _bench_training_step)  # defined below the class
