@@ -368,3 +368,25 @@ def test_a_plugin_that_does_not_import_in_rays_workers_stops_the_sweep_first(
     assert result.status == 2 and len(result.err_lines) == 1
     assert "not in Ray's workers" in result.err and "driver only" in result.err
     assert not list(results.rglob("*.json"))
+
+
+def test_the_timeout_watcher_reads_thread_frames_with_no_garbage_collection(monkeypatch):
+    """A collection inside sys._current_frames (which holds the thread-list lock) can free a torch
+    tensor whose destructor needs that lock: a deadlock seen in the suite. The watcher must keep
+    the collector off during the call, and on again afterwards."""
+    import gc
+    import sys
+    import threading
+
+    from laicbench.run import timeout
+
+    seen = []
+
+    def frames():
+        seen.append(gc.isenabled())
+        return {}
+
+    monkeypatch.setattr(sys, "_current_frames", frames)
+    assert gc.isenabled()
+    assert timeout._importing(threading.current_thread()) is False
+    assert seen == [False] and gc.isenabled()

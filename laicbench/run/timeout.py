@@ -13,6 +13,7 @@ product) only when that call returns, its result discarded.
 from __future__ import annotations
 
 import ctypes
+import gc
 import sys
 import threading
 import time
@@ -78,9 +79,22 @@ def _stop_later(thread: threading.Thread, every_s: float = 0.05) -> None:
     threading.Thread(target=watch, name="laicbench-run-stopper", daemon=True).start()
 
 
+_FRAMES_LOCK = threading.Lock()
+
+
 def _importing(thread: threading.Thread) -> bool:
     """Whether `thread` is inside an import (a frame of importlib's bootstrap on its stack)."""
-    frame = sys._current_frames().get(thread.ident or -1)
+    # sys._current_frames holds the interpreter's thread-list lock while it allocates: a garbage
+    # collection there can free a torch tensor, whose destructor takes the GIL through that same
+    # lock and deadlocks the process; so no collection may run during the call
+    with _FRAMES_LOCK:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            frame = sys._current_frames().get(thread.ident or -1)
+        finally:
+            if collecting:
+                gc.enable()
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
             return True
