@@ -283,11 +283,11 @@ def magic_loss(anchor, text_neighbour, image_neighbour, method: Magic):
     balance = batch_entropy(p_v) + batch_entropy(p_t)
     loss = intra + inter + method.alignment_weight * align - method.balance_weight * balance
     parts = {
-        "loss": loss.item(),
-        "intra": intra.item(),
-        "inter": inter.item(),
-        "alignment": align.item(),
-        "balance": balance.item(),
+        "loss": loss.detach(),
+        "intra": intra.detach(),
+        "inter": inter.detach(),
+        "alignment": align.detach(),
+        "balance": balance.detach(),
     }
     return loss, parts
 

@@ -254,11 +254,11 @@ def sac_loss(probs: dict, method: Sac):
     balance = batch_entropy(p_t) + batch_entropy(p_v)
     loss = intra + inter + method.alignment_weight * align - method.balance_weight * balance
     parts = {
-        "loss": loss.item(),
-        "intra": intra.item(),
-        "inter": inter.item(),
-        "alignment": align.item(),
-        "balance": balance.item(),
+        "loss": loss.detach(),
+        "intra": intra.detach(),
+        "inter": inter.detach(),
+        "alignment": align.detach(),
+        "balance": balance.detach(),
     }
     return loss, parts
 

@@ -389,11 +389,11 @@ def seic_loss(outputs, logit_scale, history_share, cfg: dict, method: Seic):
         + method.delta * balance
     )
     parts = {
-        "loss": loss.item(),
-        "instance": instance.item(),
-        "assignment": assign.item(),
-        "center": center.item(),
-        "balance": balance.item(),
+        "loss": loss.detach(),
+        "instance": instance.detach(),
+        "assignment": assign.detach(),
+        "center": center.detach(),
+        "balance": balance.detach(),
     }
     return loss, parts
 

@@ -86,7 +86,7 @@ def test_sac_column_alignment_and_the_loss_of_its_parts():
         + method.alignment_weight * parts["alignment"]
         - method.balance_weight * parts["balance"]
     )
-    assert float(loss) == pytest.approx(total, rel=1e-5)
+    assert float(loss) == pytest.approx(float(total), rel=1e-5)
 
 
 def test_sac_training_settings_follow_the_number_of_clusters():
